@@ -1,0 +1,214 @@
+/*
+ * The emulator's hot path, in C because Unicorn calls it on every translated block.
+ *
+ * Unicorn 2.1.4 neither counts instructions cheaply nor performs Cortex-M exception entry
+ * and return (see the shared notes). Done from Python, a block hook costs ~1 us and an
+ * interrupt ~140 us. Here:
+ *   - a block hook adds the block's instruction count to the virtual clock and stops the
+ *     run when the clock reaches the scheduler's next deadline;
+ *   - an interrupt hook completes exception returns (EXC_RETURN) and reports every other
+ *     trap (SVC, BKPT, UDF, faults) to Python;
+ *   - harness_exc_entry() pushes the 8-word exception frame for an exception that the
+ *     Python NVIC has chosen.
+ * Policy (which exception, priorities, pending state) stays in Python; this file is only
+ * mechanism. Unicorn's API is reached through function pointers passed in the context, so
+ * the helper links against nothing and is built with the bundled zig toolchain.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct uc_struct uc_engine;
+typedef int (*uc_reg_fn)(uc_engine *, int, void *);
+typedef int (*uc_mem_fn)(uc_engine *, uint64_t, void *, size_t);
+typedef int (*uc_stop_fn)(uc_engine *);
+typedef int (*uc_hook_add_fn)(uc_engine *, size_t *, int, void *, void *, uint64_t, uint64_t, ...);
+
+/* Order must match REG_ORDER in native.py. */
+enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, BASEPRI,
+       FAULTMASK, NREGS };
+
+/* Stop reasons (bit mask), mirrored in native.py. */
+enum { STOP_DEADLINE = 1, STOP_TRAP = 2, STOP_RETURN = 4, STOP_MASK = 8, STOP_FAULT = 16,
+       STOP_REQUEST = 32 };
+
+/* Fault kinds detected here, mirrored in native.py. */
+enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING };
+
+#define MAX_CODE_REGIONS 4
+#define UC_HOOK_INTR 1
+#define UC_HOOK_BLOCK 8
+
+typedef struct {
+    uint64_t cycles;         /* virtual cycles executed (1 per instruction) */
+    uint64_t deadline;       /* stop the run once cycles >= deadline */
+    uint32_t stop_reasons;
+    uint32_t trap_intno;
+    uint32_t trap_pc;
+    uint32_t fault_kind;
+    uint32_t fault_addr;
+    uint32_t fault_exc_return;
+    uint32_t active_depth;   /* active exceptions, kept with the Python NVIC */
+    uint32_t returned_count; /* exception returns since Python last looked */
+    uint32_t stop_on_return; /* something is pending: let Python look after each return */
+    uint32_t stop_request;   /* set from MMIO callbacks, where uc_emu_stop would replay the access */
+    uint32_t watch_masks;    /* something is pending but masked: stop when a mask changes */
+    uint32_t watched_primask, watched_basepri, watched_faultmask;
+    uint32_t n_code;
+    uint32_t code_base[MAX_CODE_REGIONS];
+    uint32_t code_size[MAX_CODE_REGIONS];
+    const uint8_t *code_host[MAX_CODE_REGIONS];
+    int regs[NREGS];
+    uc_reg_fn reg_read, reg_write;
+    uc_mem_fn mem_read, mem_write;
+    uc_stop_fn emu_stop;
+    uc_hook_add_fn hook_add;
+} harness_ctx;
+
+static uint32_t rd(harness_ctx *c, uc_engine *uc, int reg) {
+    uint32_t v = 0;
+    c->reg_read(uc, c->regs[reg], &v);
+    return v;
+}
+
+static void wr(harness_ctx *c, uc_engine *uc, int reg, uint32_t v) {
+    c->reg_write(uc, c->regs[reg], &v);
+}
+
+static uint32_t count_thumb(const uint8_t *p, uint32_t size) {
+    uint32_t n = 0, off = 0;
+    while (off < size) {
+        uint16_t hw = (uint16_t)(p[off] | (p[off + 1] << 8));
+        off += (hw >> 11) >= 0x1D ? 4 : 2; /* 0b11101/0b11110/0b11111: 32-bit encoding */
+        n++;
+    }
+    return n;
+}
+
+static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size) {
+    for (uint32_t i = 0; i < c->n_code; i++) {
+        if (addr - c->code_base[i] < c->code_size[i] &&
+            addr + size - c->code_base[i] <= c->code_size[i])
+            return count_thumb(c->code_host[i] + (addr - c->code_base[i]), size);
+    }
+    uint8_t buf[4096];
+    if (size <= sizeof buf && c->mem_read(uc, addr, buf, size) == 0) return count_thumb(buf, size);
+    return size / 2;
+}
+
+static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+    harness_ctx *c = (harness_ctx *)user;
+    c->cycles += count_instructions(c, uc, (uint32_t)address, size);
+    if (c->cycles >= c->deadline) {
+        c->stop_reasons |= STOP_DEADLINE;
+        c->emu_stop(uc);
+    } else if (c->stop_request) {
+        c->stop_request = 0;
+        c->stop_reasons |= STOP_REQUEST;
+        c->emu_stop(uc);
+    } else if (c->watch_masks &&
+               (rd(c, uc, PRIMASK) != c->watched_primask ||
+                rd(c, uc, BASEPRI) != c->watched_basepri ||
+                rd(c, uc, FAULTMASK) != c->watched_faultmask)) {
+        c->stop_reasons |= STOP_MASK;
+        c->emu_stop(uc);
+    }
+}
+
+static int fail(harness_ctx *c, uint32_t kind, uint32_t addr) {
+    c->fault_kind = kind;
+    c->fault_addr = addr;
+    return (int)kind;
+}
+
+/* ARMv7-M ExceptionReturn(): pop the frame the matching entry pushed. */
+static int exception_return(harness_ctx *c, uc_engine *uc, uint32_t exc_return) {
+    c->fault_exc_return = exc_return;
+    uint32_t low = exc_return & 0xF;
+    if ((exc_return & 0xFFFFFFF0u) != 0xFFFFFFF0u || (low != 1 && low != 9 && low != 0xD))
+        return fail(c, FAULT_BAD_EXC_RETURN, exc_return);
+    int to_thread = low != 1, use_psp = low == 0xD;
+    if (to_thread != (c->active_depth == 1)) return fail(c, FAULT_BAD_EXC_RETURN, exc_return);
+
+    uint32_t frame_sp = use_psp ? rd(c, uc, PSP) : rd(c, uc, SP);
+    uint32_t f[8];
+    if (c->mem_read(uc, frame_sp, f, sizeof f) != 0) return fail(c, FAULT_UNSTACKING, frame_sp);
+    uint32_t xpsr = f[7];
+    uint32_t restored_ipsr = xpsr & 0x1FF;
+    if ((restored_ipsr == 0) != to_thread) return fail(c, FAULT_BAD_EXC_RETURN, exc_return);
+    uint32_t new_sp = frame_sp + 0x20 + ((xpsr >> 9) & 1) * 4;
+
+    uint32_t control = rd(c, uc, CONTROL);
+    wr(c, uc, CONTROL, (control & ~2u) | (use_psp ? 2u : 0u));
+    wr(c, uc, IPSR, restored_ipsr); /* switches mode and, with SPSEL, the active SP */
+    wr(c, uc, SP, new_sp);
+    wr(c, uc, R0, f[0]);
+    wr(c, uc, R1, f[1]);
+    wr(c, uc, R2, f[2]);
+    wr(c, uc, R3, f[3]);
+    wr(c, uc, R12, f[4]);
+    wr(c, uc, LR, f[5]);
+    wr(c, uc, XPSR, xpsr & ~(1u << 9));
+    wr(c, uc, PC, f[6] | 1);
+    c->active_depth--;
+    c->returned_count++;
+    return 0;
+}
+
+static void intr_hook(uc_engine *uc, uint32_t intno, void *user) {
+    harness_ctx *c = (harness_ctx *)user;
+    uint32_t pc = rd(c, uc, PC);
+    if (intno == 8) { /* EXCP_EXCEPTION_EXIT: PC holds EXC_RETURN without its Thumb bit */
+        if (exception_return(c, uc, pc | 1) != 0) {
+            c->stop_reasons |= STOP_FAULT;
+            c->trap_pc = rd(c, uc, LR);
+            c->emu_stop(uc);
+        } else if (c->stop_on_return) {
+            c->stop_reasons |= STOP_RETURN;
+            c->emu_stop(uc);
+        }
+        return;
+    }
+    c->stop_reasons |= STOP_TRAP;
+    c->trap_intno = intno;
+    c->trap_pc = pc;
+    c->emu_stop(uc);
+}
+
+/* ARMv7-M ExceptionEntry() without FP context: push the frame, enter handler mode. */
+int harness_exc_entry(uc_engine *uc, harness_ctx *c, uint32_t exc, uint32_t handler) {
+    uint32_t ipsr = rd(c, uc, IPSR);
+    uint32_t control = rd(c, uc, CONTROL);
+    uint32_t sp = rd(c, uc, SP);
+    uint32_t xpsr = rd(c, uc, XPSR);
+    uint32_t frame = (sp - 0x20) & ~7u;
+    uint32_t f[8] = {rd(c, uc, R0),  rd(c, uc, R1), rd(c, uc, R2),        rd(c, uc, R3),
+                     rd(c, uc, R12), rd(c, uc, LR), rd(c, uc, PC) & ~1u,
+                     (xpsr & ~(1u << 9)) | ((sp & 4) ? (1u << 9) : 0)};
+    if (c->mem_write(uc, frame, f, sizeof f) != 0) return fail(c, FAULT_STACKING, frame);
+    wr(c, uc, SP, frame);
+    uint32_t exc_return = ipsr != 0 ? 0xFFFFFFF1u : (control & 2) ? 0xFFFFFFFDu : 0xFFFFFFF9u;
+    wr(c, uc, IPSR, exc);
+    wr(c, uc, XPSR, (xpsr & 0xF80F0000u) | (1u << 24) | exc); /* flags kept, IT cleared */
+    wr(c, uc, LR, exc_return);
+    wr(c, uc, PC, handler | 1);
+    c->active_depth++;
+    return 0;
+}
+
+/* PC to resume from, with the Thumb bit set for uc_emu_start. */
+uint32_t harness_resume_pc(uc_engine *uc, harness_ctx *c) { return rd(c, uc, PC) | 1; }
+
+/* Snapshot the mask registers the block hook watches while something is pending. */
+void harness_watch_masks(uc_engine *uc, harness_ctx *c, uint32_t enable) {
+    c->watch_masks = enable;
+    c->watched_primask = rd(c, uc, PRIMASK);
+    c->watched_basepri = rd(c, uc, BASEPRI);
+    c->watched_faultmask = rd(c, uc, FAULTMASK);
+}
+
+int harness_install(uc_engine *uc, harness_ctx *c) {
+    size_t h1 = 0, h2 = 0;
+    int err = c->hook_add(uc, &h1, UC_HOOK_BLOCK, (void *)block_hook, c, (uint64_t)1, (uint64_t)0);
+    if (err) return err;
+    return c->hook_add(uc, &h2, UC_HOOK_INTR, (void *)intr_hook, c, (uint64_t)1, (uint64_t)0);
+}

@@ -1,0 +1,113 @@
+"""Build (once, cached by source hash) and bind the C helper that forms the CPU hot path."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from unicorn import arm_const
+from unicorn.unicorn_py3 import unicorn as _ucmod
+
+from harness.errors import BuildError
+from harness.paths import build_dir
+
+_SOURCE = Path(__file__).with_name("native.c")
+
+# Order matches the enum in native.c.
+REG_ORDER = (
+    arm_const.UC_ARM_REG_R0, arm_const.UC_ARM_REG_R1, arm_const.UC_ARM_REG_R2,
+    arm_const.UC_ARM_REG_R3, arm_const.UC_ARM_REG_R12, arm_const.UC_ARM_REG_LR,
+    arm_const.UC_ARM_REG_PC, arm_const.UC_ARM_REG_XPSR, arm_const.UC_ARM_REG_SP,
+    arm_const.UC_ARM_REG_IPSR, arm_const.UC_ARM_REG_CONTROL, arm_const.UC_ARM_REG_PSP,
+    arm_const.UC_ARM_REG_MSP, arm_const.UC_ARM_REG_PRIMASK, arm_const.UC_ARM_REG_BASEPRI,
+    arm_const.UC_ARM_REG_FAULTMASK,
+)  # fmt: skip
+
+STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK, STOP_FAULT, STOP_REQUEST = 1, 2, 4, 8, 16, 32
+FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING = 0, 1, 2, 3
+MAX_CODE_REGIONS = 4
+
+
+class NativeContext(ctypes.Structure):
+    """Mirror of `harness_ctx` in native.c; shared memory between Python and the hooks."""
+
+    _fields_ = [  # noqa: RUF012 - ctypes wants a class attribute
+        ("cycles", ctypes.c_uint64),
+        ("deadline", ctypes.c_uint64),
+        ("stop_reasons", ctypes.c_uint32),
+        ("trap_intno", ctypes.c_uint32),
+        ("trap_pc", ctypes.c_uint32),
+        ("fault_kind", ctypes.c_uint32),
+        ("fault_addr", ctypes.c_uint32),
+        ("fault_exc_return", ctypes.c_uint32),
+        ("active_depth", ctypes.c_uint32),
+        ("returned_count", ctypes.c_uint32),
+        ("stop_on_return", ctypes.c_uint32),
+        ("stop_request", ctypes.c_uint32),
+        ("watch_masks", ctypes.c_uint32),
+        ("watched_primask", ctypes.c_uint32),
+        ("watched_basepri", ctypes.c_uint32),
+        ("watched_faultmask", ctypes.c_uint32),
+        ("n_code", ctypes.c_uint32),
+        ("code_base", ctypes.c_uint32 * MAX_CODE_REGIONS),
+        ("code_size", ctypes.c_uint32 * MAX_CODE_REGIONS),
+        ("code_host", ctypes.c_void_p * MAX_CODE_REGIONS),
+        ("regs", ctypes.c_int * len(REG_ORDER)),
+        ("reg_read", ctypes.c_void_p),
+        ("reg_write", ctypes.c_void_p),
+        ("mem_read", ctypes.c_void_p),
+        ("mem_write", ctypes.c_void_p),
+        ("emu_stop", ctypes.c_void_p),
+        ("hook_add", ctypes.c_void_p),
+    ]
+
+
+def _compile(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-o", str(tmp),
+           str(_SOURCE)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"building {_SOURCE.name} failed:\n{result.stderr}")
+    tmp.replace(out)  # atomic: parallel test workers never see a half-written library
+
+
+_lib: ctypes.CDLL | None = None
+
+
+def library() -> ctypes.CDLL:
+    """The helper library, compiled on first use and cached by the hash of its source."""
+    global _lib
+    if _lib is None:
+        digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:16]
+        path = build_dir() / "native" / f"libharness_native-{digest}.so"
+        if not path.exists():
+            _compile(path)
+        lib = ctypes.CDLL(str(path))
+        lib.harness_resume_pc.restype = ctypes.c_uint32
+        _lib = lib
+    return _lib
+
+
+def _fn(name: str) -> int:
+    addr = ctypes.cast(getattr(_ucmod.uclib, name), ctypes.c_void_p).value
+    assert addr is not None
+    return addr
+
+
+def new_context() -> NativeContext:
+    ctx = NativeContext()
+    for i, reg in enumerate(REG_ORDER):
+        ctx.regs[i] = reg
+    ctx.reg_read = _fn("uc_reg_read")
+    ctx.reg_write = _fn("uc_reg_write")
+    ctx.mem_read = _fn("uc_mem_read")
+    ctx.mem_write = _fn("uc_mem_write")
+    ctx.emu_stop = _fn("uc_emu_stop")
+    ctx.hook_add = _fn("uc_hook_add")
+    ctx.deadline = 2**64 - 1
+    return ctx

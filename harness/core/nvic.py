@@ -1,0 +1,343 @@
+"""NVIC and SCB: the ARMv7-M exception model (what is pending, what may preempt what).
+
+Modelled: enable / pending / active / priority for system exceptions and external IRQs,
+4 implemented priority bits, priority grouping (AIRCR.PRIGROUP), preemption by group
+priority and selection by full priority then exception number, masking by PRIMASK /
+BASEPRI / FAULTMASK, level-sensitive IRQ lines (re-pend on return while asserted),
+ICSR pend bits for PendSV / SysTick / NMI, STIR, VTOR, AIRCR.SYSRESETREQ / VECTRESET.
+Not modelled (accepted and logged): SCR sleep modes, CCR trap enables, configurable fault
+handlers (faults stop the run with FirmwareFault instead), MPU, FPU registers, late arrival.
+The stacking itself is done by the CPU (harness.core.cpu / native.c).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from harness.clock import VirtualClock
+from harness.peripherals.base import Peripheral
+from harness.regs.dsl import Access, Block, Field, Register, word
+
+NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 2, 3, 4, 5, 6
+SVCALL, DEBUGMON, PENDSV, SYSTICK = 11, 12, 14, 15
+FIRST_IRQ = 16
+PRIORITY_BITS = 4
+PRIORITY_MASK = (0xFF << (8 - PRIORITY_BITS)) & 0xFF
+THREAD_PRIORITY = 256  # lower than any exception
+CPUID_CORTEX_M4_R0P1 = 0x410FC241
+VECTKEY = 0x05FA
+
+RO, WO, RW, W1S, W1C = Access.RO, Access.WO, Access.RW, Access.W1S, Access.W1C
+
+
+def _bytes_reg(name: str, offset: int, fields: tuple[str, str, str, str], doc: str) -> Register:
+    return Register(
+        name, offset, tuple(Field(f, 8 * i, 8) for i, f in enumerate(fields) if f), doc
+    )
+
+
+def scs_block(num_irqs: int) -> Block:
+    words = (num_irqs + 31) // 32
+    return Block(
+        "SCS",
+        0x1000,
+        (
+            Register("ICTR", 0x004, (Field("INTLINESNUM", 0, 4, RO, words - 1),),
+                     "Interrupt controller type"),
+            word("ISER", 0x100, W1S, doc="Interrupt set-enable", count=words),
+            word("ICER", 0x180, W1C, doc="Interrupt clear-enable", count=words),
+            word("ISPR", 0x200, W1S, doc="Interrupt set-pending", count=words),
+            word("ICPR", 0x280, W1C, doc="Interrupt clear-pending", count=words),
+            word("IABR", 0x300, RO, doc="Interrupt active bit", count=words),
+            word("IPR", 0x400, RW, doc="Interrupt priority, one byte per IRQ",
+                 count=(num_irqs + 3) // 4),
+            word("CPUID", 0xD00, RO, CPUID_CORTEX_M4_R0P1, "CPUID base"),
+            Register("ICSR", 0xD04, (
+                Field("VECTACTIVE", 0, 9, RO), Field("RETTOBASE", 11, 1, RO),
+                Field("VECTPENDING", 12, 9, RO), Field("ISRPENDING", 22, 1, RO),
+                Field("PENDSTCLR", 25, 1, WO), Field("PENDSTSET", 26, 1, RW),
+                Field("PENDSVCLR", 27, 1, WO), Field("PENDSVSET", 28, 1, RW),
+                Field("NMIPENDSET", 31, 1, RW),
+            ), "Interrupt control and state"),
+            Register("VTOR", 0xD08, (Field("TBLOFF", 7, 25),), "Vector table offset"),
+            Register("AIRCR", 0xD0C, (
+                Field("VECTRESET", 0, 1, WO), Field("VECTCLRACTIVE", 1, 1, WO, modelled=False),
+                Field("SYSRESETREQ", 2, 1, WO), Field("PRIGROUP", 8, 3),
+                Field("ENDIANNESS", 15, 1, RO), Field("VECTKEY", 16, 16),
+            ), "Application interrupt and reset control (writes need VECTKEY=0x05FA)"),
+            Register("SCR", 0xD10, (
+                Field("SLEEPONEXIT", 1, modelled=False), Field("SLEEPDEEP", 2, modelled=False),
+                Field("SEVONPEND", 4, modelled=False),
+            ), "System control"),
+            Register("CCR", 0xD14, (
+                Field("NONBASETHRDENA", 0, modelled=False), Field("USERSETMPEND", 1, modelled=False),
+                Field("UNALIGN_TRP", 3, modelled=False), Field("DIV_0_TRP", 4, modelled=False),
+                Field("BFHFNMIGN", 8, modelled=False), Field("STKALIGN", 9, 1, RO, 1),
+            ), "Configuration and control"),
+            _bytes_reg("SHPR1", 0xD18, ("PRI_4", "PRI_5", "PRI_6", ""), "System handler priority 1"),
+            _bytes_reg("SHPR2", 0xD1C, ("", "", "", "PRI_11"), "System handler priority 2"),
+            _bytes_reg("SHPR3", 0xD20, ("PRI_12", "", "PRI_14", "PRI_15"), "System handler priority 3"),
+            Register("SHCSR", 0xD24, (
+                Field("MEMFAULTENA", 16, modelled=False), Field("BUSFAULTENA", 17, modelled=False),
+                Field("USGFAULTENA", 18, modelled=False),
+            ), "System handler control and state"),
+            word("CFSR", 0xD28, W1C, doc="Configurable fault status (faults stop the run instead)"),
+            word("HFSR", 0xD2C, W1C, doc="HardFault status"),
+            word("MMFAR", 0xD34, doc="MemManage fault address"),
+            word("BFAR", 0xD38, doc="BusFault address"),
+            Register("STIR", 0xF00, (Field("INTID", 0, 9, WO),), "Software trigger interrupt"),
+        ),
+        "System control space: NVIC and SCB (Cortex-M4)",
+    )  # fmt: skip
+
+
+class _Line:
+    """A level-sensitive interrupt input of the NVIC."""
+
+    __slots__ = ("_irq", "_nvic")
+
+    def __init__(self, nvic: Nvic, irq: int) -> None:
+        self._nvic = nvic
+        self._irq = irq
+
+    def set(self, level: bool) -> None:
+        self._nvic.set_line(self._irq, level)
+
+
+class Nvic(Peripheral):
+    extra_state: ClassVar[tuple[str, ...]] = (
+        "enabled", "pending", "active", "prio", "lines", "prigroup"
+    )
+
+    def __init__(
+        self,
+        name: str,
+        base: int,
+        clock: VirtualClock,
+        num_irqs: int,
+        request_stop: Callable[[], None],
+        request_reset: Callable[[], None],
+    ) -> None:
+        self.block = scs_block(num_irqs)  # type: ignore[misc]  # sized per board
+        super().__init__(name, base, clock)
+        self.num_irqs = num_irqs
+        self._request_stop = request_stop
+        self._request_reset = request_reset
+        self._init_state()
+        r = self.regs
+        for reg in ("ISER", "ICER", "ISPR", "ICPR", "IABR", "IPR", "ICSR", "SHPR1", "SHPR2",
+                    "SHPR3", "AIRCR"):  # fmt: skip
+            getter = getattr(self, f"_read_{reg}", None)
+            if getter:
+                r.on_read[reg] = getter
+            setter = getattr(self, f"_write_{reg}", None)
+            if setter:
+                r.on_write[reg] = setter
+        r.on_write["STIR"] = lambda _i, written, _n: self.pend(FIRST_IRQ + (written & 0x1FF))
+        r.on_write["VTOR"] = lambda _i, _w, _n: None
+
+    def _init_state(self) -> None:
+        self.enabled = 0  # bit n: IRQ n enabled
+        self.pending = 0  # bit e: exception e pending
+        self.active: list[int] = []  # nesting order, innermost last
+        self.prio = [0] * (FIRST_IRQ + self.num_irqs)
+        self.prio[1:4] = [-3, -2, -1]  # Reset, NMI, HardFault: fixed
+        self.lines = 0  # bit n: IRQ line n asserted
+        self.prigroup = 0
+
+    def reset(self) -> None:
+        super().reset()
+        self._init_state()
+
+    # ---- used by peripherals and the CPU ----
+
+    def line(self, irq: int) -> _Line:
+        if not 0 <= irq < self.num_irqs:
+            raise ValueError(f"IRQ {irq} out of range 0..{self.num_irqs - 1}")
+        return _Line(self, irq)
+
+    def set_line(self, irq: int, level: bool) -> None:
+        bit = 1 << irq
+        if level:
+            self.lines |= bit
+            self.pend(FIRST_IRQ + irq)
+        else:
+            self.lines &= ~bit
+
+    def pend(self, exc: int) -> None:
+        if exc in self.active and exc >= FIRST_IRQ:
+            # Level-sensitive: re-pended on return while still asserted (see exception_returned).
+            if not self.lines >> (exc - FIRST_IRQ) & 1:
+                self.pending |= 1 << exc
+        else:
+            self.pending |= 1 << exc
+        self._request_stop()
+
+    def unpend(self, exc: int) -> None:
+        self.pending &= ~(1 << exc)
+
+    @property
+    def vtor(self) -> int:
+        return self.regs["VTOR"] & 0xFFFFFF80
+
+    @vtor.setter
+    def vtor(self, value: int) -> None:
+        self.regs["VTOR"] = value & 0xFFFFFF80
+
+    def group_priority(self, priority: int) -> int:
+        if priority < 0:
+            return priority
+        return priority & (0xFF << (self.prigroup + 1)) & 0xFF
+
+    def execution_priority(self, primask: int, basepri: int, faultmask: int) -> int:
+        current = THREAD_PRIORITY
+        for exc in self.active:
+            current = min(current, self.group_priority(self.prio[exc]))
+        if basepri & PRIORITY_MASK:
+            current = min(current, self.group_priority(basepri & PRIORITY_MASK))
+        if primask & 1:
+            current = min(current, 0)
+        if faultmask & 1:
+            current = min(current, -1)
+        return current
+
+    def highest_pending(self) -> int | None:
+        best: tuple[int, int] | None = None
+        bits = self.pending
+        while bits:
+            low = bits & -bits
+            bits ^= low
+            exc = low.bit_length() - 1
+            if exc >= FIRST_IRQ and not self.enabled >> (exc - FIRST_IRQ) & 1:
+                continue
+            key = (self.prio[exc], exc)
+            if best is None or key < best:
+                best = key
+        return best[1] if best else None
+
+    def exception_to_take(self, primask: int, basepri: int, faultmask: int) -> int | None:
+        """The pending exception that preempts the current execution priority, if any."""
+        exc = self.highest_pending()
+        if exc is None:
+            return None
+        if self.group_priority(self.prio[exc]) < self.execution_priority(
+            primask, basepri, faultmask
+        ):
+            return exc
+        return None
+
+    def activate(self, exc: int) -> None:
+        self.pending &= ~(1 << exc)
+        self.active.append(exc)
+
+    def exception_returned(self) -> None:
+        exc = self.active.pop()
+        if exc >= FIRST_IRQ and self.lines >> (exc - FIRST_IRQ) & 1:
+            self.pending |= 1 << exc
+
+    # ---- register views of that state ----
+
+    def _bits(self, mask: int, index: int) -> int:
+        return (mask >> (32 * index)) & 0xFFFFFFFF
+
+    def _read_ISER(self, i: int) -> int:
+        return self._bits(self.enabled, i)
+
+    _read_ICER = _read_ISER
+
+    def _write_ISER(self, i: int, written: int, _new: int) -> None:
+        self.enabled |= written << (32 * i)
+        self._request_stop()
+
+    def _write_ICER(self, i: int, written: int, _new: int) -> None:
+        self.enabled &= ~(written << (32 * i))
+
+    def _read_ISPR(self, i: int) -> int:
+        return self._bits(self.pending >> FIRST_IRQ, i)
+
+    _read_ICPR = _read_ISPR
+
+    def _write_ISPR(self, i: int, written: int, _new: int) -> None:
+        for n in _set_bits(written):
+            self.pend(FIRST_IRQ + 32 * i + n)
+
+    def _write_ICPR(self, i: int, written: int, _new: int) -> None:
+        for n in _set_bits(written):
+            irq = 32 * i + n
+            self.unpend(FIRST_IRQ + irq)
+            if self.lines >> irq & 1 and FIRST_IRQ + irq not in self.active:
+                self.pending |= 1 << (FIRST_IRQ + irq)  # a level still asserted re-pends
+
+    def _read_IABR(self, i: int) -> int:
+        mask = sum(1 << (e - FIRST_IRQ) for e in self.active if e >= FIRST_IRQ)
+        return self._bits(mask, i)
+
+    def _read_IPR(self, i: int) -> int:
+        base = FIRST_IRQ + 4 * i
+        return sum(self.prio[base + k] << (8 * k) for k in range(4) if base + k < len(self.prio))
+
+    def _write_IPR(self, i: int, _written: int, new: int) -> None:
+        for k in range(4):
+            if FIRST_IRQ + 4 * i + k < len(self.prio):
+                self.prio[FIRST_IRQ + 4 * i + k] = (new >> (8 * k)) & PRIORITY_MASK
+        self._request_stop()
+
+    def _read_shpr(self, first: int) -> int:
+        return sum(max(self.prio[first + k], 0) << (8 * k) for k in range(4) if first + k > 3)
+
+    def _write_shpr(self, first: int, new: int) -> None:
+        for k in range(4):
+            if first + k > HARDFAULT:
+                self.prio[first + k] = (new >> (8 * k)) & PRIORITY_MASK
+        self._request_stop()
+
+    def _read_SHPR1(self, _i: int) -> int:
+        return self._read_shpr(4)
+
+    def _read_SHPR2(self, _i: int) -> int:
+        return self._read_shpr(8)
+
+    def _read_SHPR3(self, _i: int) -> int:
+        return self._read_shpr(12)
+
+    def _write_SHPR1(self, _i: int, _w: int, new: int) -> None:
+        self._write_shpr(4, new)
+
+    def _write_SHPR2(self, _i: int, _w: int, new: int) -> None:
+        self._write_shpr(8, new)
+
+    def _write_SHPR3(self, _i: int, _w: int, new: int) -> None:
+        self._write_shpr(12, new)
+
+    def _read_ICSR(self, _i: int) -> int:
+        pending = self.highest_pending() or 0
+        value = (self.active[-1] if self.active else 0) | (pending << 12)
+        value |= (len(self.active) <= 1) << 11
+        value |= (self.pending >> FIRST_IRQ != 0) << 22
+        value |= (self.pending >> SYSTICK & 1) << 26
+        value |= (self.pending >> PENDSV & 1) << 28
+        value |= (self.pending >> NMI & 1) << 31
+        return value
+
+    def _write_ICSR(self, _i: int, written: int, _new: int) -> None:
+        for bit, exc, action in ((25, SYSTICK, self.unpend), (26, SYSTICK, self.pend),
+                                 (27, PENDSV, self.unpend), (28, PENDSV, self.pend),
+                                 (31, NMI, self.pend)):  # fmt: skip
+            if written >> bit & 1:
+                action(exc)
+
+    def _read_AIRCR(self, _i: int) -> int:
+        return (0xFA05 << 16) | (self.prigroup << 8)
+
+    def _write_AIRCR(self, _i: int, written: int, _new: int) -> None:
+        if written >> 16 != VECTKEY:
+            return  # ignored without the key, as on hardware
+        self.prigroup = (written >> 8) & 7
+        if written & 0b101:  # SYSRESETREQ or VECTRESET
+            self._request_reset()
+        self._request_stop()
+
+
+def _set_bits(value: int) -> list[int]:
+    return [n for n in range(32) if value >> n & 1]

@@ -1,0 +1,136 @@
+"""ELF → FirmwareImage: load segments, symbols and the vector table with pyelftools."""
+
+from __future__ import annotations
+
+import bisect
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from harness.errors import FirmwareLoadError
+
+EM_ARM = 40
+VECTOR_TABLE_NAMES = (".isr_vector", ".vectors", ".vector_table")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    address: int  # load (physical) address: where the bytes live at reset
+    data: bytes
+    mem_size: int  # bytes the segment occupies; the rest after `data` is zero-filled
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    name: str
+    address: int
+    size: int
+    kind: str  # "object" or "function"
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareImage:
+    path: Path
+    entry: int
+    segments: tuple[Segment, ...]
+    symbols: dict[str, Symbol] = field(hash=False)
+    vector_table: int  # address of the vector table (its first word is the initial SP)
+    _functions: tuple[tuple[int, int, str], ...] = field(default=(), hash=False, repr=False)
+
+    def symbol(self, name: str) -> Symbol:
+        try:
+            return self.symbols[name]
+        except KeyError:
+            raise KeyError(f"{self.path.name}: no symbol named {name!r}") from None
+
+    def function_at(self, address: int) -> str | None:
+        """Name of the function containing `address` (Thumb bit ignored), if any."""
+        address &= ~1
+        starts = [f[0] for f in self._functions]
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0:
+            start, size, name = self._functions[i]
+            if start <= address < start + max(size, 2):
+                return name
+        return None
+
+
+def load_elf(path: str | Path) -> FirmwareImage:
+    """Read an ELF for a 32-bit little-endian ARM core; errors name the file and the problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise FirmwareLoadError(f"{path}: cannot read firmware: {err.strerror}") from err
+    if raw[:4] != b"\x7fELF":
+        raise FirmwareLoadError(f"{path}: not an ELF file (starts with {raw[:4]!r})")
+    try:
+        return _parse(path, raw)
+    except ELFError as err:
+        raise FirmwareLoadError(f"{path}: malformed ELF: {err}") from err
+
+
+def _parse(path: Path, raw: bytes) -> FirmwareImage:
+    elf = ELFFile(io.BytesIO(raw))
+    if elf.elfclass != 32 or not elf.little_endian:
+        raise FirmwareLoadError(
+            f"{path}: ELF is {elf.elfclass}-bit {'little' if elf.little_endian else 'big'}-endian;"
+            " expected 32-bit little-endian ARM (Cortex-M)"
+        )
+    if elf["e_machine"] != "EM_ARM":
+        raise FirmwareLoadError(
+            f"{path}: ELF machine is {elf['e_machine']}; expected EM_ARM (Cortex-M)"
+        )
+    segments = []
+    for seg in elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or seg["p_memsz"] == 0:
+            continue
+        data = seg.data()
+        if len(data) != seg["p_filesz"]:
+            raise FirmwareLoadError(
+                f"{path}: segment at 0x{seg['p_paddr']:08X} is truncated "
+                f"({len(data)} of {seg['p_filesz']} bytes)"
+            )
+        # p_paddr, not p_vaddr: .data's initial values live in flash; startup copies them.
+        segments.append(Segment(seg["p_paddr"], data, seg["p_memsz"]))
+    if not segments:
+        raise FirmwareLoadError(f"{path}: ELF has no loadable segments")
+
+    symbols: dict[str, Symbol] = {}
+    functions: list[tuple[int, int, str]] = []
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is not None:
+        for sym in symtab.iter_symbols():
+            kind = sym["st_info"]["type"]
+            if not sym.name or kind not in ("STT_OBJECT", "STT_FUNC"):
+                continue
+            address = sym["st_value"] & ~1 if kind == "STT_FUNC" else sym["st_value"]
+            is_function = kind == "STT_FUNC"
+            item = Symbol(
+                sym.name, address, sym["st_size"], "function" if is_function else "object"
+            )
+            symbols.setdefault(sym.name, item)
+            if is_function:
+                functions.append((address, sym["st_size"], sym.name))
+    functions.sort()
+
+    vector_table = _vector_table_address(elf, segments)
+    return FirmwareImage(
+        path=path,
+        entry=elf["e_entry"],
+        segments=tuple(segments),
+        symbols=symbols,
+        vector_table=vector_table,
+        _functions=tuple(functions),
+    )
+
+
+def _vector_table_address(elf: ELFFile, segments: list[Segment]) -> int:
+    for name in VECTOR_TABLE_NAMES:
+        section = elf.get_section_by_name(name)
+        if section is not None and section["sh_size"] >= 8:
+            return int(section["sh_addr"])
+    return min(s.address for s in segments if s.data)

@@ -1,0 +1,364 @@
+"""Machine: one emulated MCU (core, memory, peripherals, virtual clock) and its test API."""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unicorn import UcError
+from unicorn.unicorn import UcContext
+
+from harness.board import PERIPHERAL_KINDS, SCS_BASE, SYSTICK_BASE, Board
+from harness.boards import DEFAULT_BOARD
+from harness.clock import VirtualClock
+from harness.core import native
+from harness.core.cpu import Cpu
+from harness.core.nvic import HARDFAULT, SVCALL, SYSTICK, Nvic
+from harness.core.systick import SysTick
+from harness.errors import FirmwareFault, FirmwareLoadError, VirtualTimeout
+from harness.loader import FirmwareImage, load_elf
+from harness.peripherals.base import Peripheral
+from harness.peripherals.gpio import Gpio
+
+log = logging.getLogger(__name__)
+
+# Unicorn interrupt numbers (QEMU's EXCP_*) that end a run as a fault.
+TRAP_KINDS = {
+    1: "undefined instruction",
+    3: "instruction fetch fault (prefetch abort)",
+    4: "data access fault (bus fault)",
+    7: "breakpoint (BKPT)",
+    17: "coprocessor instruction (no FPU on this core)",
+    18: "invalid state (Thumb bit clear)",
+    19: "stack limit overflow",
+    22: "unaligned access",
+    23: "integer divide by zero",
+}
+SVC_TRAP = 2
+NATIVE_FAULTS = {
+    native.FAULT_BAD_EXC_RETURN: "bad exception return",
+    native.FAULT_UNSTACKING: "stack fault on exception return (unstacking)",
+    native.FAULT_STACKING: "stack overflow during exception entry (stacking)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    context: UcContext
+    sram: list[bytes]
+    flash_generation: int
+    flash: list[bytes]
+    peripherals: list[Any]
+    clock: Any
+    native_state: tuple[int, int]
+    sleeping: bool
+
+
+class Machine:
+    """An emulated MCU running one firmware image in deterministic virtual time."""
+
+    def __init__(
+        self,
+        firmware: FirmwareImage | str | Path,
+        board: Board = DEFAULT_BOARD,
+        *,
+        clock_hz: int | None = None,
+        boot_address: int | None = None,
+    ) -> None:
+        self.image = firmware if isinstance(firmware, FirmwareImage) else load_elf(firmware)
+        self.board = board.with_clock(clock_hz) if clock_hz else board
+        self.cpu = Cpu(self.board)
+        self.clock = VirtualClock(self.board.core_clock_hz, self.cpu.ctx)
+        self._reset_requested = False
+        self.sleeping = False
+        self.nvic = Nvic("SCS", SCS_BASE, self.clock, self.board.num_irqs,
+                         self.request_stop, self._request_reset)  # fmt: skip
+        self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock,
+                               lambda: self.nvic.pend(SYSTICK))  # fmt: skip
+        self.peripherals: dict[str, Peripheral] = {"SCS": self.nvic, "SysTick": self.systick}
+        for spec in self.board.peripherals:
+            self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](spec, self.clock, self.nvic)
+        self.cpu.map_peripherals(list(self.peripherals.values()))
+        self._load(self.image)
+        self._flash_generation = 0
+        self.boot_address = self._choose_boot_address(boot_address)
+        self.reset()
+
+    # ---- loading and reset ----
+
+    def _load(self, image: FirmwareImage) -> None:
+        for seg in image.segments:
+            found = self.cpu.host_memory(seg.address, max(seg.mem_size, 1))
+            if found is None:
+                regions = ", ".join(f"{r.name} 0x{r.base:08X}-0x{r.end - 1:08X}"
+                                    for r in self.board.regions)  # fmt: skip
+                raise FirmwareLoadError(
+                    f"{image.path}: segment at 0x{seg.address:08X} ({seg.mem_size} bytes) lies "
+                    f"outside the memory map of board {self.board.name} ({regions})"
+                )
+            mem, off = found
+            mem.data[off : off + len(seg.data)] = seg.data
+        self._initial_memory = [bytes(m.data) for m in self.cpu.memory]
+
+    def _choose_boot_address(self, requested: int | None) -> int:
+        """Reset fetches from the board's boot address (0) when firmware is there; an image
+        without a bootloader boots from its own vector table, as a debugger would start it."""
+        if requested is None:
+            boot = self.board.partitions[0].base if self.board.partitions else 0
+            covered = any(s.address <= boot < s.address + s.mem_size for s in self.image.segments)
+            requested = boot if covered else self.image.vector_table
+        sp, pc = self.cpu.read_word(requested), self.cpu.read_word(requested + 4)
+        if sp is None or pc is None or self.board.region_at(pc & ~1) is None:
+            raise FirmwareLoadError(
+                f"{self.image.path}: no valid vector table at 0x{requested:08X} "
+                f"(initial SP {_hex(sp)}, reset vector {_hex(pc)})"
+            )
+        return requested
+
+    def reset(self) -> None:
+        """System reset (as SYSRESETREQ): core and peripherals reset, memory and time kept."""
+        self._reset_requested = False
+        for p in self.peripherals.values():
+            p.reset()
+        self.nvic.vtor = self.boot_address
+        sp = self.cpu.read_word(self.boot_address) or 0
+        pc = self.cpu.read_word(self.boot_address + 4) or 0
+        self.cpu.reset_core(sp, pc)
+        self.sleeping = False
+
+    def _request_reset(self) -> None:
+        self._reset_requested = True
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Ask a running core to come back to the scheduler at the next block boundary."""
+        self.cpu.ctx.stop_request = 1
+
+    # ---- running ----
+
+    @property
+    def cycles(self) -> int:
+        return self.clock.cycles
+
+    @property
+    def now_ns(self) -> int:
+        return self.clock.ns
+
+    @property
+    def now_ms(self) -> float:
+        return self.clock.cycles * 1000 / self.clock.hz
+
+    def run_for(self, *, s: float = 0, ms: float = 0, us: float = 0, cycles: int = 0) -> None:
+        """Run for a span of virtual time."""
+        self.run_to_cycle(self.clock.cycles + cycles + self.clock.cycles_for(s=s, ms=ms, us=us))
+
+    def run_until(
+        self,
+        predicate: Callable[[], bool],
+        *,
+        timeout_ms: float,
+        poll_us: float = 100,
+    ) -> float:
+        """Run until `predicate()` holds; return the virtual time (ms) when it was seen.
+
+        The predicate is checked whenever the core stops (interrupts, peripheral events) and
+        at least every `poll_us` of virtual time. Raises VirtualTimeout at `timeout_ms`.
+        """
+        end = self.clock.cycles + self.clock.cycles_for(ms=timeout_ms)
+        step = max(1, self.clock.cycles_for(us=poll_us))
+        while not predicate():
+            if self.clock.cycles >= end:
+                raise VirtualTimeout(f"condition not met within {timeout_ms} ms of virtual time")
+            self.run_to_cycle(min(end, self.clock.cycles + step))
+        return self.now_ms
+
+    def run_to_cycle(self, target: int) -> None:
+        clock, ctx, cpu = self.clock, self.cpu.ctx, self.cpu
+        while True:
+            if self._reset_requested:
+                self.reset()
+            clock.fire_due()
+            self._take_exceptions()
+            now = ctx.cycles
+            if now >= target:
+                return
+            nxt = clock.next_deadline()
+            deadline = target if nxt is None or nxt > target else nxt
+            if self.sleeping:
+                ctx.cycles = deadline  # WFI: nothing runs until the next event
+                continue
+            ctx.deadline = deadline
+            try:
+                cpu.run()
+            except UcError as err:
+                self._after_run()
+                raise self._memory_fault(err) from err
+            self._after_run()
+
+    def _after_run(self) -> None:
+        ctx = self.cpu.ctx
+        for _ in range(ctx.returned_count):
+            self.nvic.exception_returned()
+        ctx.returned_count = 0
+        reasons = ctx.stop_reasons
+        if reasons & native.STOP_FAULT:
+            kind = NATIVE_FAULTS.get(ctx.fault_kind, "fault")
+            raise self._fault(kind, ctx.trap_pc, ctx.fault_addr)
+        if reasons & native.STOP_TRAP:
+            self._trap(ctx.trap_intno, ctx.trap_pc)
+        elif reasons == 0 and not self._reset_requested:
+            self.sleeping = True  # the run ended on WFI/WFE
+
+    def _trap(self, intno: int, pc: int) -> None:
+        if intno == SVC_TRAP:
+            self.nvic.pend(SVCALL)
+            masks = self.cpu.sample_masks(watch=False)
+            if self.nvic.exception_to_take(*masks) != SVCALL:
+                raise self._fault("SVC at a priority that blocks SVCall (escalates to HardFault)",
+                                  pc, None)  # fmt: skip
+            return
+        kind = TRAP_KINDS.get(intno, f"CPU exception {intno}")
+        raise self._fault(kind, pc, None)
+
+    def _take_exceptions(self) -> None:
+        nvic, cpu = self.nvic, self.cpu
+        if not nvic.pending:
+            cpu.ctx.stop_on_return = cpu.ctx.watch_masks = 0
+            return
+        while True:
+            masks = cpu.sample_masks(watch=True)
+            if self.sleeping and nvic.exception_to_take(0, masks[1], masks[2]) is not None:
+                self.sleeping = False  # WFI wakes even while PRIMASK holds the interrupt off
+            exc = nvic.exception_to_take(*masks)
+            if exc is None:
+                break
+            handler = cpu.read_word(nvic.vtor + 4 * exc)
+            if handler is None:
+                raise self._fault(f"vector table entry for exception {exc} unreadable",
+                                  cpu.pc, nvic.vtor + 4 * exc)  # fmt: skip
+            if not cpu.enter_exception(exc, handler):
+                ctx = cpu.ctx
+                raise self._fault(NATIVE_FAULTS[ctx.fault_kind], cpu.pc, ctx.fault_addr)
+            nvic.activate(exc)
+            self.sleeping = False
+        # Something stays pending: let the core stop when a return or a mask change may
+        # allow it, so that it is taken at the right instruction.
+        pending = nvic.highest_pending() is not None
+        cpu.ctx.stop_on_return = cpu.ctx.watch_masks = int(pending)
+
+    # ---- faults ----
+
+    def _fault(self, kind: str, pc: int, address: int | None) -> FirmwareFault:
+        if self.nvic.active and self.nvic.active[-1] == HARDFAULT:
+            kind += " (in HardFault handler)"
+        return FirmwareFault(kind, pc, self.image.function_at(pc), address, self.clock.cycles)
+
+    def _memory_fault(self, err: UcError) -> FirmwareFault:
+        fault = self.cpu.memory_fault
+        if fault is None:
+            return self._fault(f"emulator error: {err}", self.cpu.pc, None)
+        kind = fault.kind
+        sram = next((r for r in self.board.regions if r.kind == "ram"), None)
+        if "write" in kind and sram and sram.base - 0x1000 <= fault.address < sram.base:
+            kind = f"stack overflow ({kind} below SRAM)"
+        return self._fault(kind, fault.pc, fault.address)
+
+    # ---- inspecting and changing state ----
+
+    def peripheral(self, name: str) -> Peripheral:
+        try:
+            return self.peripherals[name]
+        except KeyError:
+            raise KeyError(f"board {self.board.name} has no peripheral {name!r}; "
+                           f"it has {', '.join(self.peripherals)}") from None  # fmt: skip
+
+    def gpio(self, name: str) -> Gpio:
+        p = self.peripheral(name)
+        if not isinstance(p, Gpio):
+            raise TypeError(f"{name} is not a GPIO port")
+        return p
+
+    def read_memory(self, address: int, length: int) -> bytes:
+        return bytes(self.cpu.uc.mem_read(address, length))
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        found = self.cpu.host_memory(address, len(data))
+        if found is not None and found[0].region.kind == "flash":
+            self._flash_generation += 1
+            found[0].data[found[1] : found[1] + len(data)] = data
+            self.cpu.uc.ctl_remove_cache(address, address + len(data))
+        else:
+            self.cpu.uc.mem_write(address, bytes(data))
+
+    def read_symbol(self, name: str) -> int | bytes:
+        """A symbol's value, typed by its size: 1/2/4/8-byte objects as unsigned ints."""
+        sym = self.image.symbol(name)
+        data = self.read_memory(sym.address, sym.size or 4)
+        return int.from_bytes(data, "little") if len(data) in (1, 2, 4, 8) else data
+
+    def write_symbol(self, name: str, value: int | bytes) -> None:
+        sym = self.image.symbol(name)
+        size = sym.size or 4
+        if isinstance(value, int):
+            if size not in (1, 2, 4, 8):
+                raise TypeError(f"{name} is {size} bytes; write bytes, not an int")
+            if not -(1 << (8 * size - 1)) <= value < (1 << (8 * size)):
+                raise ValueError(f"{value} does not fit {name} ({size} bytes)")
+            data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        else:
+            if len(value) != size:
+                raise ValueError(f"{name} is {size} bytes, got {len(value)}")
+            data = bytes(value)
+        self.write_memory(sym.address, data)
+
+    def read_u32(self, address: int) -> int:
+        return int(struct.unpack("<I", self.read_memory(address, 4))[0])
+
+    # ---- snapshots ----
+
+    def snapshot(self) -> Snapshot:
+        """Everything that defines the machine's future: CPU, memory, peripherals, clock."""
+        ram = [m for m in self.cpu.memory if m.region.kind == "ram"]
+        flash = [m for m in self.cpu.memory if m.region.kind == "flash"]
+        ctx = self.cpu.ctx
+        return Snapshot(
+            context=self.cpu.uc.context_save(),
+            sram=[bytes(m.data) for m in ram],
+            flash_generation=self._flash_generation,
+            flash=[bytes(m.data) for m in flash],
+            peripherals=[p.snapshot() for p in self.peripherals.values()],
+            clock=self.clock.state(),
+            native_state=(ctx.active_depth, ctx.cycles),
+            sleeping=self.sleeping,
+        )
+
+    def restore(self, snap: Snapshot) -> None:
+        self.cpu.uc.context_restore(snap.context)
+        ram = [m for m in self.cpu.memory if m.region.kind == "ram"]
+        for mem, data in zip(ram, snap.sram, strict=True):
+            mem.data[:] = data
+        if snap.flash_generation != self._flash_generation:
+            flash = [m for m in self.cpu.memory if m.region.kind == "flash"]
+            for mem, data in zip(flash, snap.flash, strict=True):
+                mem.data[:] = data
+            self._flash_generation = snap.flash_generation
+            self.cpu.flush_code_cache()
+        for p, state in zip(self.peripherals.values(), snap.peripherals, strict=True):
+            p.restore(state)
+        self.clock.restore(snap.clock)
+        ctx = self.cpu.ctx
+        ctx.active_depth, _ = snap.native_state
+        ctx.returned_count = 0
+        self.sleeping = snap.sleeping
+        self._reset_requested = False
+
+
+Ecu = Machine
+
+
+def _hex(value: int | None) -> str:
+    return "unreadable" if value is None else f"0x{value:08X}"

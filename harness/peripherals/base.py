@@ -1,0 +1,64 @@
+"""What every memory-mapped peripheral model shares: registers, reset, snapshots."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
+
+from harness.clock import Deadline, VirtualClock
+from harness.regs.dsl import Block, RegisterFile
+
+
+class IrqLine(Protocol):
+    def set(self, level: bool) -> None: ...
+
+
+class Peripheral:
+    """A register block at `base`. Subclasses set `block`, hook registers and keep the
+    names of any extra plain-data state in `extra_state` so snapshots include it."""
+
+    block: ClassVar[Block]
+    extra_state: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, base: int, clock: VirtualClock) -> None:
+        self.name = name
+        self.base = base
+        self.clock = clock
+        self.regs = RegisterFile(self.block, name)
+        self._deadlines: list[Deadline] = []
+
+    @property
+    def size(self) -> int:
+        return self.block.size
+
+    def deadline(self, callback: Callable[[], None]) -> Deadline:
+        d = self.clock.deadline(callback)
+        self._deadlines.append(d)
+        return d
+
+    def read(self, offset: int, size: int) -> int:
+        return self.regs.read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self.regs.write(offset, value, size)
+
+    def reset(self) -> None:
+        self.regs.reset()
+        for d in self._deadlines:
+            d.disarm()
+
+    def snapshot(self) -> Any:
+        return (
+            copy.deepcopy(self.regs.values),
+            [d.state() for d in self._deadlines],
+            {k: copy.deepcopy(getattr(self, k)) for k in self.extra_state},
+        )
+
+    def restore(self, state: Any) -> None:
+        values, deadlines, extra = state
+        self.regs.values = copy.deepcopy(values)
+        for d, s in zip(self._deadlines, deadlines, strict=True):
+            d.restore(s)
+        for k, v in extra.items():
+            setattr(self, k, copy.deepcopy(v))
