@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from harness.clock import VirtualClock
+from harness.core.dwt import DWT_BLOCK
 from harness.core.nvic import Nvic, scs_block
 from harness.core.systick import SYSTICK_BLOCK
 from harness.errors import BoardError
@@ -69,6 +70,7 @@ PERIPHERAL_KINDS: dict[str, tuple[Block, Factory]] = {
 
 SCS_BASE = 0xE000E000
 SYSTICK_BASE = 0xE000E010
+DWT_BASE = 0xE0001000
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,5 +120,9 @@ class Board:
 
     def blocks(self) -> list[tuple[str, int, Block]]:
         """(instance name, base, layout) for every register block, core ones first."""
-        core = [("SCS", SCS_BASE, scs_block(self.num_irqs)), ("SysTick", SYSTICK_BASE, SYSTICK_BLOCK)]
+        core = [
+            ("SCS", SCS_BASE, scs_block(self.num_irqs)),
+            ("SysTick", SYSTICK_BASE, SYSTICK_BLOCK),
+            ("DWT", DWT_BASE, DWT_BLOCK),
+        ]
         return core + [(p.name, p.base, PERIPHERAL_KINDS[p.kind][0]) for p in self.peripherals]

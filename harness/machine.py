@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unicorn import UcError
+from unicorn import UC_ERR_EXCEPTION, UC_ERR_INSN_INVALID, UcError
 from unicorn.unicorn import UcContext
 
-from harness.board import PERIPHERAL_KINDS, SCS_BASE, SYSTICK_BASE, Board
+from harness.board import DWT_BASE, PERIPHERAL_KINDS, SCS_BASE, SYSTICK_BASE, Board
 from harness.boards import DEFAULT_BOARD
 from harness.clock import VirtualClock
 from harness.core import native
 from harness.core.cpu import Cpu
+from harness.core.dwt import Dwt
 from harness.core.nvic import HARDFAULT, SVCALL, SYSTICK, Nvic
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, VirtualTimeout
@@ -37,6 +38,10 @@ TRAP_KINDS = {
     19: "stack limit overflow",
     22: "unaligned access",
     23: "integer divide by zero",
+}
+UC_ERROR_KINDS = {
+    UC_ERR_INSN_INVALID: "undefined instruction",
+    UC_ERR_EXCEPTION: "unhandled CPU exception",
 }
 SVC_TRAP = 2
 NATIVE_FAULTS = {
@@ -76,10 +81,14 @@ class Machine:
         self._reset_requested = False
         self.sleeping = False
         self.nvic = Nvic("SCS", SCS_BASE, self.clock, self.board.num_irqs,
-                         self.request_stop, self._request_reset)  # fmt: skip
+                         self.request_stop, self._request_reset, self._sync_returns)  # fmt: skip
         self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock,
                                lambda: self.nvic.pend(SYSTICK))  # fmt: skip
-        self.peripherals: dict[str, Peripheral] = {"SCS": self.nvic, "SysTick": self.systick}
+        self.peripherals: dict[str, Peripheral] = {
+            "SCS": self.nvic,
+            "SysTick": self.systick,
+            "DWT": Dwt("DWT", DWT_BASE, self.clock),
+        }
         for spec in self.board.peripherals:
             self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](spec, self.clock, self.nvic)
         self.cpu.map_peripherals(list(self.peripherals.values()))
@@ -199,15 +208,22 @@ class Machine:
                 raise self._memory_fault(err) from err
             self._after_run()
 
-    def _after_run(self) -> None:
+    def _sync_returns(self) -> None:
+        """Retire in the NVIC the exception returns the native hook completed."""
         ctx = self.cpu.ctx
         for _ in range(ctx.returned_count):
             self.nvic.exception_returned()
         ctx.returned_count = 0
+
+    def _after_run(self) -> None:
+        self._sync_returns()
+        ctx = self.cpu.ctx
         reasons = ctx.stop_reasons
         if reasons & native.STOP_FAULT:
-            kind = NATIVE_FAULTS.get(ctx.fault_kind, "fault")
-            raise self._fault(kind, ctx.trap_pc, ctx.fault_addr)
+            if ctx.fault_kind == native.FAULT_BAD_EXC_RETURN:
+                kind = f"bad exception return (EXC_RETURN 0x{ctx.fault_exc_return:08X})"
+                raise self._fault(kind, ctx.trap_pc, None)
+            raise self._fault(NATIVE_FAULTS[ctx.fault_kind], ctx.trap_pc, ctx.fault_addr)
         if reasons & native.STOP_TRAP:
             self._trap(ctx.trap_intno, ctx.trap_pc)
         elif reasons == 0 and not self._reset_requested:
@@ -260,7 +276,8 @@ class Machine:
     def _memory_fault(self, err: UcError) -> FirmwareFault:
         fault = self.cpu.memory_fault
         if fault is None:
-            return self._fault(f"emulator error: {err}", self.cpu.pc, None)
+            kind = UC_ERROR_KINDS.get(err.errno, f"emulator error: {err}")
+            return self._fault(kind, self.cpu.pc, None)
         kind = fault.kind
         sram = next((r for r in self.board.regions if r.kind == "ram"), None)
         if "write" in kind and sram and sram.base - 0x1000 <= fault.address < sram.base:

@@ -63,7 +63,9 @@ typedef struct {
     uint32_t RESERVED8[1];
     volatile uint32_t MMFAR;                 /* +0xD34 MemManage fault address */
     volatile uint32_t BFAR;                  /* +0xD38 BusFault address */
-    uint32_t RESERVED9[113];
+    uint32_t RESERVED9[48];
+    volatile uint32_t DEMCR;                 /* +0xDFC Debug exception and monitor control (the DWT counts regardless) */
+    uint32_t RESERVED10[64];
     volatile uint32_t STIR;                  /* +0xF00 Software trigger interrupt */
 } SCS_Type;
 #define SCS_ICTR_INTLINESNUM_Pos 0U
@@ -138,6 +140,8 @@ typedef struct {
 #define SCS_SHCSR_BUSFAULTENA_Msk (0x1UL << 17U)
 #define SCS_SHCSR_USGFAULTENA_Pos 18U
 #define SCS_SHCSR_USGFAULTENA_Msk (0x1UL << 18U)
+#define SCS_DEMCR_TRCENA_Pos 24U
+#define SCS_DEMCR_TRCENA_Msk (0x1UL << 24U)
 #define SCS_STIR_INTID_Pos 0U
 #define SCS_STIR_INTID_Msk (0x1FFUL << 0U)
 
@@ -166,6 +170,16 @@ typedef struct {
 #define SysTick_CALIB_SKEW_Msk (0x1UL << 30U)
 #define SysTick_CALIB_NOREF_Pos 31U
 #define SysTick_CALIB_NOREF_Msk (0x1UL << 31U)
+
+/* Data watchpoint and trace unit (cycle counter) */
+typedef struct {
+    volatile uint32_t CTRL;                  /* +0x000 Control */
+    volatile uint32_t CYCCNT;                /* +0x004 Cycle count */
+} DWT_Type;
+#define DWT_CTRL_CYCCNTENA_Pos 0U
+#define DWT_CTRL_CYCCNTENA_Msk (0x1UL << 0U)
+#define DWT_CTRL_NUMCOMP_Pos 28U
+#define DWT_CTRL_NUMCOMP_Msk (0xFUL << 28U)
 
 /* General-purpose I/O port */
 typedef struct {
@@ -219,6 +233,7 @@ typedef struct {
 /* Instances */
 #define SCS ((SCS_Type *)0xE000E000UL)
 #define SysTick ((SysTick_Type *)0xE000E010UL)
+#define DWT ((DWT_Type *)0xE0001000UL)
 #define GPIOA ((GPIO_Type *)0x40000000UL)
 #define GPIOB ((GPIO_Type *)0x40000400UL)
 #define TIM2 ((TIM_Type *)0x40001000UL)

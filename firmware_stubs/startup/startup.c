@@ -24,6 +24,8 @@ void IRQ2_Handler(void) WEAK_ALIAS;
 void IRQ3_Handler(void) WEAK_ALIAS;
 void IRQ4_Handler(void) WEAK_ALIAS;
 void IRQ5_Handler(void) WEAK_ALIAS;
+void IRQ6_Handler(void) WEAK_ALIAS;
+void IRQ7_Handler(void) WEAK_ALIAS;
 
 typedef void (*vector_t)(void);
 
@@ -48,7 +50,9 @@ const vector_t vector_table[16 + NUM_IRQS] = {
     [16 + 3] = IRQ3_Handler,
     [16 + 4] = IRQ4_Handler,
     [16 + 5] = IRQ5_Handler,
-    [22 ... 16 + NUM_IRQS - 1] = Default_Handler,
+    [16 + 6] = IRQ6_Handler,
+    [16 + 7] = IRQ7_Handler,
+    [16 + 8 ... 16 + NUM_IRQS - 1] = Default_Handler,
 };
 
 void Reset_Handler(void) {

@@ -47,6 +47,7 @@ typedef struct {
     uint32_t fault_kind;
     uint32_t fault_addr;
     uint32_t fault_exc_return;
+    uint32_t last_block;     /* start of the last block entered: where a bad return came from */
     uint32_t active_depth;   /* active exceptions, kept with the Python NVIC */
     uint32_t returned_count; /* exception returns since Python last looked */
     uint32_t stop_on_return; /* something is pending: let Python look after each return */
@@ -97,6 +98,7 @@ static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr,
 
 static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
     harness_ctx *c = (harness_ctx *)user;
+    c->last_block = (uint32_t)address;
     c->cycles += count_instructions(c, uc, (uint32_t)address, size);
     if (c->cycles >= c->deadline) {
         c->stop_reasons |= STOP_DEADLINE;
@@ -160,7 +162,7 @@ static void intr_hook(uc_engine *uc, uint32_t intno, void *user) {
     if (intno == 8) { /* EXCP_EXCEPTION_EXIT: PC holds EXC_RETURN without its Thumb bit */
         if (exception_return(c, uc, pc | 1) != 0) {
             c->stop_reasons |= STOP_FAULT;
-            c->trap_pc = rd(c, uc, LR);
+            c->trap_pc = c->last_block;
             c->emu_stop(uc);
         } else if (c->stop_on_return) {
             c->stop_reasons |= STOP_RETURN;

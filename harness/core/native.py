@@ -43,6 +43,7 @@ class NativeContext(ctypes.Structure):
         ("fault_kind", ctypes.c_uint32),
         ("fault_addr", ctypes.c_uint32),
         ("fault_exc_return", ctypes.c_uint32),
+        ("last_block", ctypes.c_uint32),
         ("active_depth", ctypes.c_uint32),
         ("returned_count", ctypes.c_uint32),
         ("stop_on_return", ctypes.c_uint32),

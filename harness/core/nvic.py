@@ -86,6 +86,8 @@ def scs_block(num_irqs: int) -> Block:
             word("HFSR", 0xD2C, W1C, doc="HardFault status"),
             word("MMFAR", 0xD34, doc="MemManage fault address"),
             word("BFAR", 0xD38, doc="BusFault address"),
+            Register("DEMCR", 0xDFC, (Field("TRCENA", 24, modelled=False),),
+                     "Debug exception and monitor control (the DWT counts regardless)"),
             Register("STIR", 0xF00, (Field("INTID", 0, 9, WO),), "Software trigger interrupt"),
         ),
         "System control space: NVIC and SCB (Cortex-M4)",
@@ -118,12 +120,14 @@ class Nvic(Peripheral):
         num_irqs: int,
         request_stop: Callable[[], None],
         request_reset: Callable[[], None],
+        sync_returns: Callable[[], None],
     ) -> None:
         self.block = scs_block(num_irqs)  # type: ignore[misc]  # sized per board
         super().__init__(name, base, clock)
         self.num_irqs = num_irqs
         self._request_stop = request_stop
         self._request_reset = request_reset
+        self._sync_returns = sync_returns
         self._init_state()
         r = self.regs
         for reg in ("ISER", "ICER", "ISPR", "ICPR", "IABR", "IPR", "ICSR", "SHPR1", "SHPR2",
@@ -149,6 +153,14 @@ class Nvic(Peripheral):
     def reset(self) -> None:
         super().reset()
         self._init_state()
+
+    def read(self, offset: int, size: int) -> int:
+        self._sync_returns()  # the core may have returned from handlers since it last stopped
+        return super().read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._sync_returns()
+        super().write(offset, size, value)
 
     # ---- used by peripherals and the CPU ----
 

@@ -1,0 +1,101 @@
+"""Build the firmware stubs with the bundled zig toolchain; rebuild only what changed."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import BuildError
+from harness.paths import PROJECT_ROOT, build_dir
+
+FIRMWARE_DIR = PROJECT_ROOT / "firmware_stubs"
+
+CFLAGS = (
+    "-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4", "-mfloat-abi=soft",
+    "-O2", "-g", "-std=c11", "-ffreestanding", "-nostdlib", "-fno-builtin",
+    "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror",
+)  # fmt: skip
+LDFLAGS = ("-Wl,--gc-sections", "-Wl,--entry=Reset_Handler")
+INCLUDE_DIRS = ("include", "hal")
+COMMON = ("startup/startup.c", "hal/hal.c")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    sources: tuple[str, ...]
+    doc: str
+    linker_script: str = "linker/app.ld"
+
+
+TARGETS = (
+    Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
+    Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
+    Target("busy", (*COMMON, "tests/busy.c"), "never sleeps: measures raw execution speed"),
+)
+
+
+def target(name: str) -> Target:
+    for t in TARGETS:
+        if t.name == name:
+            return t
+    raise BuildError(f"no firmware target {name!r}; targets: {', '.join(t.name for t in TARGETS)}")
+
+
+def _inputs_digest(t: Target, src: Path) -> str:
+    h = hashlib.sha256(" ".join((*CFLAGS, *LDFLAGS)).encode())
+    files = [src / s for s in (*t.sources, t.linker_script)]
+    for d in INCLUDE_DIRS:
+        files += sorted((src / d).glob("*.h"))
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def build(
+    names: Iterable[str] | None = None,
+    *,
+    src: Path = FIRMWARE_DIR,
+    out: Path | None = None,
+    force: bool = False,
+) -> dict[str, Path]:
+    """Build the named targets (all by default); returns name -> ELF path.
+
+    A target is rebuilt when any of its sources, the headers or the flags changed. A file
+    lock makes concurrent builds (pytest-xdist workers) wait for each other.
+    """
+    out = out or build_dir() / "firmware"
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = [target(n) for n in names] if names is not None else list(TARGETS)
+    results: dict[str, Path] = {}
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for t in chosen:
+            elf = out / f"{t.name}.elf"
+            stamp = out / f"{t.name}.inputs"
+            digest = _inputs_digest(t, src)
+            if force or not elf.exists() or not stamp.exists() or stamp.read_text() != digest:
+                _compile(t, src, elf)
+                stamp.write_text(digest)
+            results[t.name] = elf
+    return results
+
+
+def _compile(t: Target, src: Path, elf: Path) -> None:
+    tmp = elf.with_suffix(".tmp")
+    cmd = [
+        sys.executable, "-m", "ziglang", "cc", *CFLAGS,
+        *(f"-I{src / d}" for d in INCLUDE_DIRS),
+        "-T", str(src / t.linker_script), *LDFLAGS, "-o", str(tmp),
+        *(str(src / s) for s in t.sources),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BuildError(f"firmware target {t.name!r} failed to build:\n{result.stderr.strip()}")
+    tmp.replace(elf)
