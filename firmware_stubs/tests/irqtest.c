@@ -190,13 +190,13 @@ static void unprivileged_body(void) {
 #define LOAD(reg, hi, lo) "movw " reg ", #" lo "\n movt " reg ", #" hi "\n"
 
 /* With SP = 4 mod 8, pend IRQ 6 holding known values in r0-r3/r12, then read them back. */
-static void frame_body(void) {
+__attribute__((noinline)) static void frame_body(void) {
     __asm volatile(
         "sub sp, sp, #4\n str sp, [%3]\n"
         LOAD("r0", "0xA0A0", "0xA0A0") LOAD("r1", "0xA1A1", "0xA1A1")
         LOAD("r2", "0xA2A2", "0xA2A2") LOAD("r3", "0xA3A3", "0xA3A3")
         LOAD("r12", "0xACAC", "0xACAC")
-        "str %1, [%0]\n" /* STIR = 6 */
+        "str %1, [%0]\n dsb\n isb\n" /* STIR = 6, taken at the ISB */
         "nop\n nop\n nop\n nop\n"
         "str r0, [%2, #0]\n str r1, [%2, #4]\n str r2, [%2, #8]\n"
         "str r3, [%2, #12]\n str r12, [%2, #16]\n"

@@ -1,0 +1,59 @@
+"""Faults stop the run with a FirmwareFault naming kind, PC, function and address."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import FirmwareFault
+from irqtest import run
+
+
+@pytest.fixture(scope="module")
+def elf(firmware: dict[str, Path]) -> Path:
+    return firmware["irqtest"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kind", "function", "address"),
+    [
+        ("FAULT_UNMAPPED_READ", "unmapped read", "fault_unmapped_read", 0x30000000),
+        ("FAULT_FLASH_WRITE", "write to read-only memory", "fault_flash_write", 0x00010000),
+        ("FAULT_UNDEFINED", "undefined instruction", "fault_undefined", None),
+        ("FAULT_BAD_EXC_RETURN", "bad exception return (EXC_RETURN 0xFFFFFFF5)", "IRQ7_Handler",
+         None),
+        ("FAULT_STACK_OVERFLOW", "stack overflow", "recurse", None),
+        ("FAULT_FETCH", "instruction fetch from non-executable memory", None, 0x40000000),
+    ],
+)  # fmt: skip
+def test_fault_report(
+    elf: Path, scenario: str, kind: str, function: str | None, address: int | None
+) -> None:
+    with pytest.raises(FirmwareFault) as info:
+        run(elf, scenario, timeout_ms=20)
+    fault = info.value
+    assert fault.kind.startswith(kind)
+    assert fault.function == function
+    if address is not None:
+        assert fault.address == address
+    assert f"{fault.pc:08X}" in str(fault)
+    if function:
+        assert function in str(fault)
+
+
+def test_fault_pc_is_the_faulting_instruction(elf: Path) -> None:
+    with pytest.raises(FirmwareFault) as info:
+        run(elf, "FAULT_UNMAPPED_READ")
+    fault = info.value
+    m_image_start = info.value.pc
+    # The faulting load is inside the function and the core did not run past it.
+    assert fault.function == "fault_unmapped_read"
+    assert m_image_start % 2 == 0
+
+
+def test_stack_overflow_address_is_just_below_sram(elf: Path) -> None:
+    with pytest.raises(FirmwareFault) as info:
+        run(elf, "FAULT_STACK_OVERFLOW", timeout_ms=20)
+    assert info.value.address is not None
+    assert 0x2000_0000 - 0x1000 <= info.value.address < 0x2000_0000
