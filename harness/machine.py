@@ -59,8 +59,9 @@ class Snapshot:
     flash: list[bytes]
     peripherals: list[Any]
     clock: Any
-    native_state: tuple[int, int]
+    active_depth: int
     sleeping: bool
+    idle_cycles: int
 
 
 class Machine:
@@ -80,6 +81,7 @@ class Machine:
         self.clock = VirtualClock(self.board.core_clock_hz, self.cpu.ctx)
         self._reset_requested = False
         self.sleeping = False
+        self.idle_cycles = 0  # virtual cycles spent asleep in WFI (skipped, not simulated)
         self.nvic = Nvic("SCS", SCS_BASE, self.clock, self.board.num_irqs,
                          self.request_stop, self._request_reset, self._sync_returns)  # fmt: skip
         self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock,
@@ -154,6 +156,11 @@ class Machine:
         return self.clock.cycles
 
     @property
+    def busy_cycles(self) -> int:
+        """Virtual cycles in which the core executed instructions."""
+        return self.clock.cycles - self.idle_cycles
+
+    @property
     def now_ns(self) -> int:
         return self.clock.ns
 
@@ -198,6 +205,7 @@ class Machine:
             nxt = clock.next_deadline()
             deadline = target if nxt is None or nxt > target else nxt
             if self.sleeping:
+                self.idle_cycles += deadline - now
                 ctx.cycles = deadline  # WFI: nothing runs until the next event
                 continue
             ctx.deadline = deadline
@@ -349,8 +357,9 @@ class Machine:
             flash=[bytes(m.data) for m in flash],
             peripherals=[p.snapshot() for p in self.peripherals.values()],
             clock=self.clock.state(),
-            native_state=(ctx.active_depth, ctx.cycles),
+            active_depth=ctx.active_depth,
             sleeping=self.sleeping,
+            idle_cycles=self.idle_cycles,
         )
 
     def restore(self, snap: Snapshot) -> None:
@@ -368,9 +377,10 @@ class Machine:
             p.restore(state)
         self.clock.restore(snap.clock)
         ctx = self.cpu.ctx
-        ctx.active_depth, _ = snap.native_state
+        ctx.active_depth = snap.active_depth
         ctx.returned_count = 0
         self.sleeping = snap.sleeping
+        self.idle_cycles = snap.idle_cycles
         self._reset_requested = False
 
 

@@ -3,7 +3,7 @@
  * 10 kHz control timer at higher priority that preempts it, GPIO outputs, and a main loop
  * that sleeps in WFI between interrupts.
  *
- *   PA0  heartbeat: toggles every 500 ms (1 Hz blink)
+ *   PA0  heartbeat: toggles every heartbeat_period_ms (500 ms: a 1 Hz blink)
  *   PA1  control output: toggles on every TIM2 update (5 kHz square wave)
  *   PB0  high while the 1 ms task runs
  */
@@ -12,6 +12,7 @@
 #define TICK_HZ 1000u
 #define TASK_WORK 3000u /* bit steps of the 1 ms task's CRC: ~15k cycles, longer than TIM2's period */
 
+volatile uint32_t heartbeat_period_ms = 500; /* initialised data: copied from flash at boot */
 volatile uint32_t ms_ticks;
 volatile uint32_t tim2_updates;
 volatile uint32_t tim2_preemptions; /* TIM2 arrived while the 1 ms task was running */
@@ -28,7 +29,7 @@ void SysTick_Handler(void) {
     filter_state = acc;
     in_task = 0;
     gpio_clear(GPIOB, 0);
-    if (ms_ticks % 500u == 0) gpio_toggle(GPIOA, 0);
+    if (ms_ticks % heartbeat_period_ms == 0) gpio_toggle(GPIOA, 0);
 }
 
 void TIM2_IRQHandler(void) {

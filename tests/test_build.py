@@ -1,0 +1,51 @@
+"""Firmware builds with the bundled toolchain: cached, incremental, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.build import FIRMWARE_DIR, build
+from harness.errors import BuildError
+from harness.loader import load_elf
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Path:
+    src = tmp_path / "fw"
+    shutil.copytree(FIRMWARE_DIR, src)
+    return src
+
+
+def test_builds_cortex_m4_elfs(source_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    elfs = build(["app"], src=source_copy, out=out)
+    image = load_elf(elfs["app"])
+    assert image.symbol("Reset_Handler").kind == "function"
+
+
+def test_rebuilds_only_what_changed(source_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = build(["app", "busy"], src=source_copy, out=out)
+    stamps = {n: p.stat().st_mtime_ns for n, p in first.items()}
+    build(["app", "busy"], src=source_copy, out=out)
+    assert {n: p.stat().st_mtime_ns for n, p in first.items()} == stamps  # nothing rebuilt
+    main = source_copy / "app" / "main.c"
+    main.write_text(main.read_text() + "\n/* touched */\n")
+    build(["app", "busy"], src=source_copy, out=out)
+    assert first["app"].stat().st_mtime_ns != stamps["app"]
+    assert first["busy"].stat().st_mtime_ns == stamps["busy"]
+
+
+def test_compile_error_names_target_and_line(source_copy: Path, tmp_path: Path) -> None:
+    main = source_copy / "app" / "main.c"
+    main.write_text(main.read_text() + "\nint broken( {\n")
+    with pytest.raises(BuildError, match=r"target 'app' failed to build:(.|\n)*main\.c:\d+"):
+        build(["app"], src=source_copy, out=tmp_path / "out")
+
+
+def test_unknown_target() -> None:
+    with pytest.raises(BuildError, match="no firmware target 'nope'; targets: app, irqtest, busy"):
+        build(["nope"])

@@ -1,0 +1,63 @@
+"""The `harness` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli.main", *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_build_lists_targets(firmware: dict[str, Path]) -> None:
+    result = harness("build", "app")
+    assert result.returncode == 0, result.stderr
+    assert str(firmware["app"]) in result.stdout
+
+
+def test_run_prints_symbols_gpio_and_speed(app_elf: Path) -> None:
+    result = harness("run", "--firmware", str(app_elf), "--ms", "1001", "--symbol", "ms_ticks",
+                     "--gpio")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ms_ticks = 1000" in result.stdout
+    assert "GPIOA.0" in result.stdout and "500.1" in result.stdout
+    assert "virtual MHz" in result.stdout
+
+
+def test_regs_check_passes_on_a_clean_tree() -> None:
+    result = harness("regs", "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_bench_reports_speed(app_elf: Path) -> None:
+    result = harness("bench", "--firmware", str(app_elf), "--ms", "100")
+    assert result.returncode == 0, result.stderr
+    assert "virtual MHz" in result.stdout and "snapshot restore" in result.stdout
+
+
+def test_demo_shows_the_application(firmware: dict[str, Path]) -> None:
+    result = harness("demo", "--ms", "1100")
+    assert result.returncode == 0, result.stderr
+    assert "Heartbeat LED" in result.stdout
+    assert "500.1426  1" in result.stdout and "1000.1426  0" in result.stdout
+    assert "ms_ticks" in result.stdout
+
+
+def test_bad_firmware_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "junk.elf"
+    bad.write_text("hello")
+    result = harness("run", "--firmware", str(bad), "--ms", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {bad}: not an ELF file (starts with b'hell')"
+
+
+def test_firmware_fault_is_reported_without_traceback(firmware: dict[str, Path]) -> None:
+    # irqtest with scenario 0 idles; unknown symbol errors are clean too.
+    result = harness("run", "--firmware", str(firmware["irqtest"]), "--ms", "1",
+                     "--symbol", "no_such_symbol")  # fmt: skip
+    assert result.returncode == 2
+    assert "error: " in result.stderr and "no symbol named 'no_such_symbol'" in result.stderr
+    assert "Traceback" not in result.stderr

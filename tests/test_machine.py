@@ -1,0 +1,122 @@
+"""The Machine API a test author uses: run, inspect, change, reset, snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import Machine, VirtualTimeout
+from harness.boards import DEFAULT_BOARD
+
+
+@pytest.fixture
+def machine(app_elf: Path) -> Machine:
+    return Machine(app_elf)
+
+
+def test_reset_takes_sp_and_pc_from_the_vector_table(machine: Machine) -> None:
+    assert machine.cpu.reg("sp") == 0x2004_0000
+    assert machine.image.function_at(machine.cpu.pc) == "Reset_Handler"
+    assert machine.nvic.vtor == 0x0001_0000
+    assert machine.cycles == 0
+
+
+def test_run_for_counts_virtual_time(machine: Machine) -> None:
+    machine.run_for(ms=10)
+    assert machine.cycles == 10 * 120_000
+    assert machine.now_ns == 10_000_000
+    assert machine.read_symbol("ms_ticks") == 9  # first tick 1 ms after SysTick starts
+
+
+def test_run_until_returns_when_the_predicate_holds(machine: Machine) -> None:
+    t = machine.run_until(lambda: machine.read_symbol("ms_ticks") == 5, timeout_ms=20)
+    assert 5.0 < t < 5.2
+    assert machine.read_symbol("ms_ticks") == 5
+
+
+def test_run_until_times_out_in_virtual_time(machine: Machine) -> None:
+    with pytest.raises(VirtualTimeout, match="3 ms of virtual time"):
+        machine.run_until(lambda: False, timeout_ms=3)
+    assert machine.cycles == 3 * 120_000
+
+
+def test_symbols_are_typed_by_size(machine: Machine) -> None:
+    machine.run_for(ms=2)
+    assert isinstance(machine.read_symbol("ms_ticks"), int)
+    machine.write_symbol("ms_ticks", 499)
+    machine.run_for(ms=1)
+    assert machine.read_symbol("ms_ticks") == 500
+    assert machine.gpio("GPIOA").pin(0) == 1  # 500 reached: heartbeat toggled
+    with pytest.raises(ValueError, match="does not fit ms_ticks"):
+        machine.write_symbol("ms_ticks", 1 << 32)
+
+
+def test_gpio_outputs_inputs_and_log(machine: Machine) -> None:
+    machine.run_for(ms=1)
+    port = machine.gpio("GPIOA")
+    assert port.regs["DIR"] & 0b11 == 0b11
+    edges = [e for e in port.events if e.pin == 1]
+    assert [e.level for e in edges[:4]] == [1, 0, 1, 0]
+    assert {b.cycle - a.cycle for a, b in zip(edges, edges[1:], strict=False)} == {12_000}
+    b = machine.gpio("GPIOB")
+    b.set_input(5, 1)
+    assert b.pin(5) == 1  # an input pin reads what the test drives
+    assert machine.read_u32(0x4000_0404) >> 5 & 1 == 1  # and so does the firmware's IDR
+
+
+def test_unknown_peripheral_is_a_clear_error(machine: Machine) -> None:
+    with pytest.raises(KeyError, match="no peripheral 'CAN9'"):
+        machine.peripheral("CAN9")
+
+
+def test_snapshot_restore_replays_identically(machine: Machine) -> None:
+    machine.run_for(ms=3)
+    snap = machine.snapshot()
+    machine.run_for(ms=7)
+    first = (machine.cycles, machine.read_symbol("filter_state"),
+             list(machine.gpio("GPIOA").events), machine.read_symbol("tim2_preemptions"))  # fmt: skip
+    machine.restore(snap)
+    assert machine.cycles == 3 * 120_000
+    machine.run_for(ms=7)
+    second = (machine.cycles, machine.read_symbol("filter_state"),
+              list(machine.gpio("GPIOA").events), machine.read_symbol("tim2_preemptions"))  # fmt: skip
+    assert first == second
+
+
+def test_restore_undoes_memory_and_peripheral_changes(machine: Machine) -> None:
+    machine.run_for(ms=2)
+    snap = machine.snapshot()
+    ticks = machine.read_symbol("ms_ticks")
+    machine.write_symbol("ms_ticks", 1234)
+    machine.gpio("GPIOB").set_input(3, 1)
+    machine.restore(snap)
+    assert machine.read_symbol("ms_ticks") == ticks
+    assert machine.gpio("GPIOB").pin(3) == 0
+
+
+def test_reset_restarts_firmware_and_keeps_time(machine: Machine) -> None:
+    machine.run_for(ms=5)
+    machine.reset()
+    assert machine.cycles == 5 * 120_000
+    assert machine.image.function_at(machine.cpu.pc) == "Reset_Handler"
+    machine.run_for(ms=3)
+    assert machine.read_symbol("ms_ticks") == 2  # counting again from zero
+
+
+def test_clock_is_configurable(app_elf: Path) -> None:
+    m = Machine(app_elf, clock_hz=48_000_000)
+    m.run_for(ms=1)
+    assert m.cycles == 48_000
+
+
+def test_default_board_memory_map() -> None:
+    b = DEFAULT_BOARD
+    assert b.region("FLASH").size == 2 * 1024 * 1024
+    assert b.region("SRAM").base == 0x2000_0000 and b.region("SRAM").size == 256 * 1024
+    parts = [b.partition(n) for n in ("BOOTLOADER", "BANK_A", "BANK_B", "NVM")]
+    assert parts[0].size == 64 * 1024
+    assert parts[1].size == parts[2].size
+    for a, nxt in zip(parts, parts[1:], strict=False):
+        assert a.base + a.size == nxt.base  # partitions tile the flash
+    assert parts[-1].base + parts[-1].size == b.region("FLASH").end

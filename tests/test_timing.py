@@ -1,0 +1,60 @@
+"""Virtual time: exact periods, fast-forwarded sleep, bit-for-bit repeatable runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import Machine
+from irqtest import start, words
+
+
+def test_systick_fires_every_millisecond_exactly(firmware: dict[str, Path]) -> None:
+    m = start(firmware["irqtest"], "SYSTICK_PERIOD")
+    m.run_for(ms=20)
+    stamps = words(m, "tick_cycles")  # DWT->CYCCNT read first thing in each handler
+    assert len(stamps) == 16
+    assert {b - a for a, b in zip(stamps, stamps[1:], strict=False)} == {120_000}
+    assert m.read_symbol("ticks") == 19
+
+
+def test_one_millisecond_task_and_control_timer(app_elf: Path) -> None:
+    m = Machine(app_elf)
+    m.run_for(ms=100)
+    assert m.read_symbol("ms_ticks") == 99
+    assert m.read_symbol("tim2_updates") == 999
+    # TIM2 (priority 0x40) preempts the 1 ms task (SysTick, 0x80), which outlasts its period.
+    assert int(m.read_symbol("tim2_preemptions")) >= 99
+
+
+def test_idle_time_is_skipped_not_simulated(app_elf: Path) -> None:
+    m = Machine(app_elf)
+    m.run_for(ms=50)
+    # The CPU sleeps in WFI between interrupts, most of the time: those cycles are skipped.
+    assert m.sleeping
+    assert m.idle_cycles + m.busy_cycles == m.cycles
+    # The 1 ms task is ~3,000 CRC steps (~17k instructions), TIM2's handler a few dozen.
+    assert 0.10 < m.busy_cycles / m.cycles < 0.20
+
+
+def test_ten_second_run_is_identical_across_runs(app_elf: Path) -> None:
+    logs = []
+    for _ in range(2):
+        m = Machine(app_elf)
+        m.run_for(s=10)
+        logs.append((m.cycles, m.read_symbol("filter_state"),
+                     [e for p in ("GPIOA", "GPIOB") for e in m.gpio(p).events]))  # fmt: skip
+    assert logs[0] == logs[1]
+    heartbeat = [e for e in logs[0][2] if e.port == "GPIOA" and e.pin == 0]
+    assert len(heartbeat) == 19  # every 500 ms; the 20th falls just after 10 s
+    assert {b.cycle - a.cycle for a, b in zip(heartbeat, heartbeat[1:], strict=False)} == {
+        500 * 120_000
+    }
+
+
+def test_timer_peripheral_counts_and_one_shot(firmware: dict[str, Path]) -> None:
+    m = start(firmware["irqtest"], "LEVEL_REPEND")
+    m.run_for(ms=1)
+    tim3 = m.peripheral("TIM3")
+    assert m.read_symbol("level_entries") == 2
+    assert tim3.regs["CR1"] & 1 == 0  # one-pulse mode stopped the counter
+    assert tim3.read(0x0C, 4) == 0  # CNT
