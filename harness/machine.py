@@ -250,29 +250,29 @@ class Machine:
 
     def _take_exceptions(self) -> None:
         nvic, cpu = self.nvic, self.cpu
+        ctx = cpu.ctx
         if not nvic.pending:
-            cpu.ctx.stop_on_return = cpu.ctx.watch_masks = 0
+            ctx.stop_on_return = ctx.watch_masks = 0
             return
-        while True:
-            masks = cpu.sample_masks(watch=True)
-            if self.sleeping and nvic.exception_to_take(0, masks[1], masks[2]) is not None:
-                self.sleeping = False  # WFI wakes even while PRIMASK holds the interrupt off
-            exc = nvic.exception_to_take(*masks)
-            if exc is None:
-                break
-            handler = cpu.read_word(nvic.vtor + 4 * exc)
+        masks = cpu.sample_masks(watch=True)  # exception entry leaves the masks unchanged
+        if self.sleeping and masks[0] & 1 and nvic.exception_to_take(0, *masks[1:]) is not None:
+            self.sleeping = False  # WFI wakes even while PRIMASK holds the interrupt off
+        while (exc := nvic.exception_to_take(*masks)) is not None:
+            vector = nvic.vtor + 4 * exc
+            handler = cpu.read_word(vector)
             if handler is None:
                 raise self._fault(f"vector table entry for exception {exc} unreadable",
-                                  cpu.pc, nvic.vtor + 4 * exc)  # fmt: skip
+                                  cpu.pc, vector)  # fmt: skip
             if not cpu.enter_exception(exc, handler):
-                ctx = cpu.ctx
                 raise self._fault(NATIVE_FAULTS[ctx.fault_kind], cpu.pc, ctx.fault_addr)
             nvic.activate(exc)
             self.sleeping = False
+            if not nvic.pending:
+                break
         # Something stays pending: let the core stop when a return or a mask change may
         # allow it, so that it is taken at the right instruction.
-        pending = nvic.highest_pending() is not None
-        cpu.ctx.stop_on_return = cpu.ctx.watch_masks = int(pending)
+        pending = int(bool(nvic.pending) and nvic.highest_pending() is not None)
+        ctx.stop_on_return = ctx.watch_masks = pending
 
     # ---- faults ----
 
@@ -367,6 +367,8 @@ class Machine:
         ram = [m for m in self.cpu.memory if m.region.kind == "ram"]
         for mem, data in zip(ram, snap.sram, strict=True):
             mem.data[:] = data
+            # Code may run from RAM: drop translations of what was just overwritten.
+            self.cpu.uc.ctl_remove_cache(mem.region.base, mem.region.end)
         if snap.flash_generation != self._flash_generation:
             flash = [m for m in self.cpu.memory if m.region.kind == "flash"]
             for mem, data in zip(flash, snap.flash, strict=True):

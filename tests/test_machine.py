@@ -120,3 +120,12 @@ def test_default_board_memory_map() -> None:
     for a, nxt in zip(parts, parts[1:], strict=False):
         assert a.base + a.size == nxt.base  # partitions tile the flash
     assert parts[-1].base + parts[-1].size == b.region("FLASH").end
+
+
+def test_errors_in_peripheral_models_reach_the_caller(machine: Machine) -> None:
+    def broken(_i: int, _w: int, _n: int) -> None:
+        raise RuntimeError("model bug")
+
+    machine.gpio("GPIOA").regs.on_write["TOGGLE"] = broken
+    with pytest.raises(RuntimeError, match="model bug"):
+        machine.run_for(ms=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from unicorn import (
     UC_PROT_READ,
     UC_TLB_VIRTUAL,
     Uc,
+    UcError,
 )
 from unicorn import arm_const as arm
 
@@ -38,6 +40,7 @@ from harness.peripherals.base import Peripheral
 log = logging.getLogger(__name__)
 
 PAGE = 0x1000
+_WORD = struct.Struct("<I")
 
 ACCESS_NAMES = {
     UC_MEM_READ_UNMAPPED: "unmapped read",
@@ -101,11 +104,11 @@ class Cpu:
         return None
 
     def read_word(self, address: int) -> int | None:
-        found = self.host_memory(address, 4)
-        if found is None:
-            return None
-        mem, off = found
-        return int.from_bytes(mem.data[off : off + 4], "little")
+        for mem in self.memory:
+            off = address - mem.region.base
+            if 0 <= off <= mem.region.size - 4:
+                return int(_WORD.unpack_from(mem.data, off)[0])
+        return None
 
     def map_peripherals(self, peripherals: list[Peripheral]) -> None:
         pages: dict[int, list[Peripheral]] = {}
@@ -176,10 +179,20 @@ class Cpu:
     # ---- execution ----
 
     def run(self) -> None:
-        """Run from the current PC until a native stop, a WFI, a trap or a fault."""
-        self.ctx.stop_reasons = self.ctx.stop_request = 0
+        """Run from the current PC until a native stop, a WFI, a trap or a fault.
+
+        One native call instead of `Uc.emu_start` (a microsecond per wake-up); it keeps the
+        binding's contract (unicorn==2.1.4 is pinned): errors raise UcError, and an
+        exception raised in a Python hook (an MMIO callback) is re-raised here.
+        """
+        uc = self.uc
+        uc._hook_exception = None
         self.memory_fault = None
-        self.uc.emu_start(self.lib.harness_resume_pc(self.uch, self.ctxp), 0)
+        status = self.lib.harness_run(self.uch, self.ctxp)
+        if status:
+            raise UcError(status)
+        if uc._hook_exception is not None:
+            raise uc._hook_exception
 
     def enter_exception(self, exc: int, handler: int) -> bool:
         return self.lib.harness_exc_entry(self.uch, self.ctxp, exc, handler) == 0

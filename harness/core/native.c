@@ -22,6 +22,7 @@ typedef int (*uc_reg_fn)(uc_engine *, int, void *);
 typedef int (*uc_mem_fn)(uc_engine *, uint64_t, void *, size_t);
 typedef int (*uc_stop_fn)(uc_engine *);
 typedef int (*uc_hook_add_fn)(uc_engine *, size_t *, int, void *, void *, uint64_t, uint64_t, ...);
+typedef int (*uc_emu_start_fn)(uc_engine *, uint64_t, uint64_t, uint64_t, size_t);
 
 /* Order must match REG_ORDER in native.py. */
 enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, BASEPRI,
@@ -63,6 +64,7 @@ typedef struct {
     uc_mem_fn mem_read, mem_write;
     uc_stop_fn emu_stop;
     uc_hook_add_fn hook_add;
+    uc_emu_start_fn emu_start;
 } harness_ctx;
 
 static uint32_t rd(harness_ctx *c, uc_engine *uc, int reg) {
@@ -195,6 +197,13 @@ int harness_exc_entry(uc_engine *uc, harness_ctx *c, uint32_t exc, uint32_t hand
     wr(c, uc, PC, handler | 1);
     c->active_depth++;
     return 0;
+}
+
+/* Resume at the current PC until a stop; returns Unicorn's uc_err. */
+int harness_run(uc_engine *uc, harness_ctx *c) {
+    c->stop_reasons = 0;
+    c->stop_request = 0;
+    return c->emu_start(uc, rd(c, uc, PC) | 1, 0, 0, 0);
 }
 
 /* PC to resume from, with the Thumb bit set for uc_emu_start. */

@@ -63,6 +63,7 @@ class NativeContext(ctypes.Structure):
         ("mem_write", ctypes.c_void_p),
         ("emu_stop", ctypes.c_void_p),
         ("hook_add", ctypes.c_void_p),
+        ("emu_start", ctypes.c_void_p),
     ]
 
 
@@ -110,5 +111,6 @@ def new_context() -> NativeContext:
     ctx.mem_write = _fn("uc_mem_write")
     ctx.emu_stop = _fn("uc_emu_stop")
     ctx.hook_add = _fn("uc_hook_add")
+    ctx.emu_start = _fn("uc_emu_start")
     ctx.deadline = 2**64 - 1
     return ctx

@@ -32,6 +32,10 @@ SYSTICK_BLOCK = Block(
 )  # fmt: skip
 
 
+TICKINT = 1 << 1
+COUNTFLAG = 1 << 16
+
+
 class SysTick(Peripheral):
     block = SYSTICK_BLOCK
     extra_state: ClassVar[tuple[str, ...]] = ()
@@ -70,9 +74,11 @@ class SysTick(Peripheral):
         return (at - self.clock.cycles) % self.period
 
     def _reached_zero(self) -> None:
-        self.regs.set_field("CSR", "COUNTFLAG", 1)
-        if self.regs["RVR"]:
-            assert self._zero.at is None
-            self._zero.arm_at(self.clock.cycles + self.period)
-        if self.regs.get_field("CSR", "TICKINT"):
+        # On every tick: plain bit operations rather than field look-ups.
+        csr = self.regs.values["CSR"]
+        csr[0] |= COUNTFLAG
+        reload = self.regs.values["RVR"][0]
+        if reload:
+            self._zero.arm_at(self.clock.cycles + reload + 1)
+        if csr[0] & TICKINT:
             self._pend()

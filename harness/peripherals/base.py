@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
@@ -50,15 +49,22 @@ class Peripheral:
 
     def snapshot(self) -> Any:
         return (
-            copy.deepcopy(self.regs.values),
+            {name: list(v) for name, v in self.regs.values.items()},
             [d.state() for d in self._deadlines],
-            {k: copy.deepcopy(getattr(self, k)) for k in self.extra_state},
+            {k: _copy(getattr(self, k)) for k in self.extra_state},
         )
 
     def restore(self, state: Any) -> None:
         values, deadlines, extra = state
-        self.regs.values = copy.deepcopy(values)
+        self.regs.values = {name: list(v) for name, v in values.items()}
         for d, s in zip(self._deadlines, deadlines, strict=True):
             d.restore(s)
         for k, v in extra.items():
-            setattr(self, k, copy.deepcopy(v))
+            setattr(self, k, _copy(v))
+
+
+def _copy(value: Any) -> Any:
+    """Copy one level: peripheral state is ints and containers of immutable values."""
+    if isinstance(value, list | dict | set):
+        return type(value)(value)
+    return value
