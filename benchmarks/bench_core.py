@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from irqtest import start  # noqa: E402
+from irqtest import start
 
-from harness import Machine  # noqa: E402
+from harness import Machine
 
 VIRTUAL_MS = 100
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -88,7 +89,7 @@ class Board:
         spans = sorted([(r.base, r.end, r.name) for r in self.regions]
                        + [(p.base, p.base + PERIPHERAL_KINDS[p.kind][0].size, p.name)
                           for p in self.peripherals])  # fmt: skip
-        for (_, end_a, a), (base_b, _, b) in zip(spans, spans[1:], strict=False):
+        for (_, end_a, a), (base_b, _, b) in itertools.pairwise(spans):
             if base_b < end_a:
                 raise BoardError(f"board {self.name}: {b} overlaps {a}")
         for p in self.peripherals:

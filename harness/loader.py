@@ -9,6 +9,7 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from harness.errors import FirmwareLoadError
 
@@ -102,7 +103,7 @@ def _parse(path: Path, raw: bytes) -> FirmwareImage:
     symbols: dict[str, Symbol] = {}
     functions: list[tuple[int, int, str]] = []
     symtab = elf.get_section_by_name(".symtab")
-    if symtab is not None:
+    if isinstance(symtab, SymbolTableSection):
         for sym in symtab.iter_symbols():
             kind = sym["st_info"]["type"]
             if not sym.name or kind not in ("STT_OBJECT", "STT_FUNC"):

@@ -92,7 +92,9 @@ class Machine:
             "DWT": Dwt("DWT", DWT_BASE, self.clock),
         }
         for spec in self.board.peripherals:
-            self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](spec, self.clock, self.nvic)
+            self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](
+                spec, self.clock, self.nvic
+            )
         self.cpu.map_peripherals(list(self.peripherals.values()))
         self._load(self.image)
         self._flash_generation = 0

@@ -8,8 +8,12 @@ from pathlib import Path
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli.main", *args],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli.main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_build_lists_targets(firmware: dict[str, Path]) -> None:
@@ -19,8 +23,9 @@ def test_build_lists_targets(firmware: dict[str, Path]) -> None:
 
 
 def test_run_prints_symbols_gpio_and_speed(app_elf: Path) -> None:
-    result = harness("run", "--firmware", str(app_elf), "--ms", "1001", "--symbol", "ms_ticks",
-                     "--gpio")  # fmt: skip
+    result = harness(
+        "run", "--firmware", str(app_elf), "--ms", "1001", "--symbol", "ms_ticks", "--gpio"
+    )
     assert result.returncode == 0, result.stderr
     assert "ms_ticks = 1000" in result.stdout
     assert "GPIOA.0" in result.stdout and "500.1" in result.stdout
@@ -56,8 +61,9 @@ def test_bad_firmware_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_firmware_fault_is_reported_without_traceback(firmware: dict[str, Path]) -> None:
     # irqtest with scenario 0 idles; unknown symbol errors are clean too.
-    result = harness("run", "--firmware", str(firmware["irqtest"]), "--ms", "1",
-                     "--symbol", "no_such_symbol")  # fmt: skip
+    result = harness(
+        "run", "--firmware", str(firmware["irqtest"]), "--ms", "1", "--symbol", "no_such_symbol"
+    )
     assert result.returncode == 2
     assert "error: " in result.stderr and "no symbol named 'no_such_symbol'" in result.stderr
     assert "Traceback" not in result.stderr

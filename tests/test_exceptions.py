@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from irqtest import SCENARIOS, run, start, trace, words
 
 EXC_RETURN_THREAD_MSP = 0xFFFFFFF9

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from irqtest import run
 
 from harness import FirmwareFault
-from irqtest import run
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ def test_data_initial_values_come_from_flash(app_elf: Path) -> None:
 
 
 def test_unknown_symbol_names_the_file(app_elf: Path) -> None:
-    with pytest.raises(KeyError, match="app.elf: no symbol named 'nope'"):
+    with pytest.raises(KeyError, match=r"app\.elf: no symbol named 'nope'"):
         load_elf(app_elf).symbol("nope")
 
 
@@ -47,7 +47,7 @@ def test_not_an_elf(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(FirmwareLoadError, match="missing.elf: cannot read firmware"):
+    with pytest.raises(FirmwareLoadError, match=r"missing\.elf: cannot read firmware"):
         load_elf(tmp_path / "missing.elf")
 
 
@@ -60,7 +60,9 @@ def _patched(src: Path, dst: Path, offset: int, fmt: str, value: int) -> Path:
 
 def test_elf_for_another_architecture(app_elf: Path, tmp_path: Path) -> None:
     riscv = _patched(app_elf, tmp_path / "riscv.elf", 18, "<H", 243)  # e_machine = EM_RISCV
-    with pytest.raises(FirmwareLoadError, match=r"riscv\.elf: ELF machine is EM_RISCV; expected EM_ARM"):
+    with pytest.raises(
+        FirmwareLoadError, match=r"riscv\.elf: ELF machine is EM_RISCV; expected EM_ARM"
+    ):
         load_elf(riscv)
 
 
@@ -83,10 +85,10 @@ def test_segment_outside_the_memory_map(app_elf: Path, tmp_path: Path) -> None:
         phoff, phentsize = elf["e_phoff"], elf["e_phentsize"]
         index = next(i for i, s in enumerate(elf.iter_segments()) if s["p_type"] == "PT_LOAD")
     # p_paddr is the fourth word of an ELF32 program header.
-    moved = _patched(app_elf, tmp_path / "moved.elf", phoff + index * phentsize + 12, "<I",
-                     0x3000_0000)  # fmt: skip
-    with pytest.raises(FirmwareLoadError,
-                       match=r"moved\.elf: segment at 0x30000000 .* outside the memory map"):  # fmt: skip
+    paddr = phoff + index * phentsize + 12
+    moved = _patched(app_elf, tmp_path / "moved.elf", paddr, "<I", 0x3000_0000)
+    outside = r"moved\.elf: segment at 0x30000000 .* outside the memory map"
+    with pytest.raises(FirmwareLoadError, match=outside):
         Machine(moved)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_gpio_outputs_inputs_and_log(machine: Machine) -> None:
     assert port.regs["DIR"] & 0b11 == 0b11
     edges = [e for e in port.events if e.pin == 1]
     assert [e.level for e in edges[:4]] == [1, 0, 1, 0]
-    assert {b.cycle - a.cycle for a, b in zip(edges, edges[1:], strict=False)} == {12_000}
+    assert {b.cycle - a.cycle for a, b in itertools.pairwise(edges)} == {12_000}
     b = machine.gpio("GPIOB")
     b.set_input(5, 1)
     assert b.pin(5) == 1  # an input pin reads what the test drives
@@ -73,15 +74,16 @@ def test_unknown_peripheral_is_a_clear_error(machine: Machine) -> None:
 def test_snapshot_restore_replays_identically(machine: Machine) -> None:
     machine.run_for(ms=3)
     snap = machine.snapshot()
-    machine.run_for(ms=7)
-    first = (machine.cycles, machine.read_symbol("filter_state"),
-             list(machine.gpio("GPIOA").events), machine.read_symbol("tim2_preemptions"))  # fmt: skip
+
+    def outcome() -> tuple[object, ...]:
+        machine.run_for(ms=7)
+        symbols = [machine.read_symbol(n) for n in ("filter_state", "tim2_preemptions")]
+        return machine.cycles, symbols, list(machine.gpio("GPIOA").events)
+
+    first = outcome()
     machine.restore(snap)
     assert machine.cycles == 3 * 120_000
-    machine.run_for(ms=7)
-    second = (machine.cycles, machine.read_symbol("filter_state"),
-              list(machine.gpio("GPIOA").events), machine.read_symbol("tim2_preemptions"))  # fmt: skip
-    assert first == second
+    assert outcome() == first
 
 
 def test_restore_undoes_memory_and_peripheral_changes(machine: Machine) -> None:
@@ -117,7 +119,7 @@ def test_default_board_memory_map() -> None:
     parts = [b.partition(n) for n in ("BOOTLOADER", "BANK_A", "BANK_B", "NVM")]
     assert parts[0].size == 64 * 1024
     assert parts[1].size == parts[2].size
-    for a, nxt in zip(parts, parts[1:], strict=False):
+    for a, nxt in itertools.pairwise(parts):
         assert a.base + a.size == nxt.base  # partitions tile the flash
     assert parts[-1].base + parts[-1].size == b.region("FLASH").end
 

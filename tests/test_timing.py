@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
-from harness import Machine
 from irqtest import start, words
+
+from harness import Machine
 
 
 def test_systick_fires_every_millisecond_exactly(firmware: dict[str, Path]) -> None:
@@ -13,7 +15,7 @@ def test_systick_fires_every_millisecond_exactly(firmware: dict[str, Path]) -> N
     m.run_for(ms=20)
     stamps = words(m, "tick_cycles")  # DWT->CYCCNT read first thing in each handler
     assert len(stamps) == 16
-    assert {b - a for a, b in zip(stamps, stamps[1:], strict=False)} == {120_000}
+    assert {b - a for a, b in itertools.pairwise(stamps)} == {120_000}
     assert m.read_symbol("ticks") == 19
 
 
@@ -41,14 +43,17 @@ def test_ten_second_run_is_identical_across_runs(app_elf: Path) -> None:
     for _ in range(2):
         m = Machine(app_elf)
         m.run_for(s=10)
-        logs.append((m.cycles, m.read_symbol("filter_state"),
-                     [e for p in ("GPIOA", "GPIOB") for e in m.gpio(p).events]))  # fmt: skip
+        logs.append(
+            (
+                m.cycles,
+                m.read_symbol("filter_state"),
+                [e for p in ("GPIOA", "GPIOB") for e in m.gpio(p).events],
+            )
+        )
     assert logs[0] == logs[1]
     heartbeat = [e for e in logs[0][2] if e.port == "GPIOA" and e.pin == 0]
     assert len(heartbeat) == 19  # every 500 ms; the 20th falls just after 10 s
-    assert {b.cycle - a.cycle for a, b in zip(heartbeat, heartbeat[1:], strict=False)} == {
-        500 * 120_000
-    }
+    assert {b.cycle - a.cycle for a, b in itertools.pairwise(heartbeat)} == {500 * 120_000}
 
 
 def test_timer_peripheral_counts_and_one_shot(firmware: dict[str, Path]) -> None:

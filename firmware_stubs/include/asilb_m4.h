@@ -54,9 +54,9 @@ typedef struct {
     volatile uint32_t AIRCR;                 /* +0xD0C Application interrupt and reset control (writes need VECTKEY=0x05FA) */
     volatile uint32_t SCR;                   /* +0xD10 System control */
     volatile uint32_t CCR;                   /* +0xD14 Configuration and control */
-    volatile uint32_t SHPR1;                 /* +0xD18 System handler priority 1 */
-    volatile uint32_t SHPR2;                 /* +0xD1C System handler priority 2 */
-    volatile uint32_t SHPR3;                 /* +0xD20 System handler priority 3 */
+    volatile uint32_t SHPR1;                 /* +0xD18 System handler prio 1 */
+    volatile uint32_t SHPR2;                 /* +0xD1C System handler prio 2 */
+    volatile uint32_t SHPR3;                 /* +0xD20 System handler prio 3 */
     volatile uint32_t SHCSR;                 /* +0xD24 System handler control and state */
     volatile uint32_t CFSR;                  /* +0xD28 Configurable fault status (faults stop the run instead) */
     volatile uint32_t HFSR;                  /* +0xD2C HardFault status */

@@ -28,7 +28,9 @@ def _run(args: argparse.Namespace) -> int:
     machine.restore(snap)
     restore = time.perf_counter() - t2
     print(f"machine creation + load: {boot * 1e3:.1f} ms")
-    print(f"{args.ms:g} ms virtual in {wall:.3f} s: {machine.cycles / wall / 1e6:.0f} virtual MHz, "
-          f"{args.ms / 1000 / wall:.1f}x real time")
+    print(
+        f"{args.ms:g} ms virtual in {wall:.3f} s: {machine.cycles / wall / 1e6:.0f} virtual MHz, "
+        f"{args.ms / 1000 / wall:.1f}x real time"
+    )
     print(f"snapshot restore: {restore * 1e6:.0f} us")
     return 0

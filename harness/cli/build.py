@@ -10,7 +10,9 @@ from harness.build import TARGETS, build
 
 def add_subparser(sub: Any) -> None:
     p = sub.add_parser("build", help="build the firmware stubs (only what changed)")
-    p.add_argument("targets", nargs="*", help=f"targets (default all: {', '.join(t.name for t in TARGETS)})")
+    p.add_argument(
+        "targets", nargs="*", help=f"targets (default all: {', '.join(t.name for t in TARGETS)})"
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
     p.set_defaults(func=_run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from typing import Any
 
@@ -21,8 +22,10 @@ def _run(args: argparse.Namespace) -> int:
     machine = Machine(elf)
     hz = machine.clock.hz
     print(f"Board {machine.board.name}: {machine.board.doc}, {hz / 1e6:g} MHz")
-    print(f"Firmware {elf.name}: reset SP 0x{machine.cpu.reg('sp'):08X}, "
-          f"PC 0x{machine.cpu.pc:08X} in {machine.image.function_at(machine.cpu.pc)}()")
+    print(
+        f"Firmware {elf.name}: reset SP 0x{machine.cpu.reg('sp'):08X}, "
+        f"PC 0x{machine.cpu.pc:08X} in {machine.image.function_at(machine.cpu.pc)}()"
+    )
     start = time.perf_counter()
     machine.run_for(ms=args.ms)
     wall = time.perf_counter() - start
@@ -33,11 +36,15 @@ def _run(args: argparse.Namespace) -> int:
         if e.pin == 0:
             print(f"  {e.cycle * 1000 / hz:18.4f}  {e.level}")
     pa1 = [e for e in machine.gpio("GPIOA").events if e.pin == 1]
-    periods = {b.cycle - a.cycle for a, b in zip(pa1, pa1[1:], strict=False)}
-    print(f"\nControl output (GPIOA pin 1), toggled by TIM2 at 10 kHz: {len(pa1)} edges, "
-          f"spacing {sorted(periods)} cycles")
+    periods = {b.cycle - a.cycle for a, b in itertools.pairwise(pa1)}
+    print(
+        f"\nControl output (GPIOA pin 1), toggled by TIM2 at 10 kHz: {len(pa1)} edges, "
+        f"spacing {sorted(periods)} cycles"
+    )
     for name in ("ms_ticks", "tim2_updates", "tim2_preemptions", "main_wakeups"):
-        print(f"  {name:18} {machine.read_symbol(name)}")
-    print(f"\n{args.ms:g} ms of virtual time in {wall:.2f} s of wall time "
-          f"({args.ms / 1000 / wall:.1f}x real time, {machine.cycles / wall / 1e6:.0f} virtual MHz)")
+        print(f"  {name:18} {machine.read_symbol(name)!s}")
+    print(
+        f"\n{args.ms:g} ms of virtual time in {wall:.2f} s of wall time "
+        f"({args.ms / 1000 / wall:.1f}x real time, {machine.cycles / wall / 1e6:.0f} virtual MHz)"
+    )
     return 0

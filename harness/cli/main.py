@@ -1,4 +1,4 @@
-"""`harness` command line: one module per subcommand, errors as `error: …` (traceback with --debug)."""
+"""`harness` command line. Errors print as `error: …`; `--debug` shows the traceback."""
 
 from __future__ import annotations
 

@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.symbol:
         value = machine.read_symbol(name)
         print(f"{name} = {value if isinstance(value, int) else value.hex()}")
-    print(f"ran {args.ms:g} ms of virtual time ({machine.cycles} cycles) in {wall:.3f} s wall: "
-          f"{machine.cycles / wall / 1e6:.0f} virtual MHz, {args.ms / 1000 / wall:.1f}x real time")
+    print(
+        f"ran {args.ms:g} ms of virtual time ({machine.cycles} cycles) in {wall:.3f} s wall: "
+        f"{machine.cycles / wall / 1e6:.0f} virtual MHz, {args.ms / 1000 / wall:.1f}x real time"
+    )
     return 0

@@ -195,7 +195,7 @@ class Cpu:
             raise uc._hook_exception
 
     def enter_exception(self, exc: int, handler: int) -> bool:
-        return self.lib.harness_exc_entry(self.uch, self.ctxp, exc, handler) == 0
+        return bool(self.lib.harness_exc_entry(self.uch, self.ctxp, exc, handler) == 0)
 
     def sample_masks(self, watch: bool) -> tuple[int, int, int]:
         """PRIMASK, BASEPRI, FAULTMASK now; with `watch`, stop the run when any changes."""

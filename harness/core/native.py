@@ -34,7 +34,7 @@ MAX_CODE_REGIONS = 4
 class NativeContext(ctypes.Structure):
     """Mirror of `harness_ctx` in native.c; shared memory between Python and the hooks."""
 
-    _fields_ = [  # noqa: RUF012 - ctypes wants a class attribute
+    _fields_ = [
         ("cycles", ctypes.c_uint64),
         ("deadline", ctypes.c_uint64),
         ("stop_reasons", ctypes.c_uint32),

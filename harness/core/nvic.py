@@ -32,9 +32,7 @@ RO, WO, RW, W1S, W1C = Access.RO, Access.WO, Access.RW, Access.W1S, Access.W1C
 
 
 def _bytes_reg(name: str, offset: int, fields: tuple[str, str, str, str], doc: str) -> Register:
-    return Register(
-        name, offset, tuple(Field(f, 8 * i, 8) for i, f in enumerate(fields) if f), doc
-    )
+    return Register(name, offset, tuple(Field(f, 8 * i, 8) for i, f in enumerate(fields) if f), doc)
 
 
 def scs_block(num_irqs: int) -> Block:
@@ -71,13 +69,15 @@ def scs_block(num_irqs: int) -> Block:
                 Field("SEVONPEND", 4, modelled=False),
             ), "System control"),
             Register("CCR", 0xD14, (
-                Field("NONBASETHRDENA", 0, modelled=False), Field("USERSETMPEND", 1, modelled=False),
-                Field("UNALIGN_TRP", 3, modelled=False), Field("DIV_0_TRP", 4, modelled=False),
+                Field("NONBASETHRDENA", 0, modelled=False),
+                Field("USERSETMPEND", 1, modelled=False),
+                Field("UNALIGN_TRP", 3, modelled=False),
+                Field("DIV_0_TRP", 4, modelled=False),
                 Field("BFHFNMIGN", 8, modelled=False), Field("STKALIGN", 9, 1, RO, 1),
             ), "Configuration and control"),
-            _bytes_reg("SHPR1", 0xD18, ("PRI_4", "PRI_5", "PRI_6", ""), "System handler priority 1"),
-            _bytes_reg("SHPR2", 0xD1C, ("", "", "", "PRI_11"), "System handler priority 2"),
-            _bytes_reg("SHPR3", 0xD20, ("PRI_12", "", "PRI_14", "PRI_15"), "System handler priority 3"),
+            _bytes_reg("SHPR1", 0xD18, ("PRI_4", "PRI_5", "PRI_6", ""), "System handler prio 1"),
+            _bytes_reg("SHPR2", 0xD1C, ("", "", "", "PRI_11"), "System handler prio 2"),
+            _bytes_reg("SHPR3", 0xD20, ("PRI_12", "", "PRI_14", "PRI_15"), "System handler prio 3"),
             Register("SHCSR", 0xD24, (
                 Field("MEMFAULTENA", 16, modelled=False), Field("BUSFAULTENA", 17, modelled=False),
                 Field("USGFAULTENA", 18, modelled=False),
@@ -109,7 +109,12 @@ class _Line:
 
 class Nvic(Peripheral):
     extra_state: ClassVar[tuple[str, ...]] = (
-        "enabled", "pending", "active", "prio", "lines", "prigroup"
+        "enabled",
+        "pending",
+        "active",
+        "prio",
+        "lines",
+        "prigroup",
     )
 
     def __init__(

@@ -123,7 +123,8 @@ class RegisterFile:
 
     Peripheral logic hooks in per register: `on_read[name]` supplies a live value (e.g. a
     counter computed from virtual time) and `on_write[name]` reacts after a write with
-    (index, written, new): the bits the access wrote and the register's resulting value. Sub-word accesses touch only their byte lanes.
+    (index, written, new): the bits the access wrote and the register's resulting value.
+    Sub-word accesses touch only their byte lanes.
     """
 
     def __init__(self, block: Block, owner: str) -> None:
