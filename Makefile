@@ -18,8 +18,8 @@ firmware: $(STAMP)
 demo: firmware
 	$(PY) -m harness.cli.main demo
 
-test: firmware
-	$(PY) -m pytest -n auto -q tests
+test: firmware lint
+	$(PY) -m pytest -n auto -q tests benchmarks
 
 bench: firmware
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:xdist
