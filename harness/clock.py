@@ -38,6 +38,7 @@ class Deadline:
         self._callback = callback
         self.generation = 0
         self.at: int | None = None
+        self.due = 0  # when the last firing was due (may be earlier than the clock now)
 
     def arm_at(self, cycle: int) -> None:
         self.generation += 1
@@ -53,15 +54,15 @@ class Deadline:
         self.at = None
 
     def _fire(self, generation: int) -> None:
-        if generation == self.generation:
-            self.at = None
+        if generation == self.generation and self.at is not None:
+            self.due, self.at = self.at, None
             self._callback()
 
-    def state(self) -> tuple[int, int | None]:
-        return self.generation, self.at
+    def state(self) -> tuple[int, int | None, int]:
+        return self.generation, self.at, self.due
 
-    def restore(self, state: tuple[int, int | None]) -> None:
-        self.generation, self.at = state
+    def restore(self, state: tuple[int, int | None, int]) -> None:
+        self.generation, self.at, self.due = state
 
 
 class VirtualClock:
@@ -77,6 +78,8 @@ class VirtualClock:
 
     @property
     def cycles(self) -> int:
+        """Cycles since reset. While the core runs (inside MMIO callbacks) this is the count
+        at the end of the current translated block: Unicorn's PC is not reliable there."""
         return self._counter.cycles
 
     @cycles.setter
@@ -97,7 +100,10 @@ class VirtualClock:
 
     def schedule_at(self, cycle: int, callback: Callable[[], None]) -> None:
         self._seq += 1
-        heapq.heappush(self._events, (max(cycle, self.cycles), self._seq, callback))
+        cycle = max(cycle, self.cycles)
+        heapq.heappush(self._events, (cycle, self._seq, callback))
+        if cycle < self._counter.deadline:
+            self._counter.deadline = cycle  # a running core must stop in time for it
 
     def schedule_in(self, cycles: int, callback: Callable[[], None]) -> None:
         self.schedule_at(self.cycles + cycles, callback)

@@ -80,6 +80,6 @@ class SysTick(Peripheral):
         csr[0] |= COUNTFLAG
         reload = self.regs.values["RVR"][0]
         if reload:
-            self._zero.arm_at(self.clock.cycles + reload + 1)
+            self._zero.arm_at(self._zero.due + reload + 1)  # from when it was due: no drift
         if csr[0] & TICKINT:
             self._pend()

@@ -84,7 +84,7 @@ class Timer(Peripheral):
 
     def _overflow(self) -> None:
         self.regs.set_field("SR", "UIF", 1)
-        self._started = self.clock.cycles
+        self._started = self._update.due  # from when it was due: no drift
         if self.regs.get_field("CR1", "OPM"):
             self.regs.set_field("CR1", "CEN", 0)
             self.regs["CNT"] = 0
