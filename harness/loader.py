@@ -101,7 +101,7 @@ def _parse(path: Path, raw: bytes) -> FirmwareImage:
         raise FirmwareLoadError(f"{path}: ELF has no loadable segments")
 
     symbols: dict[str, Symbol] = {}
-    functions: list[tuple[int, int, str]] = []
+    functions: list[tuple[int, bool, int, str]] = []
     symtab = elf.get_section_by_name(".symtab")
     if isinstance(symtab, SymbolTableSection):
         for sym in symtab.iter_symbols():
@@ -115,8 +115,12 @@ def _parse(path: Path, raw: bytes) -> FirmwareImage:
             )
             symbols.setdefault(sym.name, item)
             if is_function:
-                functions.append((address, sym["st_size"], sym.name))
-    functions.sort()
+                weak = sym["st_info"]["bind"] == "STB_WEAK"
+                functions.append((address, weak, sym["st_size"], sym.name))
+    # One name per address: a strong symbol over the weak aliases that share it.
+    by_address = {
+        addr: (addr, size, name) for addr, _weak, size, name in sorted(functions, reverse=True)
+    }
 
     vector_table = _vector_table_address(elf, segments)
     return FirmwareImage(
@@ -125,7 +129,7 @@ def _parse(path: Path, raw: bytes) -> FirmwareImage:
         segments=tuple(segments),
         symbols=symbols,
         vector_table=vector_table,
-        _functions=tuple(functions),
+        _functions=tuple(sorted(by_address.values())),
     )
 
 

@@ -57,3 +57,10 @@ def test_stack_overflow_address_is_just_below_sram(elf: Path) -> None:
         run(elf, "FAULT_STACK_OVERFLOW", timeout_ms=20)
     assert info.value.address is not None
     assert 0x2000_0000 - 0x1000 <= info.value.address < 0x2000_0000
+
+
+def test_unexpected_interrupt_stops_in_default_handler(elf: Path) -> None:
+    with pytest.raises(FirmwareFault) as info:
+        run(elf, "UNEXPECTED_IRQ")
+    assert info.value.kind == "breakpoint (BKPT)"
+    assert info.value.function == "Default_Handler"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from cmsis_svd.parser import SVDParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.board import PERIPHERAL_KINDS
 from harness.boards import DEFAULT_BOARD
@@ -151,3 +153,21 @@ def test_svd_parses_and_matches_the_declarations() -> None:
 
 def test_header_compiles_into_firmware(firmware: dict[str, Path]) -> None:
     assert all(p.exists() for p in firmware.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2, 4]), st.integers(0, 3), st.integers(0, 2**32 - 1)))
+)
+def test_sub_word_writes_touch_only_their_lanes(writes: list[tuple[int, int, int]]) -> None:
+    block = Block("P", 0x10, (Register("DATA", 0x0, (Field("DATA", 0, 32),)),))
+    r = RegisterFile(block, "P0")
+    model = 0
+    for size, lane, value in writes:
+        offset = lane - lane % size  # accesses are naturally aligned
+        lanes = ((1 << (8 * size)) - 1) << (8 * offset)
+        value &= (1 << (8 * size)) - 1
+        r.write(offset, value, size)
+        model = (model & ~lanes) | (value << (8 * offset))
+        assert r.read(0) == model
+        assert r.read(offset, size) == value

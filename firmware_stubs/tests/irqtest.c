@@ -11,6 +11,7 @@ enum {
     SC_UNPRIVILEGED, SC_FRAME, SC_FAULT_UNMAPPED_READ, SC_FAULT_FLASH_WRITE, SC_FAULT_UNDEFINED,
     SC_FAULT_BAD_EXC_RETURN, SC_FAULT_STACK_OVERFLOW, SC_SYSRESET, SC_SVC, SC_PENDSV,
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
+    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -125,6 +126,7 @@ void SysTick_Handler(void) {
 }
 
 void TIM3_IRQHandler(void) {
+    if (level_entries < 16) tick_cycles[level_entries] = DWT->CYCCNT;
     level_entries++;
     mark('T');
     /* Leave UIF set the first time: the line stays high and the IRQ must come back. */
@@ -299,6 +301,19 @@ int main(void) {
         prio(TIM3_IRQn, 0x80);
         timer_start(TIM3, 0, 999);
         TIM3->CR1 |= TIM_CR1_OPM_Msk;
+        break;
+    case SC_TIMER_WHILE_BUSY: {
+        /* The timer starts while the core is busy: its interrupt must not wait for a WFI. */
+        prio(TIM3_IRQn, 0x80);
+        timer_start(TIM3, 0, 1999);
+        frame_sp = DWT->CYCCNT; /* reused as "start time" */
+        for (volatile uint32_t i = 0; i < 2000; i++) {}
+        TIM3->CR1 = 0;
+        break;
+    }
+    case SC_UNEXPECTED_IRQ:
+        nvic_enable((IRQn_Type)20); /* no handler installed: Default_Handler */
+        STIR_PEND(20);
         break;
     case SC_SYSTICK_PERIOD:
     case SC_IRQ_BENCH:
