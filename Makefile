@@ -22,7 +22,9 @@ test: firmware lint
 	$(PY) -m pytest -n auto -q tests benchmarks
 
 bench: firmware
-	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:xdist
+	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:xdist -q \
+		--benchmark-columns=median,iqr,rounds --benchmark-json=build/benchmarks.json
+	$(PY) benchmarks/report.py build/benchmarks.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests benchmarks

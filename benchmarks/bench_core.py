@@ -67,7 +67,7 @@ def test_virtual_mhz(benchmark: Any, firmware: dict[str, Path], kind: str) -> No
     benchmark.extra_info.update(
         virtual_mhz=round(cycles / median / 1e6, 1),
         real_time_factor=round(VIRTUAL_MS / 1000 / median, 2),
-        busy_fraction=round(m.busy_cycles / m.cycles, 3),
+        busy_fraction=round(m.busy_cycles / m.cycles, 4),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,14 @@ class FirmwareImage:
         return None
 
 
+_cache: dict[tuple[Path, bytes], FirmwareImage] = {}
+
+
 def load_elf(path: str | Path) -> FirmwareImage:
-    """Read an ELF for a 32-bit little-endian ARM core; errors name the file and the problem."""
+    """Read an ELF for a 32-bit little-endian ARM core; errors name the file and the problem.
+
+    Parsed images are cached by content, so many machines from one ELF parse it once.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -68,10 +75,13 @@ def load_elf(path: str | Path) -> FirmwareImage:
         raise FirmwareLoadError(f"{path}: cannot read firmware: {err.strerror}") from err
     if raw[:4] != b"\x7fELF":
         raise FirmwareLoadError(f"{path}: not an ELF file (starts with {raw[:4]!r})")
-    try:
-        return _parse(path, raw)
-    except ELFError as err:
-        raise FirmwareLoadError(f"{path}: malformed ELF: {err}") from err
+    key = (path.resolve(), hashlib.sha256(raw).digest())
+    if key not in _cache:
+        try:
+            _cache[key] = _parse(path, raw)
+        except ELFError as err:
+            raise FirmwareLoadError(f"{path}: malformed ELF: {err}") from err
+    return _cache[key]
 
 
 def _parse(path: Path, raw: bytes) -> FirmwareImage:

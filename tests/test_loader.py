@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from harness import FirmwareLoadError, Machine, load_elf
+from harness import FirmwareFault, FirmwareLoadError, Machine, load_elf
 
 
 def test_loads_segments_symbols_and_vector_table(app_elf: Path) -> None:
@@ -101,3 +103,26 @@ def test_vector_table_with_reset_vector_outside_memory(app_elf: Path, tmp_path: 
     broken = _patched(app_elf, tmp_path / "novec.elf", offset + 4, "<I", 0x9000_0001)
     with pytest.raises(FirmwareLoadError, match=r"novec\.elf: no valid vector table at 0x00010000"):
         Machine(broken)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_corrupted_elf_fails_only_with_a_clear_error(
+    app_elf: Path, tmp_path: Path, data: st.DataObject
+) -> None:
+    raw = bytearray(app_elf.read_bytes())
+    # Corrupt a few bytes of the headers (where a damaged file hurts the parser most).
+    for _ in range(data.draw(st.integers(1, 4))):
+        raw[data.draw(st.integers(4, 0x34 + 32 * 4))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        raw = raw[: data.draw(st.integers(52, len(raw)))]
+    path = tmp_path / "corrupt.elf"
+    path.write_bytes(bytes(raw))
+    try:
+        Machine(path).run_for(us=10)
+    except FirmwareLoadError as err:
+        assert str(err).startswith(f"{path}: ")
+    except FirmwareFault:
+        pass  # loadable but broken code: reported as a fault, which is also a clear error
