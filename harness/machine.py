@@ -18,7 +18,7 @@ from harness.clock import VirtualClock
 from harness.core import native
 from harness.core.cpu import Cpu
 from harness.core.dwt import Dwt
-from harness.core.nvic import HARDFAULT, SVCALL, SYSTICK, Nvic
+from harness.core.nvic import SVCALL, SYSTICK, Nvic
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, VirtualTimeout
 from harness.loader import FirmwareImage, load_elf
@@ -279,8 +279,6 @@ class Machine:
     # ---- faults ----
 
     def _fault(self, kind: str, pc: int, address: int | None) -> FirmwareFault:
-        if self.nvic.active and self.nvic.active[-1] == HARDFAULT:
-            kind += " (in HardFault handler)"
         return FirmwareFault(kind, pc, self.image.function_at(pc), address, self.clock.cycles)
 
     def _memory_fault(self, err: UcError) -> FirmwareFault:

@@ -25,6 +25,8 @@ def elf(firmware: dict[str, Path]) -> Path:
          None),
         ("FAULT_STACK_OVERFLOW", "stack overflow", "recurse", None),
         ("FAULT_FETCH", "instruction fetch from non-executable memory", None, 0x40000000),
+        ("FAULT_BUS_ERROR", "bus error (read of unassigned peripheral address)",
+         "fault_bus_error", 0x40000800),
     ],
 )  # fmt: skip
 def test_fault_report(

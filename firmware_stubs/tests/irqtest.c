@@ -11,7 +11,7 @@ enum {
     SC_UNPRIVILEGED, SC_FRAME, SC_FAULT_UNMAPPED_READ, SC_FAULT_FLASH_WRITE, SC_FAULT_UNDEFINED,
     SC_FAULT_BAD_EXC_RETURN, SC_FAULT_STACK_OVERFLOW, SC_SYSRESET, SC_SVC, SC_PENDSV,
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
-    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ,
+    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -141,6 +141,10 @@ __attribute__((noinline)) uint32_t fault_unmapped_read(void) {
 
 __attribute__((noinline)) void fault_flash_write(void) { *(volatile uint32_t *)BANK_A_BASE = 0; }
 
+__attribute__((noinline)) uint32_t fault_bus_error(void) {
+    return *(volatile uint32_t *)0x40000800u; /* GPIO page, but no port there */
+}
+
 __attribute__((noinline)) void fault_undefined(void) { __asm volatile("udf #7"); }
 
 __attribute__((noinline)) void fault_fetch(void) {
@@ -268,6 +272,7 @@ int main(void) {
     case SC_FAULT_UNMAPPED_READ: fault_unmapped_read(); break;
     case SC_FAULT_FLASH_WRITE: fault_flash_write(); break;
     case SC_FAULT_UNDEFINED: fault_undefined(); break;
+    case SC_FAULT_BUS_ERROR: fault_bus_error(); break;
     case SC_FAULT_FETCH: fault_fetch(); break;
     case SC_FAULT_BAD_EXC_RETURN:
         prio(7, 0x80);

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from unicorn import (
     UC_ARCH_ARM,
+    UC_ERR_EXCEPTION,
     UC_HOOK_MEM_INVALID,
     UC_MEM_FETCH_PROT,
     UC_MEM_FETCH_UNMAPPED,
@@ -120,9 +121,16 @@ class Cpu:
             owners.sort(key=lambda p: p.size)
             self.uc.mmio_map(page, PAGE, *self._dispatchers(page, owners))
 
-    @staticmethod
+    def _bus_error(self, access: str, address: int) -> None:
+        """An access inside a peripheral page that no register block claims: on hardware a
+        bus fault. Recorded like an unmapped access; `run` then raises."""
+        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        kind = f"bus error ({access} of unassigned peripheral address)"
+        self.memory_fault = MemoryFault(kind, address, pc)
+        self.uc.emu_stop()
+
     def _dispatchers(
-        page: int, owners: list[Peripheral]
+        self, page: int, owners: list[Peripheral]
     ) -> tuple[Callable[..., int], None, Callable[..., None], None]:
         spans = [(p.base - page, p.base - page + p.size, p) for p in owners]
 
@@ -135,14 +143,14 @@ class Cpu:
         def read(_uc: Uc, offset: int, size: int, _ud: object) -> int:
             found = owner(offset)
             if found is None:
-                log.warning("read of unassigned peripheral address 0x%08X", page + offset)
+                self._bus_error("read", page + offset)
                 return 0
             return found[0].read(found[1], size)
 
         def write(_uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
             found = owner(offset)
             if found is None:
-                log.warning("write of unassigned peripheral address 0x%08X", page + offset)
+                self._bus_error("write", page + offset)
                 return
             found[0].write(found[1], size, value)
 
@@ -189,10 +197,12 @@ class Cpu:
         uc._hook_exception = None
         self.memory_fault = None
         status = self.lib.harness_run(self.uch, self.ctxp)
-        if status:
-            raise UcError(status)
         if uc._hook_exception is not None:
             raise uc._hook_exception
+        if status:
+            raise UcError(status)
+        if self.memory_fault is not None:
+            raise UcError(UC_ERR_EXCEPTION)  # a bus error seen by an MMIO callback
 
     def enter_exception(self, exc: int, handler: int) -> bool:
         return bool(self.lib.harness_exc_entry(self.uch, self.ctxp, exc, handler) == 0)
