@@ -114,6 +114,27 @@ class Block:
         raise KeyError(f"{self.name} has no register {name!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Masks:
+    """A register's access masks, computed once: MMIO accesses are on the hot path."""
+
+    register: Register
+    index: int
+    write_only: int
+    read_clear: int
+    replace: int  # read-write and write-only bits
+    one_to_clear: int
+    one_to_set: int
+    defined: int
+    unmodelled: int
+
+    @classmethod
+    def of(cls, reg: Register, index: int) -> _Masks:
+        return cls(reg, index, reg.mask_of(Access.WO), reg.mask_of(Access.RC),
+                   reg.mask_of(Access.RW, Access.WO), reg.mask_of(Access.W1C),
+                   reg.mask_of(Access.W1S), reg.defined_mask, reg.unmodelled_mask)  # fmt: skip
+
+
 _ReadHook = Callable[[int], int]
 _WriteHook = Callable[[int, int, int], None]
 
@@ -130,10 +151,11 @@ class RegisterFile:
     def __init__(self, block: Block, owner: str) -> None:
         self.block = block
         self.owner = owner
-        self._by_offset: dict[int, tuple[Register, int]] = {}
-        for reg in block.registers:
-            for i in range(reg.count):
-                self._by_offset[reg.offset + 4 * i] = (reg, i)
+        self._by_offset = {
+            reg.offset + 4 * i: _Masks.of(reg, i)
+            for reg in block.registers
+            for i in range(reg.count)
+        }
         self.values: dict[str, list[int]] = {r.name: [r.reset] * r.count for r in block.registers}
         self.on_read: dict[str, _ReadHook] = {}
         self.on_write: dict[str, _WriteHook] = {}
@@ -164,14 +186,13 @@ class RegisterFile:
         if entry is None:
             self._log_once(f"read of unimplemented offset +0x{word_offset:X}", word_offset)
             return 0
-        reg, i = entry
-        hook = self.on_read.get(reg.name)
-        value = hook(i) if hook else self.values[reg.name][i]
-        result = value & ~reg.mask_of(Access.WO)
-        clear = reg.mask_of(Access.RC) & _lane_mask(offset, size)
+        name, i = entry.register.name, entry.index
+        hook = self.on_read.get(name)
+        value = hook(i) if hook else self.values[name][i]
+        clear = entry.read_clear & _lane_mask(offset, size)
         if clear:
-            self.values[reg.name][i] &= ~clear
-        return (result >> (8 * (offset & 3))) & _size_mask(size)
+            self.values[name][i] &= ~clear
+        return ((value & ~entry.write_only) >> (8 * (offset & 3))) & _size_mask(size)
 
     def write(self, offset: int, value: int, size: int = 4) -> None:
         word_offset = offset & ~3
@@ -179,23 +200,23 @@ class RegisterFile:
         if entry is None:
             self._log_once(f"write of unimplemented offset +0x{word_offset:X}", word_offset)
             return
-        reg, i = entry
+        name, i = entry.register.name, entry.index
         lanes = _lane_mask(offset, size)
         value = (value << (8 * (offset & 3))) & lanes
-        old = self.values[reg.name][i]
-        replace = reg.mask_of(Access.RW, Access.WO) & lanes
-        clear = reg.mask_of(Access.W1C) & value
-        set_ = reg.mask_of(Access.W1S) & value
-        new = (((old & ~replace) | (value & replace)) & ~clear) | set_
-        stray = value & ~reg.defined_mask
+        old = self.values[name][i]
+        replace = entry.replace & lanes
+        new = (((old & ~replace) | (value & replace)) & ~(entry.one_to_clear & value)) | (
+            entry.one_to_set & value
+        )
+        stray = value & ~entry.defined
         if stray:
-            self._log_once(f"{reg.name}: write sets reserved bits 0x{stray:08X}", word_offset)
-        touched = (new ^ old) & reg.unmodelled_mask
+            self._log_once(f"{name}: write sets reserved bits 0x{stray:08X}", word_offset)
+        touched = (new ^ old) & entry.unmodelled
         if touched:
-            self._log_once(f"{reg.name}: bits 0x{touched:08X} are documented but not modelled",
+            self._log_once(f"{name}: bits 0x{touched:08X} are documented but not modelled",
                            word_offset)  # fmt: skip
-        self.values[reg.name][i] = new
-        hook = self.on_write.get(reg.name)
+        self.values[name][i] = new
+        hook = self.on_write.get(name)
         if hook:
             hook(i, value, new)
 
