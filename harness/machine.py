@@ -82,10 +82,11 @@ class Machine:
         self._reset_requested = False
         self.sleeping = False
         self.idle_cycles = 0  # virtual cycles spent asleep in WFI (skipped, not simulated)
-        self.nvic = Nvic("SCS", SCS_BASE, self.clock, self.board.num_irqs,
-                         self.request_stop, self._request_reset, self._sync_returns)  # fmt: skip
-        self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock,
-                               lambda: self.nvic.pend(SYSTICK))  # fmt: skip
+        self.nvic = Nvic(
+            "SCS", SCS_BASE, self.clock, self.board.num_irqs,
+            self.request_stop, self._request_reset, self._sync_returns,
+        )  # fmt: skip
+        self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock, lambda: self.nvic.pend(SYSTICK))
         self.peripherals: dict[str, Peripheral] = {
             "SCS": self.nvic,
             "SysTick": self.systick,
@@ -115,7 +116,6 @@ class Machine:
                 )
             mem, off = found
             mem.data[off : off + len(seg.data)] = seg.data
-        self._initial_memory = [bytes(m.data) for m in self.cpu.memory]
 
     def _choose_boot_address(self, requested: int | None) -> int:
         """Reset fetches from the board's boot address (0) when firmware is there; an image
@@ -236,8 +236,8 @@ class Machine:
             raise self._fault(NATIVE_FAULTS[ctx.fault_kind], ctx.trap_pc, ctx.fault_addr)
         if reasons & native.STOP_TRAP:
             self._trap(ctx.trap_intno, ctx.trap_pc)
-        elif reasons == 0 and not self._reset_requested:
-            self.sleeping = True  # the run ended on WFI/WFE
+        elif reasons & native.STOP_SLEEP and not self._reset_requested:
+            self.sleeping = True  # the run ended on WFI/WFE, whatever else asked it to stop
 
     def _trap(self, intno: int, pc: int) -> None:
         if intno == SVC_TRAP:

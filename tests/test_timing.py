@@ -73,3 +73,21 @@ def test_timer_started_while_busy_interrupts_on_time(firmware: dict[str, Path]) 
     assert len(stamps) >= 3
     # Every 2,000 cycles, give or take the block-boundary latency (a few dozen cycles).
     assert all(0 <= s - (started + 2000 * (i + 1)) < 60 for i, s in enumerate(stamps))
+
+
+def _outcome(m: Machine) -> tuple[object, ...]:
+    names = ("ms_ticks", "tim2_updates", "tim2_preemptions", "main_wakeups", "filter_state")
+    events = [e for p in ("GPIOA", "GPIOB") for e in m.gpio(p).events]
+    return m.cycles, m.idle_cycles, [m.read_symbol(n) for n in names], events
+
+
+def test_results_do_not_depend_on_how_time_is_sliced(app_elf: Path) -> None:
+    whole = Machine(app_elf)
+    whole.run_for(ms=12)
+    reference = _outcome(whole)
+    for slice_cycles in (1, 997, 12_000, 120_001):
+        m = Machine(app_elf)
+        end = 12 * 120_000
+        while m.cycles < end:
+            m.run_to_cycle(min(end, m.cycles + slice_cycles))
+        assert _outcome(m) == reference, f"slices of {slice_cycles} cycles"

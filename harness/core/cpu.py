@@ -127,6 +127,7 @@ class Cpu:
         pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
         kind = f"bus error ({access} of unassigned peripheral address)"
         self.memory_fault = MemoryFault(kind, address, pc)
+        self.ctx.stopping = 1  # blocks entered before the stop lands are not counted
         self.uc.emu_stop()
 
     def _dispatchers(

@@ -5,7 +5,9 @@
  * and return (see the shared notes). Done from Python, a block hook costs ~1 us and an
  * interrupt ~140 us. Here:
  *   - a block hook adds the block's instruction count to the virtual clock and stops the
- *     run when the clock reaches the scheduler's next deadline;
+ *     run when the clock reaches the scheduler's next deadline. A stop requested in a
+ *     block hook takes effect before that block runs (Unicorn checks for it after calling
+ *     the hook), so a block is counted only when it is going to run;
  *   - an interrupt hook completes exception returns (EXC_RETURN) and reports every other
  *     trap (SVC, BKPT, UDF, faults) to Python;
  *   - harness_exc_entry() pushes the 8-word exception frame for an exception that the
@@ -30,7 +32,7 @@ enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, 
 
 /* Stop reasons (bit mask), mirrored in native.py. */
 enum { STOP_DEADLINE = 1, STOP_TRAP = 2, STOP_RETURN = 4, STOP_MASK = 8, STOP_FAULT = 16,
-       STOP_REQUEST = 32 };
+       STOP_REQUEST = 32, STOP_SLEEP = 64 };
 
 /* Fault kinds detected here, mirrored in native.py. */
 enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING };
@@ -49,10 +51,12 @@ typedef struct {
     uint32_t fault_addr;
     uint32_t fault_exc_return;
     uint32_t last_block;     /* start of the last block entered: where a bad return came from */
+    uint32_t sleep_pc;       /* end of the last block if it ends in WFI/WFE, else 0 */
     uint32_t active_depth;   /* active exceptions, kept with the Python NVIC */
     uint32_t returned_count; /* exception returns since Python last looked */
     uint32_t stop_on_return; /* something is pending: let Python look after each return */
     uint32_t stop_request;   /* set from MMIO callbacks, where uc_emu_stop would replay the access */
+    uint32_t stopping;       /* a stop is on its way: blocks entered until then do not run */
     uint32_t watch_masks;    /* something is pending but masked: stop when a mask changes */
     uint32_t watched_primask, watched_basepri, watched_faultmask;
     uint32_t n_code;
@@ -77,45 +81,63 @@ static void wr(harness_ctx *c, uc_engine *uc, int reg, uint32_t v) {
     c->reg_write(uc, c->regs[reg], &v);
 }
 
-static uint32_t count_thumb(const uint8_t *p, uint32_t size) {
+/* Instructions in a block of Thumb code; *last gets its last instruction's first halfword. */
+static uint32_t count_thumb(const uint8_t *p, uint32_t size, uint16_t *last) {
     uint32_t n = 0, off = 0;
     while (off < size) {
         uint16_t hw = (uint16_t)(p[off] | (p[off + 1] << 8));
         off += (hw >> 11) >= 0x1D ? 4 : 2; /* 0b11101/0b11110/0b11111: 32-bit encoding */
+        *last = hw;
         n++;
     }
     return n;
 }
 
-static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size) {
+static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size,
+                                   uint16_t *last) {
     for (uint32_t i = 0; i < c->n_code; i++) {
         if (addr - c->code_base[i] < c->code_size[i] &&
             addr + size - c->code_base[i] <= c->code_size[i])
-            return count_thumb(c->code_host[i] + (addr - c->code_base[i]), size);
+            return count_thumb(c->code_host[i] + (addr - c->code_base[i]), size, last);
     }
     uint8_t buf[4096];
-    if (size <= sizeof buf && c->mem_read(uc, addr, buf, size) == 0) return count_thumb(buf, size);
+    if (size <= sizeof buf && c->mem_read(uc, addr, buf, size) == 0)
+        return count_thumb(buf, size, last);
     return size / 2;
+}
+
+#define THUMB_WFI 0xBF30
+#define THUMB_WFE 0xBF20
+
+static void stop(harness_ctx *c, uc_engine *uc, uint32_t reason) {
+    c->stop_reasons |= reason;
+    c->stopping = 1;
+    c->emu_stop(uc);
 }
 
 static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
     harness_ctx *c = (harness_ctx *)user;
-    c->last_block = (uint32_t)address;
-    c->cycles += count_instructions(c, uc, (uint32_t)address, size);
+    if (c->stopping) return;
     if (c->cycles >= c->deadline) {
-        c->stop_reasons |= STOP_DEADLINE;
-        c->emu_stop(uc);
-    } else if (c->stop_request) {
-        c->stop_request = 0;
-        c->stop_reasons |= STOP_REQUEST;
-        c->emu_stop(uc);
-    } else if (c->watch_masks &&
-               (rd(c, uc, PRIMASK) != c->watched_primask ||
-                rd(c, uc, BASEPRI) != c->watched_basepri ||
-                rd(c, uc, FAULTMASK) != c->watched_faultmask)) {
-        c->stop_reasons |= STOP_MASK;
-        c->emu_stop(uc);
+        stop(c, uc, STOP_DEADLINE);
+        return;
     }
+    if (c->stop_request) {
+        c->stop_request = 0;
+        stop(c, uc, STOP_REQUEST);
+        return;
+    }
+    if (c->watch_masks &&
+        (rd(c, uc, PRIMASK) != c->watched_primask || rd(c, uc, BASEPRI) != c->watched_basepri ||
+         rd(c, uc, FAULTMASK) != c->watched_faultmask)) {
+        stop(c, uc, STOP_MASK);
+        return;
+    }
+    uint16_t last = 0;
+    c->last_block = (uint32_t)address;
+    c->cycles += count_instructions(c, uc, (uint32_t)address, size, &last);
+    /* WFI ends a translated block and the run: remember where, to tell a sleep from a stop. */
+    c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
 }
 
 static int fail(harness_ctx *c, uint32_t kind, uint32_t addr) {
@@ -163,19 +185,16 @@ static void intr_hook(uc_engine *uc, uint32_t intno, void *user) {
     uint32_t pc = rd(c, uc, PC);
     if (intno == 8) { /* EXCP_EXCEPTION_EXIT: PC holds EXC_RETURN without its Thumb bit */
         if (exception_return(c, uc, pc | 1) != 0) {
-            c->stop_reasons |= STOP_FAULT;
             c->trap_pc = c->last_block;
-            c->emu_stop(uc);
+            stop(c, uc, STOP_FAULT);
         } else if (c->stop_on_return) {
-            c->stop_reasons |= STOP_RETURN;
-            c->emu_stop(uc);
+            stop(c, uc, STOP_RETURN);
         }
         return;
     }
-    c->stop_reasons |= STOP_TRAP;
     c->trap_intno = intno;
     c->trap_pc = pc;
-    c->emu_stop(uc);
+    stop(c, uc, STOP_TRAP);
 }
 
 /* ARMv7-M ExceptionEntry() without FP context: push the frame, enter handler mode. */
@@ -203,7 +222,11 @@ int harness_exc_entry(uc_engine *uc, harness_ctx *c, uint32_t exc, uint32_t hand
 int harness_run(uc_engine *uc, harness_ctx *c) {
     c->stop_reasons = 0;
     c->stop_request = 0;
-    return c->emu_start(uc, rd(c, uc, PC) | 1, 0, 0, 0);
+    c->stopping = 0;
+    c->sleep_pc = 0;
+    int err = c->emu_start(uc, rd(c, uc, PC) | 1, 0, 0, 0);
+    if (c->sleep_pc && (rd(c, uc, PC) & ~1u) == c->sleep_pc) c->stop_reasons |= STOP_SLEEP;
+    return err;
 }
 
 /* PC to resume from, with the Thumb bit set for uc_emu_start. */

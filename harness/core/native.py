@@ -26,7 +26,8 @@ REG_ORDER = (
     arm_const.UC_ARM_REG_FAULTMASK,
 )  # fmt: skip
 
-STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK, STOP_FAULT, STOP_REQUEST = 1, 2, 4, 8, 16, 32
+STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK = 1, 2, 4, 8
+STOP_FAULT, STOP_REQUEST, STOP_SLEEP = 16, 32, 64
 FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING = 0, 1, 2, 3
 MAX_CODE_REGIONS = 4
 
@@ -44,10 +45,12 @@ class NativeContext(ctypes.Structure):
         ("fault_addr", ctypes.c_uint32),
         ("fault_exc_return", ctypes.c_uint32),
         ("last_block", ctypes.c_uint32),
+        ("sleep_pc", ctypes.c_uint32),
         ("active_depth", ctypes.c_uint32),
         ("returned_count", ctypes.c_uint32),
         ("stop_on_return", ctypes.c_uint32),
         ("stop_request", ctypes.c_uint32),
+        ("stopping", ctypes.c_uint32),
         ("watch_masks", ctypes.c_uint32),
         ("watched_primask", ctypes.c_uint32),
         ("watched_basepri", ctypes.c_uint32),
