@@ -40,6 +40,6 @@ def trace(m: Machine) -> str:
 
 
 def words(m: Machine, name: str) -> list[int]:
-    raw = m.read_symbol(name)
-    assert isinstance(raw, bytes)
+    symbol = m.image.symbol(name)
+    raw = m.read_memory(symbol.address, symbol.size)
     return [int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4)]

@@ -131,3 +131,18 @@ def test_errors_in_peripheral_models_reach_the_caller(machine: Machine) -> None:
     machine.gpio("GPIOA").regs.on_write["TOGGLE"] = broken
     with pytest.raises(RuntimeError, match="model bug"):
         machine.run_for(ms=1)
+
+
+def test_cold_and_warm_code_cache_give_identical_runs(app_elf: Path) -> None:
+    # Unicorn keeps translated code across a restore; timing must not depend on it.
+    m = Machine(app_elf)
+    at_reset = m.snapshot()
+
+    def outcome() -> tuple[object, ...]:
+        m.run_for(ms=12)
+        events = [e for p in ("GPIOA", "GPIOB") for e in m.gpio(p).events]
+        return m.cycles, m.read_symbol("filter_state"), m.read_symbol("main_wakeups"), events
+
+    cold = outcome()
+    m.restore(at_reset)
+    assert outcome() == cold

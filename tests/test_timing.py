@@ -91,3 +91,11 @@ def test_results_do_not_depend_on_how_time_is_sliced(app_elf: Path) -> None:
         while m.cycles < end:
             m.run_to_cycle(min(end, m.cycles + slice_cycles))
         assert _outcome(m) == reference, f"slices of {slice_cycles} cycles"
+
+
+def test_one_cycle_per_instruction(firmware: dict[str, Path]) -> None:
+    from irqtest import run
+
+    m = run(firmware["irqtest"], "COUNT")
+    # 100 NOPs + the second LDR + its ISB; then MOVS + 10 x (SUBS, BNE) + LDR + ISB.
+    assert words(m, "counts") == [102, 1 + 20 + 2]

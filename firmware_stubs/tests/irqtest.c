@@ -11,7 +11,7 @@ enum {
     SC_UNPRIVILEGED, SC_FRAME, SC_FAULT_UNMAPPED_READ, SC_FAULT_FLASH_WRITE, SC_FAULT_UNDEFINED,
     SC_FAULT_BAD_EXC_RETURN, SC_FAULT_STACK_OVERFLOW, SC_SYSRESET, SC_SVC, SC_PENDSV,
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
-    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR,
+    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_COUNT,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -160,6 +160,23 @@ __attribute__((noinline)) uint32_t recurse(uint32_t n) {
     if (n == recursion_limit) return n;
     return recurse(n + 1) + pad[(n + 1) & 63];
 }
+
+/* Cycles between two CYCCNT reads around known code. An ISB after each read ends the
+ * translated block, so each read sees the count up to and including its ISB. Aligned so that
+ * no instruction straddles a 1 KB page, which would also end a block. */
+__attribute__((naked, noinline, aligned(256))) uint32_t count_straight(volatile uint32_t *cyccnt) {
+    __asm volatile("ldr r1, [r0]\n isb\n"
+                   ".rept 100\n nop\n .endr\n"
+                   "ldr r2, [r0]\n isb\n subs r0, r2, r1\n bx lr\n");
+}
+
+__attribute__((naked, noinline, aligned(64))) uint32_t count_loop(volatile uint32_t *cyccnt) {
+    __asm volatile("ldr r1, [r0]\n isb\n movs r3, #10\n"
+                   "1: subs r3, #1\n bne 1b\n" /* 10 x 2 instructions */
+                   "ldr r2, [r0]\n isb\n subs r0, r2, r1\n bx lr\n");
+}
+
+volatile uint32_t counts[2];
 
 /* ---- thread-mode scenario bodies ---- */
 
@@ -316,6 +333,10 @@ int main(void) {
         TIM3->CR1 = 0;
         break;
     }
+    case SC_COUNT:
+        counts[0] = count_straight(&DWT->CYCCNT);
+        counts[1] = count_loop(&DWT->CYCCNT);
+        break;
     case SC_UNEXPECTED_IRQ:
         nvic_enable((IRQn_Type)20); /* no handler installed: Default_Handler */
         STIR_PEND(20);
