@@ -20,7 +20,7 @@ from harness.core.cpu import Cpu
 from harness.core.dwt import Dwt
 from harness.core.nvic import SVCALL, SYSTICK, Nvic
 from harness.core.systick import SysTick
-from harness.errors import FirmwareFault, FirmwareLoadError, VirtualTimeout
+from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
 from harness.loader import FirmwareImage, load_elf
 from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import Gpio
@@ -125,10 +125,18 @@ class Machine:
             covered = any(s.address <= boot < s.address + s.mem_size for s in self.image.segments)
             requested = boot if covered else self.image.vector_table
         sp, pc = self.cpu.read_word(requested), self.cpu.read_word(requested + 4)
-        if sp is None or pc is None or self.board.region_at(pc & ~1) is None:
+        ram = [r for r in self.board.regions if r.kind == "ram"]
+        problem = None
+        if sp is None or not any(r.base < sp <= r.end for r in ram) or sp % 4:
+            problem = "the initial SP must be a word-aligned address in SRAM"
+        elif pc is None or not pc & 1:
+            problem = "the reset vector must be a Thumb address (bit 0 set)"
+        elif self.board.region_at(pc & ~1) is None:
+            problem = "the reset vector lies outside the memory map"
+        if problem:
             raise FirmwareLoadError(
                 f"{self.image.path}: no valid vector table at 0x{requested:08X} "
-                f"(initial SP {_hex(sp)}, reset vector {_hex(pc)})"
+                f"(initial SP {_hex(sp)}, reset vector {_hex(pc)}): {problem}"
             )
         return requested
 
@@ -214,7 +222,7 @@ class Machine:
             try:
                 cpu.run()
             except UcError as err:
-                self._after_run()
+                self._sync_returns()
                 raise self._memory_fault(err) from err
             self._after_run()
 
@@ -238,6 +246,11 @@ class Machine:
             self._trap(ctx.trap_intno, ctx.trap_pc)
         elif reasons & native.STOP_SLEEP and not self._reset_requested:
             self.sleeping = True  # the run ended on WFI/WFE, whatever else asked it to stop
+        elif not reasons:
+            # Unicorn returned for none of the reasons the harness knows: never loop on it.
+            pc = self.cpu.pc
+            raise SimulationError(f"the core stopped for no known reason at pc=0x{pc:08X} "
+                                  f"({self.image.function_at(pc) or 'no function'})")  # fmt: skip
 
     def _trap(self, intno: int, pc: int) -> None:
         if intno == SVC_TRAP:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Machine, VirtualTimeout
+from harness import FirmwareLoadError, Machine, VirtualTimeout
 from harness.boards import DEFAULT_BOARD
 
 
@@ -146,3 +146,19 @@ def test_cold_and_warm_code_cache_give_identical_runs(app_elf: Path) -> None:
     cold = outcome()
     m.restore(at_reset)
     assert outcome() == cold
+
+
+def test_code_at_address_zero_runs(machine: Machine) -> None:
+    # The bootloader lives at 0x0; nothing may treat that address as "stop here".
+    machine.write_memory(0x0, bytes.fromhex("0130") + bytes.fromhex("fde7"))  # adds r0,#1; b 0
+    machine.cpu.set_reg("pc", 0x1)
+    machine.run_for(us=10)
+    assert machine.cpu.reg("r0") > 500
+    assert machine.cpu.pc in (0x0, 0x2)
+
+
+def test_vector_table_with_stack_outside_ram(app_elf: Path) -> None:
+    with pytest.raises(
+        FirmwareLoadError, match="initial SP must be a word-aligned address in SRAM"
+    ):
+        Machine(app_elf, boot_address=0x0)  # erased flash: SP 0, reset vector 0

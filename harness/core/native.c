@@ -224,7 +224,9 @@ int harness_run(uc_engine *uc, harness_ctx *c) {
     c->stop_request = 0;
     c->stopping = 0;
     c->sleep_pc = 0;
-    int err = c->emu_start(uc, rd(c, uc, PC) | 1, 0, 0, 0);
+    /* `until` is an address where the run ends; no Thumb PC is ever odd, so this never is.
+     * (0 would end it at the reset vector of a bootloader at address 0.) */
+    int err = c->emu_start(uc, rd(c, uc, PC) | 1, 0xFFFFFFFFu, 0, 0);
     if (c->sleep_pc && (rd(c, uc, PC) & ~1u) == c->sleep_pc) c->stop_reasons |= STOP_SLEEP;
     return err;
 }
