@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -88,7 +89,7 @@ def build(
 
 
 def _compile(t: Target, src: Path, elf: Path) -> None:
-    tmp = elf.with_suffix(".tmp")
+    tmp = elf.with_suffix(f".{os.getpid()}.tmp")
     cmd = [
         sys.executable, "-m", "ziglang", "cc", *CFLAGS,
         *(f"-I{src / d}" for d in INCLUDE_DIRS),

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from harness.build import TARGETS, build
+from harness.core import native
 
 
 def add_subparser(sub: Any) -> None:
@@ -20,4 +21,5 @@ def add_subparser(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     for name, elf in build(args.targets or None, force=args.force).items():
         print(f"{name:10} {elf}")
+    print(f"{'emulator':10} {native.library()._name}")  # the C helper, built once per source
     return 0

@@ -123,7 +123,8 @@ class Cpu:
 
     def _bus_error(self, access: str, address: int) -> None:
         """An access inside a peripheral page that no register block claims: on hardware a
-        bus fault. Recorded like an unmapped access; `run` then raises."""
+        bus fault. Recorded like an unmapped access; `run` then raises. (Inside an MMIO callback
+        Unicorn's PC may be the start of the block holding the access.)"""
         pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
         kind = f"bus error ({access} of unassigned peripheral address)"
         self.memory_fault = MemoryFault(kind, address, pc)

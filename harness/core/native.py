@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,7 @@ class NativeContext(ctypes.Structure):
 
 def _compile(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # parallel test workers may build it at once
     cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-o", str(tmp),
            str(_SOURCE)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
