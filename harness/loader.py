@@ -61,6 +61,7 @@ class FirmwareImage:
 
 
 _cache: dict[tuple[Path, bytes], FirmwareImage] = {}
+_CACHE_SIZE = 16  # a test session loads a handful of images many times
 
 
 def load_elf(path: str | Path) -> FirmwareImage:
@@ -76,12 +77,16 @@ def load_elf(path: str | Path) -> FirmwareImage:
     if raw[:4] != b"\x7fELF":
         raise FirmwareLoadError(f"{path}: not an ELF file (starts with {raw[:4]!r})")
     key = (path.resolve(), hashlib.sha256(raw).digest())
-    if key not in _cache:
+    image = _cache.pop(key, None)
+    if image is None:
         try:
-            _cache[key] = _parse(path, raw)
+            image = _parse(path, raw)
         except ELFError as err:
             raise FirmwareLoadError(f"{path}: malformed ELF: {err}") from err
-    return _cache[key]
+        if len(_cache) >= _CACHE_SIZE:
+            del _cache[next(iter(_cache))]  # least recently used
+    _cache[key] = image
+    return image
 
 
 def _parse(path: Path, raw: bytes) -> FirmwareImage:
