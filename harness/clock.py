@@ -30,7 +30,7 @@ class Deadline:
     """One re-armable deadline owned by a peripheral.
 
     Re-arming or disarming bumps a generation number instead of removing the old heap entry;
-    a stale entry fires into nothing. Its state is two integers, so snapshots stay trivial.
+    a stale entry fires into nothing. Its state is three integers, so snapshots stay trivial.
     """
 
     def __init__(self, clock: VirtualClock, callback: Callable[[], None]) -> None:
@@ -66,7 +66,8 @@ class Deadline:
 
 
 class VirtualClock:
-    """Cycles since reset at `hz`, plus a min-heap of pending events."""
+    """Cycles since the machine was created (resets do not rewind time) at `hz`, plus a
+    min-heap of pending events."""
 
     def __init__(self, hz: int, counter: CycleCounter | None = None) -> None:
         if hz <= 0:
@@ -78,7 +79,7 @@ class VirtualClock:
 
     @property
     def cycles(self) -> int:
-        """Cycles since reset. While the core runs (inside MMIO callbacks) this is the count
+        """Cycles so far. While the core runs (inside MMIO callbacks) this is the count
         at the end of the current translated block: Unicorn's PC is not reliable there."""
         return self._counter.cycles
 
