@@ -1,0 +1,1 @@
+"""Simulated buses: CAN / CAN FD frames, their timing on the wire, and (next) the networks."""
