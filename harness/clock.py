@@ -124,6 +124,18 @@ class VirtualClock:
             fired = True
         return fired
 
+    def advance_to(self, cycle: int) -> None:
+        """Move time forward to `cycle`, running each event at its own time, in order.
+
+        For clocks that nothing else drives (a network's, in tests); a machine's clock is
+        advanced by its core instead.
+        """
+        events = self._events
+        while events and events[0][0] <= cycle:
+            self._counter.cycles = max(self._counter.cycles, events[0][0])
+            heapq.heappop(events)[2]()
+        self._counter.cycles = max(self._counter.cycles, cycle)
+
     def state(self) -> tuple[int, int, list[Event]]:
         return self.cycles, self._seq, list(self._events)
 

@@ -1,0 +1,87 @@
+"""The CAN bus in virtual time: arbitration, durations, delivery timestamps, bus load."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.clock import VirtualClock
+from harness.network.can import CanBus, PythonNode
+from harness.network.frames import CanFrame
+
+
+def bus(bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
+    return CanBus("can0", VirtualClock(1_000_000_000), bitrate, data_bitrate)
+
+
+def test_lowest_id_wins_when_nodes_start_together() -> None:
+    b = bus()
+    a, c, listener = PythonNode("a", b), PythonNode("c", b), PythonNode("listener", b)
+    a.send(CanFrame(0x300, b"\x01"))
+    c.send(CanFrame(0x100, b"\x02"))
+    b.clock.advance_to(10_000_000)
+    assert [f.arbitration_id for f in listener.received] == [0x100, 0x300]
+    assert a.received == [listener.received[0]] and c.received == [listener.received[1]]
+
+
+def test_frames_follow_back_to_back_with_exact_durations() -> None:
+    b = bus(1_000_000)
+    sender, rx = PythonNode("tx", b), PythonNode("rx", b)
+    frames = [CanFrame(0x2AA, bytes([0x55] * 8)) for _ in range(3)]
+    for f in frames:
+        sender.send(f)
+    b.clock.advance_to(1_000_000)
+    duration = b.duration_ns(frames[0])
+    # Received at the end of EOF; the next frame starts after the 3-bit intermission.
+    assert [f.timestamp_ns for f in rx.received] == [duration * k - 3_000 for k in (1, 2, 3)]
+    assert rx.received[0].channel == "can0"
+    assert sender.sent == rx.received
+
+
+def test_a_waiting_node_arbitrates_after_the_current_frame() -> None:
+    b = bus()
+    a, c, rx = PythonNode("a", b), PythonNode("c", b), PythonNode("rx", b)
+    a.send(CanFrame(0x700, bytes(8)))
+    b.clock.advance_to(10_000)  # a's frame is on the bus
+    c.send(CanFrame(0x001))  # higher priority, but it must wait: no preemption on CAN
+    a.send(CanFrame(0x002))
+    b.clock.advance_to(10_000_000)
+    assert [f.arbitration_id for f in rx.received] == [0x700, 0x001, 0x002]
+
+
+def test_priority_tx_queue_and_fifo() -> None:
+    b = bus()
+    fifo, prio, rx = PythonNode("fifo", b), PythonNode("prio", b, "priority"), PythonNode("rx", b)
+    for ident in (0x30, 0x10, 0x20):
+        fifo.send(CanFrame(0x400 + ident))
+        prio.send(CanFrame(0x500 + ident))
+    b.clock.advance_to(100_000_000)
+    ids = [f.arbitration_id for f in rx.received]
+    assert ids == [0x430, 0x410, 0x420, 0x510, 0x520, 0x530]
+
+
+def test_fd_data_phase_runs_at_the_data_rate() -> None:
+    slow, fast = bus(500_000, 2_000_000), bus(500_000, 2_000_000)
+    frame = CanFrame(0x123, bytes(64), is_fd=True)
+    assert fast.duration_ns(CanFrame(0x123, bytes(64), is_fd=True, brs=True)) < (
+        slow.duration_ns(frame) / 2
+    )
+
+
+def test_bus_load_of_a_saturated_bus() -> None:
+    b = bus(1_000_000)
+    tx, _rx = PythonNode("tx", b), PythonNode("rx", b)
+    for _ in range(2000):
+        tx.send(CanFrame(0x2AA, bytes([0x55] * 8)))
+    b.clock.advance_to(100_000_000)  # 0.1 s: ~900 frames fit
+    assert 880 <= b.stats.frames <= 910
+    assert b.stats.load(100_000_000) == pytest.approx(1.0, abs=0.01)
+    assert b.stats.per_id[0x2AA] == b.stats.frames
+
+
+def test_bus_needs_a_nanosecond_clock() -> None:
+    with pytest.raises(ValueError, match="nanosecond clock"):
+        CanBus("can0", VirtualClock(120_000_000))
+    b = bus()
+    PythonNode("a", b)
+    with pytest.raises(ValueError, match="already attached"):
+        PythonNode("a", b)
