@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from harness.clock import VirtualClock
+from harness.errors import VirtualTimeout
 from harness.network.can import CanBus, PythonNode
 from harness.network.frames import CanFrame
+from harness.network.network import Network
 
 
 def bus(bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
@@ -85,3 +87,19 @@ def test_bus_needs_a_nanosecond_clock() -> None:
     PythonNode("a", b)
     with pytest.raises(ValueError, match="already attached"):
         PythonNode("a", b)
+
+
+def test_network_runs_until_a_frame_arrives() -> None:
+    net = Network()
+    can0 = net.can_bus("can0", bitrate=1_000_000)
+    tx, rx = PythonNode("tx", can0), PythonNode("rx", can0)
+    net.clock.schedule_at(2_000_000, lambda: tx.send(CanFrame(0x10, b"\x01")))
+    t = net.run_until(lambda: bool(rx.received), timeout_ms=5)
+    assert t == rx.received[0].timestamp_ns / 1e6
+    assert 2.0 < t < 2.1
+    with pytest.raises(VirtualTimeout, match="within 1 ms"):
+        net.run_until(lambda: len(rx.received) > 1, timeout_ms=1)
+    with pytest.raises(ValueError, match="already has a bus named 'can0'"):
+        net.can_bus("can0")
+    with pytest.raises(KeyError, match="no bus named 'can1'"):
+        net.bus("can1")

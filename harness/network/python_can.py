@@ -1,0 +1,113 @@
+"""`can.Bus(interface="harness", channel="can0", network=net)`: python-can on a simulated bus.
+
+Registered under python-can's `can.interface` entry point, so cantools, can-isotp, udsoncan,
+`can.Notifier` and `can.Logger` use it unchanged. Message timestamps are virtual time.
+
+Two ways to use it (no module-global state: the network is passed in):
+- passive (default): the test drives the network (`net.run_for(...)`); frames delivered to
+  this endpoint wait in a thread-safe queue, and `recv(timeout)` waits in wall-clock time as
+  on a real bus — so a `can.Notifier` thread can read them.
+- `drive=True`: single-threaded use. `recv(timeout)` advances the network's virtual time
+  until a frame arrives or `timeout` virtual seconds pass; with no timeout and nothing left
+  that could ever deliver a frame it returns None instead of blocking forever.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+from typing import Any
+
+import can
+
+from harness.network.can import CanBus
+from harness.network.frames import CanFrame, FrameError
+from harness.network.network import Network
+
+_endpoint_numbers = itertools.count(1)
+
+
+class _Endpoint:
+    """The bus node behind one python-can handle."""
+
+    def __init__(self, name: str, bus: CanBus, receive_own: bool) -> None:
+        self.name = name
+        self.bus = bus
+        self.receive_own = receive_own
+        self.outgoing: list[CanFrame] = []
+        self.incoming: queue.SimpleQueue[CanFrame] = queue.SimpleQueue()
+        bus.attach(self)
+
+    def offer(self) -> CanFrame | None:
+        return self.outgoing[0] if self.outgoing else None
+
+    def transmitted(self, frame: CanFrame) -> None:
+        self.outgoing.pop(0)
+        if self.receive_own:
+            self.incoming.put(frame)
+
+    def receive(self, frame: CanFrame) -> None:
+        self.incoming.put(frame)
+
+
+class HarnessBus(can.BusABC):
+    """A python-can bus whose other end is a simulated CAN / CAN FD bus."""
+
+    def __init__(
+        self,
+        channel: Any = None,
+        network: Network | None = None,
+        drive: bool = False,
+        receive_own_messages: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(network, Network):
+            raise can.CanInitializationError(
+                "interface 'harness' needs network=<harness.network.Network>: the simulated "
+                "network this endpoint joins"
+            )
+        try:
+            bus = network.bus(str(channel))
+        except KeyError as err:
+            raise can.CanInitializationError(err.args[0]) from None
+        self.network = network
+        self.drive = drive
+        self._endpoint = _Endpoint(
+            f"python-can-{next(_endpoint_numbers)}", bus, receive_own_messages
+        )
+        self.channel_info = f"harness simulated bus {bus.name}"
+        super().__init__(channel=channel, **kwargs)
+
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        try:
+            frame = CanFrame.from_message(msg, timestamp_ns=self.network.now_ns)
+        except FrameError as err:
+            raise can.CanOperationError(f"cannot send {msg}: {err}") from err
+        self._endpoint.outgoing.append(frame)
+        self._endpoint.bus.request()
+
+    def recv(self, timeout: float | None = None) -> can.Message | None:
+        if not self.drive:
+            return super().recv(timeout)  # python-can's wall-clock wait and filtering
+        # BusABC.recv would keep calling until a *wall-clock* timeout: time here is virtual.
+        clock = self.network.clock
+        end = None if timeout is None else self.network.now_ns + clock.cycles_for(s=timeout)
+        incoming = self._endpoint.incoming
+        while True:
+            while not incoming.empty():
+                msg = incoming.get().to_message()
+                if self._matches_filters(msg):
+                    return msg
+            nxt = clock.next_deadline()
+            if nxt is None or (end is not None and nxt > end):
+                if end is not None:
+                    clock.advance_to(end)
+                return None  # nothing more can arrive in time
+            clock.advance_to(nxt)
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        try:
+            frame = self._endpoint.incoming.get(timeout=timeout)
+        except queue.Empty:
+            return None, False
+        return frame.to_message(), False
