@@ -67,6 +67,7 @@ class CanBus:
         self.stats = BusStats()
         self._busy = False
         self._arbitration_pending = False
+        self._frame_start = 0
 
     def attach(self, node: CanNode) -> None:
         if any(n.name == node.name for n in self.nodes):
@@ -104,11 +105,14 @@ class CanBus:
         end_of_frame = start + duration - INTERMISSION_BITS * 10**9 // self.bitrate
         self.clock.schedule_at(end_of_frame, lambda: self._deliver(sender, frame, end_of_frame))
         self.clock.schedule_at(start + duration, self._intermission_over)
-        self.stats.frames += 1
-        self.stats.busy_ns += duration
-        self.stats.per_id[frame.arbitration_id] += 1
+        self._frame_start = start
 
     def _deliver(self, sender: CanNode, frame: CanFrame, at: int) -> None:
+        # Busy time is counted as it passes, so the load read at any moment is at most 1.
+        self.stats.busy_ns += at - self._frame_start
+        self._frame_start = at
+        self.stats.frames += 1
+        self.stats.per_id[frame.arbitration_id] += 1
         stamped = replace(frame, timestamp_ns=at, channel=self.name)
         sender.transmitted(stamped)
         for node in self.nodes:
@@ -116,6 +120,7 @@ class CanBus:
                 node.receive(stamped)
 
     def _intermission_over(self) -> None:
+        self.stats.busy_ns += self.clock.cycles - self._frame_start
         self._busy = False
         self._arbitrate()
 
