@@ -1,0 +1,166 @@
+"""DBC messages by name: encode signal values into frames, decode frames into signals.
+
+A thin layer over cantools that speaks the harness's `CanFrame` and reports mistakes
+clearly: the file and line of a bad DBC, an unknown message (with the closest names), an
+unknown signal (with the message's signals), a value outside the signal's range.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cantools
+from cantools.database.can import Database, Message
+from cantools.database.errors import Error as CantoolsError
+from cantools.database.namedsignalvalue import NamedSignalValue
+
+from harness.errors import HarnessError
+from harness.network.frames import CanFrame
+
+PROJECT_DBC = Path(__file__).resolve().parents[1] / "dbc" / "exterior_light.dbc"
+
+
+class DbcError(HarnessError):
+    """A DBC file that cannot be used, or a message / signal / value it does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    name: str
+    signals: dict[str, Any]  # physical values; value-table entries as their names
+    timestamp_ns: int
+    frame: CanFrame
+
+
+class Dbc:
+    """One communication matrix."""
+
+    def __init__(self, database: Database, source: str = "<database>") -> None:
+        self.database = database
+        self.source = source
+
+    @classmethod
+    def load(cls, path: str | Path = PROJECT_DBC) -> Dbc:
+        path = Path(path)
+        try:
+            database = cantools.database.load_file(str(path), database_format="dbc")
+        except OSError as err:
+            raise DbcError(f"{path}: cannot read: {err.strerror}") from err
+        except (CantoolsError, ValueError, ArithmeticError) as err:
+            raise DbcError(f"{path}: not a valid DBC: {err}") from err
+        if not isinstance(database, Database):
+            raise DbcError(f"{path}: not a CAN database")
+        return cls(database, str(path))
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.database.messages]
+
+    def message(self, name: str) -> Message:
+        try:
+            return self.database.get_message_by_name(name)
+        except KeyError:
+            close = difflib.get_close_matches(name, self.names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise DbcError(f"{self.source}: no message named {name!r}{hint}") from None
+
+    def encode(self, name: str, **signals: Any) -> CanFrame:
+        """A frame for message `name`; signals not given take their start value (or 0)."""
+        message = self.message(name)
+        values = self._complete(message, signals)
+        try:
+            data = message.encode(values, strict=True, padding=False)
+        except (CantoolsError, ValueError, KeyError) as err:
+            raise DbcError(f"{name}: {self._explain(message, values, err)}") from err
+        return CanFrame(
+            message.frame_id,
+            bytes(data).ljust(message.length, b"\x00"),
+            is_extended=message.is_extended_frame,
+            is_fd=message.is_fd,
+            brs=message.is_fd and self._brs(message),
+        )
+
+    def decode(self, frame: CanFrame) -> Decoded | None:
+        """The frame's signals, or None for an ID the DBC does not know (kept raw)."""
+        try:
+            message = self.database.get_message_by_frame_id(frame.arbitration_id)
+        except KeyError:
+            return None
+        if message.is_extended_frame != frame.is_extended:
+            return None
+        try:
+            signals = message.decode(frame.data, decode_choices=True, allow_truncated=True)
+        except (CantoolsError, ValueError) as err:
+            raise DbcError(f"{message.name}: cannot decode {frame.data.hex()}: {err}") from err
+        named: dict[str, Any] = {
+            str(k): str(v) if isinstance(v, NamedSignalValue) else v
+            for k, v in dict(signals).items()
+        }
+        return Decoded(message.name, named, frame.timestamp_ns, frame)
+
+    # ---- helpers ----
+
+    def _complete(self, message: Message, given: Mapping[str, Any]) -> dict[str, Any]:
+        known = {s.name: s for s in message.signals}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise DbcError(f"{message.name} has no signal {', '.join(unknown)}; "
+                           f"its signals: {', '.join(known)}")  # fmt: skip
+        values: dict[str, Any] = {}
+        for signal in message.signals:
+            if signal.name in given:
+                value = given[signal.name]
+                if isinstance(value, str) and signal.choices:
+                    value = self._choice(message, signal.name, signal.choices, value)
+                values[signal.name] = value
+            elif signal.multiplexer_ids is None or self._selected(message, signal, given):
+                values[signal.name] = self._default(signal)
+        return values
+
+    @staticmethod
+    def _choice(message: Message, signal: str, choices: Mapping[int, Any], name: str) -> int:
+        for raw, label in choices.items():
+            if str(label) == name:
+                return raw
+        labels = ", ".join(str(v) for v in choices.values())
+        raise DbcError(f"{message.name}.{signal}: no value named {name!r}; values: {labels}")
+
+    @staticmethod
+    def _selected(message: Message, signal: Any, given: Mapping[str, Any]) -> bool:
+        mux = signal.multiplexer_signal
+        selector = given.get(mux, 0) if mux else 0
+        return selector in (signal.multiplexer_ids or ())
+
+    @staticmethod
+    def _default(signal: Any) -> float | int:
+        if signal.initial is not None:
+            return float(signal.initial)
+        low = signal.minimum if signal.minimum is not None else 0
+        high = signal.maximum if signal.maximum is not None else 0
+        return min(max(0, low), high) if low <= high else 0
+
+    @staticmethod
+    def _explain(message: Message, values: Mapping[str, Any], err: Exception) -> str:
+        for signal in message.signals:
+            value = values.get(signal.name)
+            if not isinstance(value, int | float):
+                continue
+            if (signal.minimum is not None and value < signal.minimum) or (
+                signal.maximum is not None and value > signal.maximum
+            ):
+                unit = f" {signal.unit}" if signal.unit else ""
+                return (f"{signal.name}={value}{unit} is outside "
+                        f"{signal.minimum}..{signal.maximum}{unit}")  # fmt: skip
+        return str(err)
+
+    def _brs(self, message: Message) -> bool:
+        attributes = message.dbc.attributes if message.dbc else {}
+        if "CANFD_BRS" in attributes:
+            return str(attributes["CANFD_BRS"].value) == "1"
+        definitions = self.database.dbc.attribute_definitions if self.database.dbc else {}
+        definition = definitions.get("CANFD_BRS")
+        return definition is None or str(definition.default_value) == "1"
