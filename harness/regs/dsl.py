@@ -165,6 +165,10 @@ class RegisterFile:
         for reg in self.block.registers:
             self.values[reg.name] = [reg.reset] * reg.count
 
+    def register_at(self, offset: int) -> Register | None:
+        entry = self._by_offset.get(offset & ~3)
+        return entry.register if entry else None
+
     def __getitem__(self, name: str) -> int:
         return self.values[name][0]
 

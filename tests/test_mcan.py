@@ -1,0 +1,192 @@
+"""The M_CAN controller model on a simulated bus, driven through its registers."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from harness.clock import VirtualClock
+from harness.network import CanFrame, Network, PythonNode
+from harness.peripherals.mcan.message_ram import read_rx_element, write_tx_element
+from harness.peripherals.mcan.model import Mcan
+from harness.peripherals.mcan.regs import IR
+
+CAN_CLOCK = 40_000_000
+# Message RAM layout used by these tests (byte offsets)
+SID_FILTERS, XID_FILTERS, FIFO0, FIFO1, TX_BUFFERS = 0x000, 0x040, 0x100, 0x600, 0xB00
+
+
+class Line:
+    def __init__(self) -> None:
+        self.level = False
+
+    def set(self, level: bool) -> None:
+        self.level = level
+
+
+def offset(name: str) -> int:
+    from harness.peripherals.mcan.regs import MCAN_BLOCK
+
+    return MCAN_BLOCK.register(name).offset
+
+
+def configure(m: Mcan, fifo0: int = 4, fifo1: int = 4, overwrite: bool = False) -> None:
+    w = lambda reg, value: m.write(offset(reg), 4, value)  # noqa: E731
+    w("CCCR", 0b11)  # INIT + CCE
+    w("CCCR", 0b11 | 1 << 8 | 1 << 9)  # + FDOE, BRSE
+    w("NBTP", (3 << 25) | (0 << 16) | (62 << 8) | 15)  # 40 MHz / 80 tq = 500 kbit/s
+    w("DBTP", (0 << 16) | (14 << 8) | (3 << 4) | 3)  # 40 MHz / 20 tq = 2 Mbit/s
+    w("SIDFC", SID_FILTERS | 2 << 16)
+    w("XIDFC", XID_FILTERS | 1 << 16)
+    w("RXF0C", FIFO0 | fifo0 << 16 | 2 << 24 | int(overwrite) << 31)
+    w("RXF1C", FIFO1 | fifo1 << 16)
+    w("RXESC", 7 | 7 << 4)  # 64-byte data fields
+    w("TXBC", TX_BUFFERS | 4 << 16)
+    w("TXESC", 7)
+    w("GFC", 2 << 4 | 2 << 2)  # reject non-matching frames
+    # Filters: 0x100-0x1FF -> FIFO 0, 0x300 (dual) -> FIFO 1; 0x18FF00xx -> FIFO 0
+    struct.pack_into("<I", m.ram, SID_FILTERS, 0 << 30 | 1 << 27 | 0x100 << 16 | 0x1FF)
+    struct.pack_into("<I", m.ram, SID_FILTERS + 4, 1 << 30 | 2 << 27 | 0x300 << 16 | 0x300)
+    struct.pack_into("<II", m.ram, XID_FILTERS, 1 << 29 | 0x18FF0000, 2 << 30 | 0x1FFFFF00)
+    w("IE", IR["RF0N"] | IR["RF1N"] | IR["TC"] | IR["RF0L"])
+    w("ILS", IR["TC"])  # TX complete on line 1, the rest on line 0
+    w("ILE", 0b11)
+    w("TXBTIE", 0xF)
+    w("CCCR", 1 << 8 | 1 << 9)  # leave INIT: on the bus
+
+
+@pytest.fixture
+def setup() -> tuple[Network, Mcan, PythonNode, tuple[Line, Line]]:
+    net = Network()
+    bus = net.can_bus("can0", 500_000, 2_000_000)
+    lines = (Line(), Line())
+    mcan = Mcan("MCAN0", 0x4000_6000, VirtualClock(120_000_000), lines,
+                memoryview(bytearray(0x2000)), CAN_CLOCK)  # fmt: skip
+    mcan.name = "ecu"
+    bus.attach(mcan)
+    mcan.bus_request.append(bus.request)
+    peer = PythonNode("peer", bus)
+    configure(mcan)
+    return net, mcan, peer, lines
+
+
+def fifo_status(m: Mcan, n: int) -> tuple[int, int, int]:
+    r = m.regs
+    return (r.get_field(f"RXF{n}S", f"F{n}FL"), r.get_field(f"RXF{n}S", f"F{n}GI"),
+            r.get_field(f"RXF{n}S", f"F{n}PI"))  # fmt: skip
+
+
+def test_bit_rates_come_from_nbtp_and_dbtp(setup: tuple) -> None:
+    _, mcan, _, _ = setup
+    assert mcan.nominal_bitrate() == 500_000
+    assert mcan.data_bitrate() == 2_000_000
+
+
+def test_configuration_is_protected_outside_init_and_cce(setup: tuple) -> None:
+    _, mcan, _, _ = setup
+    before = mcan.regs["NBTP"]
+    mcan.write(offset("NBTP"), 4, 0)
+    assert mcan.regs["NBTP"] == before
+    assert mcan.regs["CCCR"] & 0b11 == 0  # CCE cleared with INIT
+
+
+def test_receive_into_fifo0_with_interrupt_and_acknowledge(setup: tuple) -> None:
+    net, mcan, peer, lines = setup
+    peer.send(CanFrame(0x123, bytes(range(12)), is_fd=True, brs=True))
+    net.run_for(ms=1)
+    assert fifo_status(mcan, 0) == (1, 0, 1)
+    frame, filter_index, _stamp = read_rx_element(mcan.ram, FIFO0)
+    assert frame.arbitration_id == 0x123 and frame.data == bytes(range(12)) and frame.brs
+    assert filter_index == 0
+    assert mcan.regs["IR"] & IR["RF0N"] and lines[0].level
+    mcan.write(offset("IR"), 4, IR["RF0N"])  # write 1 to clear
+    assert not lines[0].level
+    mcan.write(offset("RXF0A"), 4, 0)
+    assert fifo_status(mcan, 0) == (0, 1, 1)
+
+
+def test_filters_route_and_reject(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    peer.send(CanFrame(0x300, b"\x01"))  # dual filter -> FIFO 1
+    peer.send(CanFrame(0x400, b"\x02"))  # no filter: rejected by GFC
+    peer.send(CanFrame(0x18FF0042, b"\x03", is_extended=True))  # extended filter -> FIFO 0
+    net.run_for(ms=2)
+    assert fifo_status(mcan, 1)[0] == 1
+    assert read_rx_element(mcan.ram, FIFO1)[0].arbitration_id == 0x300
+    assert fifo_status(mcan, 0)[0] == 1
+    assert read_rx_element(mcan.ram, FIFO0)[0].arbitration_id == 0x18FF0042
+
+
+def test_full_fifo_loses_new_frames_in_blocking_mode(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    for i in range(6):
+        peer.send(CanFrame(0x100 + i, bytes([i])))
+    net.run_for(ms=3)
+    fill, _, _ = fifo_status(mcan, 0)
+    assert fill == 4 and mcan.regs.get_field("RXF0S", "F0F") == 1
+    assert mcan.regs.get_field("RXF0S", "RF0L") == 1 and mcan.regs["IR"] & IR["RF0L"]
+    kept = [read_rx_element(mcan.ram, FIFO0 + 72 * i)[0].arbitration_id for i in range(4)]
+    assert kept == [0x100, 0x101, 0x102, 0x103]  # the first four; the last two were lost
+    assert mcan.regs["IR"] & IR["RF0W"]  # watermark 2 passed
+
+
+def test_overwrite_mode_keeps_the_newest() -> None:
+    net = Network()
+    bus = net.can_bus("can0", 500_000, 2_000_000)
+    mcan = Mcan("ecu", 0, VirtualClock(1000), (Line(), Line()), memoryview(bytearray(0x2000)),
+                CAN_CLOCK)  # fmt: skip
+    bus.attach(mcan)
+    peer = PythonNode("peer", bus)
+    configure(mcan, fifo0=2, overwrite=True)
+    for i in range(3):
+        peer.send(CanFrame(0x100 + i))
+    net.run_for(ms=3)
+    fill, get, _ = fifo_status(mcan, 0)
+    assert fill == 2 and get == 1
+    assert read_rx_element(mcan.ram, FIFO0 + 72 * get)[0].arbitration_id == 0x101
+
+
+def test_transmit_from_dedicated_buffers_lowest_id_first(setup: tuple) -> None:
+    net, mcan, peer, lines = setup
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x300, b"\xaa"))
+    write_tx_element(mcan.ram, TX_BUFFERS + 72, CanFrame(0x200, bytes(64), is_fd=True, brs=True))
+    mcan.write(offset("TXBAR"), 4, 0b11)
+    assert mcan.regs["TXBRP"] == 0b11
+    net.run_for(ms=2)
+    assert [f.arbitration_id for f in peer.received] == [0x200, 0x300]
+    assert peer.received[0].brs and len(peer.received[0].data) == 64
+    assert mcan.regs["TXBRP"] == 0 and mcan.regs["TXBTO"] == 0b11
+    assert mcan.regs["IR"] & IR["TC"] and lines[1].level  # TC routed to line 1
+    assert not lines[0].level
+
+
+def test_fd_frames_are_sent_classic_without_fdoe(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    mcan.write(offset("CCCR"), 4, 0)  # FDOE and BRSE off (still on the bus)
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x123, bytes(range(16)), is_fd=True, brs=True))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=1)
+    assert peer.received[0] == CanFrame(0x123, bytes(range(8)),
+                                        timestamp_ns=peer.received[0].timestamp_ns,
+                                        channel="can0")  # fmt: skip
+
+
+def test_cancellation_of_a_pending_buffer(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    mcan.write(offset("CCCR"), 4, 1)  # INIT: nothing leaves
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x100))
+    mcan.write(offset("TXBAR"), 4, 1)
+    mcan.write(offset("TXBCR"), 4, 1)
+    assert mcan.regs["TXBRP"] == 0 and mcan.regs["TXBCF"] == 1
+    mcan.write(offset("CCCR"), 4, 0)
+    net.run_for(ms=1)
+    assert peer.received == []
+
+
+def test_controller_in_init_neither_sends_nor_receives(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    mcan.write(offset("CCCR"), 4, 1)
+    peer.send(CanFrame(0x123))
+    net.run_for(ms=1)
+    assert fifo_status(mcan, 0)[0] == 0
