@@ -13,6 +13,8 @@ from harness.core.systick import SYSTICK_BLOCK
 from harness.errors import BoardError
 from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import GPIO_BLOCK, Gpio
+from harness.peripherals.mcan.model import Mcan
+from harness.peripherals.mcan.regs import MCAN_BLOCK
 from harness.peripherals.timer import TIMER_BLOCK, Timer
 from harness.regs.dsl import Block
 
@@ -46,27 +48,57 @@ class PeripheralSpec:
     name: str
     kind: str
     base: int
-    irq: int | None = None
+    irqs: tuple[int, ...] = ()
     doc: str = ""
 
+    def irq_names(self) -> list[tuple[str, int]]:
+        """(name, IRQ number): TIM2, or MCAN0_INT0 and MCAN0_INT1 for several lines."""
+        if len(self.irqs) == 1:
+            return [(self.name, self.irqs[0])]
+        return [(f"{self.name}_INT{i}", irq) for i, irq in enumerate(self.irqs)]
 
-Factory = Callable[[PeripheralSpec, VirtualClock, Nvic], Peripheral]
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a peripheral model may take from the machine it is built into."""
+
+    board: Board
+    clock: VirtualClock
+    nvic: Nvic
+    memory: Callable[[str], memoryview]  # a memory region's bytes, by region name
 
 
-def _gpio(spec: PeripheralSpec, clock: VirtualClock, _nvic: Nvic) -> Peripheral:
-    return Gpio(spec.name, spec.base, clock)
+Factory = Callable[[PeripheralSpec, BuildContext], Peripheral]
+MESSAGE_RAM = "MCAN_MRAM"
 
 
-def _timer(spec: PeripheralSpec, clock: VirtualClock, nvic: Nvic) -> Peripheral:
-    if spec.irq is None:
-        raise BoardError(f"timer {spec.name} needs an IRQ")
-    return Timer(spec.name, spec.base, clock, nvic.line(spec.irq))
+def _irqs(spec: PeripheralSpec, count: int) -> tuple[int, ...]:
+    if len(spec.irqs) != count:
+        raise BoardError(f"{spec.kind} {spec.name} needs {count} IRQ(s), has {len(spec.irqs)}")
+    return spec.irqs
+
+
+def _gpio(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    return Gpio(spec.name, spec.base, ctx.clock)
+
+
+def _timer(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    (irq,) = _irqs(spec, 1)
+    return Timer(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq))
+
+
+def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    line0, line1 = _irqs(spec, 2)
+    lines = (ctx.nvic.line(line0), ctx.nvic.line(line1))
+    return Mcan(spec.name, spec.base, ctx.clock, lines, ctx.memory(MESSAGE_RAM),
+                ctx.board.can_clock_hz)  # fmt: skip
 
 
 # kind -> (register layout, model factory): the one place a new peripheral kind is added.
 PERIPHERAL_KINDS: dict[str, tuple[Block, Factory]] = {
     "gpio": (GPIO_BLOCK, _gpio),
     "timer": (TIMER_BLOCK, _timer),
+    "mcan": (MCAN_BLOCK, _mcan),
 }
 
 SCS_BASE = 0xE000E000
@@ -84,6 +116,7 @@ class Board:
     peripherals: tuple[PeripheralSpec, ...]
     num_irqs: int
     doc: str = ""
+    can_clock_hz: int = 40_000_000  # the M_CAN kernel clock (bit timing is derived from it)
 
     def __post_init__(self) -> None:
         spans = sorted([(r.base, r.end, r.name) for r in self.regions]
@@ -95,8 +128,9 @@ class Board:
         for p in self.peripherals:
             if p.kind not in PERIPHERAL_KINDS:
                 raise BoardError(f"board {self.name}: unknown peripheral kind {p.kind!r}")
-            if p.irq is not None and not 0 <= p.irq < self.num_irqs:
-                raise BoardError(f"board {self.name}: {p.name} IRQ {p.irq} out of range")
+            for irq in p.irqs:
+                if not 0 <= irq < self.num_irqs:
+                    raise BoardError(f"board {self.name}: {p.name} IRQ {irq} out of range")
 
     def region(self, name: str) -> Region:
         for r in self.regions:

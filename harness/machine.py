@@ -12,7 +12,14 @@ from typing import Any
 from unicorn import UC_ERR_EXCEPTION, UC_ERR_INSN_INVALID, UcError
 from unicorn.unicorn import UcContext
 
-from harness.board import DWT_BASE, PERIPHERAL_KINDS, SCS_BASE, SYSTICK_BASE, Board
+from harness.board import (
+    DWT_BASE,
+    PERIPHERAL_KINDS,
+    SCS_BASE,
+    SYSTICK_BASE,
+    Board,
+    BuildContext,
+)
 from harness.boards import DEFAULT_BOARD
 from harness.clock import VirtualClock
 from harness.core import native
@@ -92,15 +99,20 @@ class Machine:
             "SysTick": self.systick,
             "DWT": Dwt("DWT", DWT_BASE, self.clock),
         }
+        context = BuildContext(self.board, self.clock, self.nvic, self._region_bytes)
         for spec in self.board.peripherals:
-            self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](
-                spec, self.clock, self.nvic
-            )
+            self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](spec, context)
         self.cpu.map_peripherals(list(self.peripherals.values()))
         self._load(self.image)
         self._flash_generation = 0
         self.boot_address = self._choose_boot_address(boot_address)
         self.reset()
+
+    def _region_bytes(self, name: str) -> memoryview:
+        for mem in self.cpu.memory:
+            if mem.region.name == name:
+                return memoryview(mem.data)
+        raise KeyError(f"board {self.board.name} has no memory region {name!r}")
 
     # ---- loading and reset ----
 

@@ -162,3 +162,12 @@ def test_vector_table_with_stack_outside_ram(app_elf: Path) -> None:
         FirmwareLoadError, match="initial SP must be a word-aligned address in SRAM"
     ):
         Machine(app_elf, boot_address=0x0)  # erased flash: SP 0, reset vector 0
+
+
+def test_can_controllers_and_message_ram_are_on_the_board(machine: Machine) -> None:
+    assert machine.read_u32(0x4000_6000) == 0x32150320  # MCAN0 CREL, through MMIO
+    assert machine.read_u32(0x4000_6404) == 0x87654321  # MCAN1 ENDN
+    assert machine.read_u32(0x4000_6018) & 1 == 1  # CCCR.INIT after reset
+    mcan = machine.peripheral("MCAN0")
+    machine.write_memory(0x4001_0010, b"\xde\xad\xbe\xef")  # message RAM is plain memory
+    assert bytes(mcan.ram[0x10:0x14]) == b"\xde\xad\xbe\xef"  # type: ignore[attr-defined]

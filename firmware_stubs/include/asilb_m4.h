@@ -13,6 +13,8 @@
 #define FLASH_SIZE 0x200000UL
 #define SRAM_BASE 0x20000000UL
 #define SRAM_SIZE 0x40000UL
+#define MCAN_MRAM_BASE 0x40010000UL
+#define MCAN_MRAM_SIZE 0x4000UL
 #define BOOTLOADER_BASE 0x00000000UL
 #define BOOTLOADER_SIZE 0x10000UL
 #define BANK_A_BASE 0x00010000UL
@@ -29,6 +31,10 @@ typedef enum {
     SysTick_IRQn = -1,
     TIM2_IRQn = 0,
     TIM3_IRQn = 1,
+    MCAN0_INT0_IRQn = 8,
+    MCAN0_INT1_IRQn = 9,
+    MCAN1_INT0_IRQn = 10,
+    MCAN1_INT1_IRQn = 11,
 } IRQn_Type;
 
 /* System control space: NVIC and SCB (Cortex-M4) */
@@ -230,6 +236,389 @@ typedef struct {
 #define TIM_ARR_ARR_Pos 0U
 #define TIM_ARR_ARR_Msk (0xFFFFUL << 0U)
 
+/* Bosch M_CAN CAN FD controller */
+typedef struct {
+    volatile const uint32_t CREL;            /* +0x000 Core release */
+    volatile const uint32_t ENDN;            /* +0x004 Endian */
+    uint32_t RESERVED0[1];
+    volatile uint32_t DBTP;                  /* +0x00C Data bit timing and prescaler */
+    volatile uint32_t TEST;                  /* +0x010 Test */
+    uint32_t RESERVED1[1];
+    volatile uint32_t CCCR;                  /* +0x018 CC control */
+    volatile uint32_t NBTP;                  /* +0x01C Nominal bit timing and prescaler */
+    uint32_t RESERVED2[8];
+    volatile const uint32_t ECR;             /* +0x040 Error counter */
+    volatile const uint32_t PSR;             /* +0x044 Protocol status */
+    uint32_t RESERVED3[2];
+    volatile uint32_t IR;                    /* +0x050 Interrupt register (write 1 to clear) */
+    volatile uint32_t IE;                    /* +0x054 Interrupt enable */
+    volatile uint32_t ILS;                   /* +0x058 Interrupt line select (0: line 0, 1: line 1) */
+    volatile uint32_t ILE;                   /* +0x05C Interrupt line enable */
+    uint32_t RESERVED4[8];
+    volatile uint32_t GFC;                   /* +0x080 Global filter configuration */
+    volatile uint32_t SIDFC;                 /* +0x084 Standard ID filter configuration */
+    volatile uint32_t XIDFC;                 /* +0x088 Extended ID filter configuration */
+    uint32_t RESERVED5[1];
+    volatile uint32_t XIDAM;                 /* +0x090 Extended ID AND mask */
+    uint32_t RESERVED6[3];
+    volatile uint32_t RXF0C;                 /* +0x0A0 RX FIFO 0 configuration */
+    volatile const uint32_t RXF0S;           /* +0x0A4 RX FIFO 0 status */
+    volatile uint32_t RXF0A;                 /* +0x0A8 RX FIFO 0 acknowledge */
+    volatile uint32_t RXBC;                  /* +0x0AC RX buffer configuration */
+    volatile uint32_t RXF1C;                 /* +0x0B0 RX FIFO 1 configuration */
+    volatile const uint32_t RXF1S;           /* +0x0B4 RX FIFO 1 status */
+    volatile uint32_t RXF1A;                 /* +0x0B8 RX FIFO 1 acknowledge */
+    volatile uint32_t RXESC;                 /* +0x0BC RX buffer / FIFO element size */
+    volatile uint32_t TXBC;                  /* +0x0C0 TX buffer configuration */
+    uint32_t RESERVED7[1];
+    volatile uint32_t TXESC;                 /* +0x0C8 TX buffer element size */
+    volatile const uint32_t TXBRP;           /* +0x0CC TX buffer request pending */
+    volatile uint32_t TXBAR;                 /* +0x0D0 TX buffer add request */
+    volatile uint32_t TXBCR;                 /* +0x0D4 TX buffer cancellation request */
+    volatile const uint32_t TXBTO;           /* +0x0D8 TX buffer transmission occurred */
+    volatile const uint32_t TXBCF;           /* +0x0DC TX buffer cancellation finished */
+    volatile uint32_t TXBTIE;                /* +0x0E0 TX buffer transmission interrupt enable */
+    volatile uint32_t TXBCIE;                /* +0x0E4 TX buffer cancellation finished interrupt enable */
+} MCAN_Type;
+#define MCAN_DBTP_DSJW_Pos 0U
+#define MCAN_DBTP_DSJW_Msk (0xFUL << 0U)
+#define MCAN_DBTP_DTSEG2_Pos 4U
+#define MCAN_DBTP_DTSEG2_Msk (0xFUL << 4U)
+#define MCAN_DBTP_DTSEG1_Pos 8U
+#define MCAN_DBTP_DTSEG1_Msk (0x1FUL << 8U)
+#define MCAN_DBTP_DBRP_Pos 16U
+#define MCAN_DBTP_DBRP_Msk (0x1FUL << 16U)
+#define MCAN_DBTP_TDC_Pos 23U
+#define MCAN_DBTP_TDC_Msk (0x1UL << 23U)
+#define MCAN_TEST_LBCK_Pos 4U
+#define MCAN_TEST_LBCK_Msk (0x1UL << 4U)
+#define MCAN_TEST_TX_Pos 5U
+#define MCAN_TEST_TX_Msk (0x3UL << 5U)
+#define MCAN_TEST_RX_Pos 7U
+#define MCAN_TEST_RX_Msk (0x1UL << 7U)
+#define MCAN_CCCR_INIT_Pos 0U
+#define MCAN_CCCR_INIT_Msk (0x1UL << 0U)
+#define MCAN_CCCR_CCE_Pos 1U
+#define MCAN_CCCR_CCE_Msk (0x1UL << 1U)
+#define MCAN_CCCR_ASM_Pos 2U
+#define MCAN_CCCR_ASM_Msk (0x1UL << 2U)
+#define MCAN_CCCR_CSA_Pos 3U
+#define MCAN_CCCR_CSA_Msk (0x1UL << 3U)
+#define MCAN_CCCR_CSR_Pos 4U
+#define MCAN_CCCR_CSR_Msk (0x1UL << 4U)
+#define MCAN_CCCR_MON_Pos 5U
+#define MCAN_CCCR_MON_Msk (0x1UL << 5U)
+#define MCAN_CCCR_DAR_Pos 6U
+#define MCAN_CCCR_DAR_Msk (0x1UL << 6U)
+#define MCAN_CCCR_TEST_Pos 7U
+#define MCAN_CCCR_TEST_Msk (0x1UL << 7U)
+#define MCAN_CCCR_FDOE_Pos 8U
+#define MCAN_CCCR_FDOE_Msk (0x1UL << 8U)
+#define MCAN_CCCR_BRSE_Pos 9U
+#define MCAN_CCCR_BRSE_Msk (0x1UL << 9U)
+#define MCAN_CCCR_PXHD_Pos 12U
+#define MCAN_CCCR_PXHD_Msk (0x1UL << 12U)
+#define MCAN_CCCR_EFBI_Pos 13U
+#define MCAN_CCCR_EFBI_Msk (0x1UL << 13U)
+#define MCAN_CCCR_TXP_Pos 14U
+#define MCAN_CCCR_TXP_Msk (0x1UL << 14U)
+#define MCAN_CCCR_NISO_Pos 15U
+#define MCAN_CCCR_NISO_Msk (0x1UL << 15U)
+#define MCAN_NBTP_NTSEG2_Pos 0U
+#define MCAN_NBTP_NTSEG2_Msk (0x7FUL << 0U)
+#define MCAN_NBTP_NTSEG1_Pos 8U
+#define MCAN_NBTP_NTSEG1_Msk (0xFFUL << 8U)
+#define MCAN_NBTP_NBRP_Pos 16U
+#define MCAN_NBTP_NBRP_Msk (0x1FFUL << 16U)
+#define MCAN_NBTP_NSJW_Pos 25U
+#define MCAN_NBTP_NSJW_Msk (0x7FUL << 25U)
+#define MCAN_ECR_TEC_Pos 0U
+#define MCAN_ECR_TEC_Msk (0xFFUL << 0U)
+#define MCAN_ECR_REC_Pos 8U
+#define MCAN_ECR_REC_Msk (0x7FUL << 8U)
+#define MCAN_ECR_RP_Pos 15U
+#define MCAN_ECR_RP_Msk (0x1UL << 15U)
+#define MCAN_ECR_CEL_Pos 16U
+#define MCAN_ECR_CEL_Msk (0xFFUL << 16U)
+#define MCAN_PSR_LEC_Pos 0U
+#define MCAN_PSR_LEC_Msk (0x7UL << 0U)
+#define MCAN_PSR_ACT_Pos 3U
+#define MCAN_PSR_ACT_Msk (0x3UL << 3U)
+#define MCAN_PSR_EP_Pos 5U
+#define MCAN_PSR_EP_Msk (0x1UL << 5U)
+#define MCAN_PSR_EW_Pos 6U
+#define MCAN_PSR_EW_Msk (0x1UL << 6U)
+#define MCAN_PSR_BO_Pos 7U
+#define MCAN_PSR_BO_Msk (0x1UL << 7U)
+#define MCAN_PSR_DLEC_Pos 8U
+#define MCAN_PSR_DLEC_Msk (0x7UL << 8U)
+#define MCAN_PSR_RESI_Pos 11U
+#define MCAN_PSR_RESI_Msk (0x1UL << 11U)
+#define MCAN_PSR_RBRS_Pos 12U
+#define MCAN_PSR_RBRS_Msk (0x1UL << 12U)
+#define MCAN_PSR_RFDF_Pos 13U
+#define MCAN_PSR_RFDF_Msk (0x1UL << 13U)
+#define MCAN_IR_RF0N_Pos 0U
+#define MCAN_IR_RF0N_Msk (0x1UL << 0U)
+#define MCAN_IR_RF0W_Pos 1U
+#define MCAN_IR_RF0W_Msk (0x1UL << 1U)
+#define MCAN_IR_RF0F_Pos 2U
+#define MCAN_IR_RF0F_Msk (0x1UL << 2U)
+#define MCAN_IR_RF0L_Pos 3U
+#define MCAN_IR_RF0L_Msk (0x1UL << 3U)
+#define MCAN_IR_RF1N_Pos 4U
+#define MCAN_IR_RF1N_Msk (0x1UL << 4U)
+#define MCAN_IR_RF1W_Pos 5U
+#define MCAN_IR_RF1W_Msk (0x1UL << 5U)
+#define MCAN_IR_RF1F_Pos 6U
+#define MCAN_IR_RF1F_Msk (0x1UL << 6U)
+#define MCAN_IR_RF1L_Pos 7U
+#define MCAN_IR_RF1L_Msk (0x1UL << 7U)
+#define MCAN_IR_HPM_Pos 8U
+#define MCAN_IR_HPM_Msk (0x1UL << 8U)
+#define MCAN_IR_TC_Pos 9U
+#define MCAN_IR_TC_Msk (0x1UL << 9U)
+#define MCAN_IR_TCF_Pos 10U
+#define MCAN_IR_TCF_Msk (0x1UL << 10U)
+#define MCAN_IR_TFE_Pos 11U
+#define MCAN_IR_TFE_Msk (0x1UL << 11U)
+#define MCAN_IR_TEFN_Pos 12U
+#define MCAN_IR_TEFN_Msk (0x1UL << 12U)
+#define MCAN_IR_TEFW_Pos 13U
+#define MCAN_IR_TEFW_Msk (0x1UL << 13U)
+#define MCAN_IR_TEFF_Pos 14U
+#define MCAN_IR_TEFF_Msk (0x1UL << 14U)
+#define MCAN_IR_TEFL_Pos 15U
+#define MCAN_IR_TEFL_Msk (0x1UL << 15U)
+#define MCAN_IR_TSW_Pos 16U
+#define MCAN_IR_TSW_Msk (0x1UL << 16U)
+#define MCAN_IR_MRAF_Pos 17U
+#define MCAN_IR_MRAF_Msk (0x1UL << 17U)
+#define MCAN_IR_TOO_Pos 18U
+#define MCAN_IR_TOO_Msk (0x1UL << 18U)
+#define MCAN_IR_DRX_Pos 19U
+#define MCAN_IR_DRX_Msk (0x1UL << 19U)
+#define MCAN_IR_BEC_Pos 20U
+#define MCAN_IR_BEC_Msk (0x1UL << 20U)
+#define MCAN_IR_BEU_Pos 21U
+#define MCAN_IR_BEU_Msk (0x1UL << 21U)
+#define MCAN_IR_ELO_Pos 22U
+#define MCAN_IR_ELO_Msk (0x1UL << 22U)
+#define MCAN_IR_EP_Pos 23U
+#define MCAN_IR_EP_Msk (0x1UL << 23U)
+#define MCAN_IR_EW_Pos 24U
+#define MCAN_IR_EW_Msk (0x1UL << 24U)
+#define MCAN_IR_BO_Pos 25U
+#define MCAN_IR_BO_Msk (0x1UL << 25U)
+#define MCAN_IR_WDI_Pos 26U
+#define MCAN_IR_WDI_Msk (0x1UL << 26U)
+#define MCAN_IR_PEA_Pos 27U
+#define MCAN_IR_PEA_Msk (0x1UL << 27U)
+#define MCAN_IR_PED_Pos 28U
+#define MCAN_IR_PED_Msk (0x1UL << 28U)
+#define MCAN_IR_ARA_Pos 29U
+#define MCAN_IR_ARA_Msk (0x1UL << 29U)
+#define MCAN_IE_RF0NE_Pos 0U
+#define MCAN_IE_RF0NE_Msk (0x1UL << 0U)
+#define MCAN_IE_RF0WE_Pos 1U
+#define MCAN_IE_RF0WE_Msk (0x1UL << 1U)
+#define MCAN_IE_RF0FE_Pos 2U
+#define MCAN_IE_RF0FE_Msk (0x1UL << 2U)
+#define MCAN_IE_RF0LE_Pos 3U
+#define MCAN_IE_RF0LE_Msk (0x1UL << 3U)
+#define MCAN_IE_RF1NE_Pos 4U
+#define MCAN_IE_RF1NE_Msk (0x1UL << 4U)
+#define MCAN_IE_RF1WE_Pos 5U
+#define MCAN_IE_RF1WE_Msk (0x1UL << 5U)
+#define MCAN_IE_RF1FE_Pos 6U
+#define MCAN_IE_RF1FE_Msk (0x1UL << 6U)
+#define MCAN_IE_RF1LE_Pos 7U
+#define MCAN_IE_RF1LE_Msk (0x1UL << 7U)
+#define MCAN_IE_HPME_Pos 8U
+#define MCAN_IE_HPME_Msk (0x1UL << 8U)
+#define MCAN_IE_TCE_Pos 9U
+#define MCAN_IE_TCE_Msk (0x1UL << 9U)
+#define MCAN_IE_TCFE_Pos 10U
+#define MCAN_IE_TCFE_Msk (0x1UL << 10U)
+#define MCAN_IE_TFEE_Pos 11U
+#define MCAN_IE_TFEE_Msk (0x1UL << 11U)
+#define MCAN_IE_TEFNE_Pos 12U
+#define MCAN_IE_TEFNE_Msk (0x1UL << 12U)
+#define MCAN_IE_TEFWE_Pos 13U
+#define MCAN_IE_TEFWE_Msk (0x1UL << 13U)
+#define MCAN_IE_TEFFE_Pos 14U
+#define MCAN_IE_TEFFE_Msk (0x1UL << 14U)
+#define MCAN_IE_TEFLE_Pos 15U
+#define MCAN_IE_TEFLE_Msk (0x1UL << 15U)
+#define MCAN_IE_TSWE_Pos 16U
+#define MCAN_IE_TSWE_Msk (0x1UL << 16U)
+#define MCAN_IE_MRAFE_Pos 17U
+#define MCAN_IE_MRAFE_Msk (0x1UL << 17U)
+#define MCAN_IE_TOOE_Pos 18U
+#define MCAN_IE_TOOE_Msk (0x1UL << 18U)
+#define MCAN_IE_DRXE_Pos 19U
+#define MCAN_IE_DRXE_Msk (0x1UL << 19U)
+#define MCAN_IE_BECE_Pos 20U
+#define MCAN_IE_BECE_Msk (0x1UL << 20U)
+#define MCAN_IE_BEUE_Pos 21U
+#define MCAN_IE_BEUE_Msk (0x1UL << 21U)
+#define MCAN_IE_ELOE_Pos 22U
+#define MCAN_IE_ELOE_Msk (0x1UL << 22U)
+#define MCAN_IE_EPE_Pos 23U
+#define MCAN_IE_EPE_Msk (0x1UL << 23U)
+#define MCAN_IE_EWE_Pos 24U
+#define MCAN_IE_EWE_Msk (0x1UL << 24U)
+#define MCAN_IE_BOE_Pos 25U
+#define MCAN_IE_BOE_Msk (0x1UL << 25U)
+#define MCAN_IE_WDIE_Pos 26U
+#define MCAN_IE_WDIE_Msk (0x1UL << 26U)
+#define MCAN_IE_PEAE_Pos 27U
+#define MCAN_IE_PEAE_Msk (0x1UL << 27U)
+#define MCAN_IE_PEDE_Pos 28U
+#define MCAN_IE_PEDE_Msk (0x1UL << 28U)
+#define MCAN_IE_ARAE_Pos 29U
+#define MCAN_IE_ARAE_Msk (0x1UL << 29U)
+#define MCAN_ILS_RF0NL_Pos 0U
+#define MCAN_ILS_RF0NL_Msk (0x1UL << 0U)
+#define MCAN_ILS_RF0WL_Pos 1U
+#define MCAN_ILS_RF0WL_Msk (0x1UL << 1U)
+#define MCAN_ILS_RF0FL_Pos 2U
+#define MCAN_ILS_RF0FL_Msk (0x1UL << 2U)
+#define MCAN_ILS_RF0LL_Pos 3U
+#define MCAN_ILS_RF0LL_Msk (0x1UL << 3U)
+#define MCAN_ILS_RF1NL_Pos 4U
+#define MCAN_ILS_RF1NL_Msk (0x1UL << 4U)
+#define MCAN_ILS_RF1WL_Pos 5U
+#define MCAN_ILS_RF1WL_Msk (0x1UL << 5U)
+#define MCAN_ILS_RF1FL_Pos 6U
+#define MCAN_ILS_RF1FL_Msk (0x1UL << 6U)
+#define MCAN_ILS_RF1LL_Pos 7U
+#define MCAN_ILS_RF1LL_Msk (0x1UL << 7U)
+#define MCAN_ILS_HPML_Pos 8U
+#define MCAN_ILS_HPML_Msk (0x1UL << 8U)
+#define MCAN_ILS_TCL_Pos 9U
+#define MCAN_ILS_TCL_Msk (0x1UL << 9U)
+#define MCAN_ILS_TCFL_Pos 10U
+#define MCAN_ILS_TCFL_Msk (0x1UL << 10U)
+#define MCAN_ILS_TFEL_Pos 11U
+#define MCAN_ILS_TFEL_Msk (0x1UL << 11U)
+#define MCAN_ILS_TEFNL_Pos 12U
+#define MCAN_ILS_TEFNL_Msk (0x1UL << 12U)
+#define MCAN_ILS_TEFWL_Pos 13U
+#define MCAN_ILS_TEFWL_Msk (0x1UL << 13U)
+#define MCAN_ILS_TEFFL_Pos 14U
+#define MCAN_ILS_TEFFL_Msk (0x1UL << 14U)
+#define MCAN_ILS_TEFLL_Pos 15U
+#define MCAN_ILS_TEFLL_Msk (0x1UL << 15U)
+#define MCAN_ILS_TSWL_Pos 16U
+#define MCAN_ILS_TSWL_Msk (0x1UL << 16U)
+#define MCAN_ILS_MRAFL_Pos 17U
+#define MCAN_ILS_MRAFL_Msk (0x1UL << 17U)
+#define MCAN_ILS_TOOL_Pos 18U
+#define MCAN_ILS_TOOL_Msk (0x1UL << 18U)
+#define MCAN_ILS_DRXL_Pos 19U
+#define MCAN_ILS_DRXL_Msk (0x1UL << 19U)
+#define MCAN_ILS_BECL_Pos 20U
+#define MCAN_ILS_BECL_Msk (0x1UL << 20U)
+#define MCAN_ILS_BEUL_Pos 21U
+#define MCAN_ILS_BEUL_Msk (0x1UL << 21U)
+#define MCAN_ILS_ELOL_Pos 22U
+#define MCAN_ILS_ELOL_Msk (0x1UL << 22U)
+#define MCAN_ILS_EPL_Pos 23U
+#define MCAN_ILS_EPL_Msk (0x1UL << 23U)
+#define MCAN_ILS_EWL_Pos 24U
+#define MCAN_ILS_EWL_Msk (0x1UL << 24U)
+#define MCAN_ILS_BOL_Pos 25U
+#define MCAN_ILS_BOL_Msk (0x1UL << 25U)
+#define MCAN_ILS_WDIL_Pos 26U
+#define MCAN_ILS_WDIL_Msk (0x1UL << 26U)
+#define MCAN_ILS_PEAL_Pos 27U
+#define MCAN_ILS_PEAL_Msk (0x1UL << 27U)
+#define MCAN_ILS_PEDL_Pos 28U
+#define MCAN_ILS_PEDL_Msk (0x1UL << 28U)
+#define MCAN_ILS_ARAL_Pos 29U
+#define MCAN_ILS_ARAL_Msk (0x1UL << 29U)
+#define MCAN_ILE_EINT0_Pos 0U
+#define MCAN_ILE_EINT0_Msk (0x1UL << 0U)
+#define MCAN_ILE_EINT1_Pos 1U
+#define MCAN_ILE_EINT1_Msk (0x1UL << 1U)
+#define MCAN_GFC_RRFE_Pos 0U
+#define MCAN_GFC_RRFE_Msk (0x1UL << 0U)
+#define MCAN_GFC_RRFS_Pos 1U
+#define MCAN_GFC_RRFS_Msk (0x1UL << 1U)
+#define MCAN_GFC_ANFE_Pos 2U
+#define MCAN_GFC_ANFE_Msk (0x3UL << 2U)
+#define MCAN_GFC_ANFS_Pos 4U
+#define MCAN_GFC_ANFS_Msk (0x3UL << 4U)
+#define MCAN_SIDFC_FLSSA_Pos 2U
+#define MCAN_SIDFC_FLSSA_Msk (0x3FFFUL << 2U)
+#define MCAN_SIDFC_LSS_Pos 16U
+#define MCAN_SIDFC_LSS_Msk (0xFFUL << 16U)
+#define MCAN_XIDFC_FLESA_Pos 2U
+#define MCAN_XIDFC_FLESA_Msk (0x3FFFUL << 2U)
+#define MCAN_XIDFC_LSE_Pos 16U
+#define MCAN_XIDFC_LSE_Msk (0x7FUL << 16U)
+#define MCAN_XIDAM_EIDM_Pos 0U
+#define MCAN_XIDAM_EIDM_Msk (0x1FFFFFFFUL << 0U)
+#define MCAN_RXF0C_F0SA_Pos 2U
+#define MCAN_RXF0C_F0SA_Msk (0x3FFFUL << 2U)
+#define MCAN_RXF0C_F0S_Pos 16U
+#define MCAN_RXF0C_F0S_Msk (0x7FUL << 16U)
+#define MCAN_RXF0C_F0WM_Pos 24U
+#define MCAN_RXF0C_F0WM_Msk (0x7FUL << 24U)
+#define MCAN_RXF0C_F0OM_Pos 31U
+#define MCAN_RXF0C_F0OM_Msk (0x1UL << 31U)
+#define MCAN_RXF0S_F0FL_Pos 0U
+#define MCAN_RXF0S_F0FL_Msk (0x7FUL << 0U)
+#define MCAN_RXF0S_F0GI_Pos 8U
+#define MCAN_RXF0S_F0GI_Msk (0x3FUL << 8U)
+#define MCAN_RXF0S_F0PI_Pos 16U
+#define MCAN_RXF0S_F0PI_Msk (0x3FUL << 16U)
+#define MCAN_RXF0S_F0F_Pos 24U
+#define MCAN_RXF0S_F0F_Msk (0x1UL << 24U)
+#define MCAN_RXF0S_RF0L_Pos 25U
+#define MCAN_RXF0S_RF0L_Msk (0x1UL << 25U)
+#define MCAN_RXF0A_F0AI_Pos 0U
+#define MCAN_RXF0A_F0AI_Msk (0x3FUL << 0U)
+#define MCAN_RXBC_RBSA_Pos 2U
+#define MCAN_RXBC_RBSA_Msk (0x3FFFUL << 2U)
+#define MCAN_RXF1C_F1SA_Pos 2U
+#define MCAN_RXF1C_F1SA_Msk (0x3FFFUL << 2U)
+#define MCAN_RXF1C_F1S_Pos 16U
+#define MCAN_RXF1C_F1S_Msk (0x7FUL << 16U)
+#define MCAN_RXF1C_F1WM_Pos 24U
+#define MCAN_RXF1C_F1WM_Msk (0x7FUL << 24U)
+#define MCAN_RXF1C_F1OM_Pos 31U
+#define MCAN_RXF1C_F1OM_Msk (0x1UL << 31U)
+#define MCAN_RXF1S_F1FL_Pos 0U
+#define MCAN_RXF1S_F1FL_Msk (0x7FUL << 0U)
+#define MCAN_RXF1S_F1GI_Pos 8U
+#define MCAN_RXF1S_F1GI_Msk (0x3FUL << 8U)
+#define MCAN_RXF1S_F1PI_Pos 16U
+#define MCAN_RXF1S_F1PI_Msk (0x3FUL << 16U)
+#define MCAN_RXF1S_F1F_Pos 24U
+#define MCAN_RXF1S_F1F_Msk (0x1UL << 24U)
+#define MCAN_RXF1S_RF1L_Pos 25U
+#define MCAN_RXF1S_RF1L_Msk (0x1UL << 25U)
+#define MCAN_RXF1A_F1AI_Pos 0U
+#define MCAN_RXF1A_F1AI_Msk (0x3FUL << 0U)
+#define MCAN_RXESC_F0DS_Pos 0U
+#define MCAN_RXESC_F0DS_Msk (0x7UL << 0U)
+#define MCAN_RXESC_F1DS_Pos 4U
+#define MCAN_RXESC_F1DS_Msk (0x7UL << 4U)
+#define MCAN_RXESC_RBDS_Pos 8U
+#define MCAN_RXESC_RBDS_Msk (0x7UL << 8U)
+#define MCAN_TXBC_TBSA_Pos 2U
+#define MCAN_TXBC_TBSA_Msk (0x3FFFUL << 2U)
+#define MCAN_TXBC_NDTB_Pos 16U
+#define MCAN_TXBC_NDTB_Msk (0x3FUL << 16U)
+#define MCAN_TXBC_TFQS_Pos 24U
+#define MCAN_TXBC_TFQS_Msk (0x3FUL << 24U)
+#define MCAN_TXBC_TFQM_Pos 30U
+#define MCAN_TXBC_TFQM_Msk (0x1UL << 30U)
+#define MCAN_TXESC_TBDS_Pos 0U
+#define MCAN_TXESC_TBDS_Msk (0x7UL << 0U)
+
 /* Instances */
 #define SCS ((SCS_Type *)0xE000E000UL)
 #define SysTick ((SysTick_Type *)0xE000E010UL)
@@ -238,5 +627,7 @@ typedef struct {
 #define GPIOB ((GPIO_Type *)0x40000400UL)
 #define TIM2 ((TIM_Type *)0x40001000UL)
 #define TIM3 ((TIM_Type *)0x40001400UL)
+#define MCAN0 ((MCAN_Type *)0x40006000UL)
+#define MCAN1 ((MCAN_Type *)0x40006400UL)
 
 #endif /* ASILB_M4_H */

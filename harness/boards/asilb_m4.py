@@ -1,7 +1,8 @@
 """The default board: an ASIL-B automotive MCU modelled on a Cortex-M4 core.
 
 2 MB ECC flash (bootloader, A/B banks, NVM), 256 KB SRAM, 120 MHz core clock.
-Later issues add the CAN-FD, LIN, flash-controller, watchdog and security peripherals here.
+Two M_CAN CAN FD controllers share a 16 KB message RAM. Later issues add the LIN,
+flash-controller, watchdog and security peripherals here.
 """
 
 from harness.board import Board, Partition, PeripheralSpec, Region
@@ -16,6 +17,7 @@ ASILB_M4 = Board(
     regions=(
         Region("FLASH", 0x0000_0000, 2 * MB, "flash", "ECC program flash"),
         Region("SRAM", 0x2000_0000, 256 * KB, "ram", "System RAM"),
+        Region("MCAN_MRAM", 0x4001_0000, 16 * KB, "ram", "M_CAN message RAM (MCAN0 and MCAN1)"),
     ),
     partitions=(
         Partition("BOOTLOADER", 0x0000_0000, 64 * KB, "A/B bootloader"),
@@ -26,8 +28,10 @@ ASILB_M4 = Board(
     peripherals=(
         PeripheralSpec("GPIOA", "gpio", 0x4000_0000, doc="Lamp outputs"),
         PeripheralSpec("GPIOB", "gpio", 0x4000_0400, doc="Status outputs, switch inputs"),
-        PeripheralSpec("TIM2", "timer", 0x4000_1000, irq=0, doc="General-purpose timer"),
-        PeripheralSpec("TIM3", "timer", 0x4000_1400, irq=1, doc="General-purpose timer"),
+        PeripheralSpec("TIM2", "timer", 0x4000_1000, irqs=(0,), doc="General-purpose timer"),
+        PeripheralSpec("TIM3", "timer", 0x4000_1400, irqs=(1,), doc="General-purpose timer"),
+        PeripheralSpec("MCAN0", "mcan", 0x4000_6000, irqs=(8, 9), doc="CAN FD controller 0"),
+        PeripheralSpec("MCAN1", "mcan", 0x4000_6400, irqs=(10, 11), doc="CAN FD controller 1"),
     ),
     num_irqs=64,
     doc="ASIL-B automotive MCU, Cortex-M4 core (no FPU)",

@@ -73,7 +73,7 @@ def c_header(board: Board) -> str:
     out.append("/* Interrupt numbers (exception number = IRQn + 16) */")
     out.append("typedef enum {")
     out += ["    SVCall_IRQn = -5,", "    PendSV_IRQn = -2,", "    SysTick_IRQn = -1,"]
-    out += [f"    {p.name}_IRQn = {p.irq}," for p in board.peripherals if p.irq is not None]
+    out += [f"    {name}_IRQn = {n}," for p in board.peripherals for name, n in p.irq_names()]
     out.append("} IRQn_Type;")
     seen: set[str] = set()
     for _name, _base, block in board.blocks():
@@ -148,10 +148,10 @@ def svd(board: Board) -> str:
         _sub(ab, "offset", "0x0")
         _sub(ab, "size", f"0x{block.size:X}")
         _sub(ab, "usage", "registers")
-        if spec.irq is not None:
+        for name, number in spec.irq_names():
             irq = ET.SubElement(p, "interrupt")
-            _sub(irq, "name", spec.name)
-            _sub(irq, "value", spec.irq)
+            _sub(irq, "name", name)
+            _sub(irq, "value", number)
         regs = ET.SubElement(p, "registers")
         for reg in block.registers:
             _svd_register(regs, reg)
