@@ -25,8 +25,12 @@ INTERMISSION_BITS = 3
 class CanNode(Protocol):
     name: str
 
-    def offer(self) -> CanFrame | None:
-        """The frame this node would put on the bus now, if any."""
+    def offer(self, now_ns: int) -> CanFrame | None:
+        """The frame this node would put on the bus at `now_ns`: only frames it had asked
+        to send by then (a node simulated ahead of the bus may have asked later)."""
+
+    def pending_since(self) -> int | None:
+        """When the earliest frame still waiting was requested, if any."""
 
     def transmitted(self, frame: CanFrame) -> None:
         """The offered frame won arbitration and was sent (timestamped)."""
@@ -66,7 +70,7 @@ class CanBus:
         self.nodes: list[CanNode] = []
         self.stats = BusStats()
         self._busy = False
-        self._arbitration_pending = False
+        self._arbitration = clock.deadline(self._arbitrate)
         self._frame_start = 0
 
     def attach(self, node: CanNode) -> None:
@@ -78,25 +82,29 @@ class CanBus:
     def idle(self) -> bool:
         return not self._busy
 
-    def request(self) -> None:
-        """A node has a frame to offer: arbitrate now if the bus is idle."""
-        if not self._busy and not self._arbitration_pending:
-            self._arbitration_pending = True
-            self.clock.schedule_in(0, self._arbitrate)
+    def request(self, at_ns: int | None = None) -> None:
+        """A node asked to send at `at_ns` (default: now): arbitrate then if the bus is idle.
+        A busy bus arbitrates again after its intermission anyway."""
+        at = max(self.clock.cycles, self.clock.cycles if at_ns is None else at_ns)
+        if not self._busy and (self._arbitration.at is None or at < self._arbitration.at):
+            self._arbitration.arm_at(at)
 
     def duration_ns(self, frame: CanFrame) -> int:
         return frame_bits(frame).duration_ns(self.bitrate, self.data_bitrate if frame.brs else None)
 
     def _arbitrate(self) -> None:
-        self._arbitration_pending = False
+        now = self.clock.cycles
         best: tuple[tuple[int, ...], int, CanNode, CanFrame] | None = None
         for index, node in enumerate(self.nodes):
-            frame = node.offer()
+            frame = node.offer(now)
             if frame is not None:
                 candidate = (frame.arbitration_key(), index, node, frame)
                 if best is None or candidate[:2] < best[:2]:
                     best = candidate
         if best is None:
+            later = [t for n in self.nodes if (t := n.pending_since()) is not None and t > now]
+            if later:
+                self._arbitration.arm_at(min(later))
             return
         _, _, sender, frame = best
         duration = self.duration_ns(frame)
@@ -138,27 +146,35 @@ class PythonNode:
         self.name = name
         self.bus = bus
         self.tx_order = tx_order
-        self.queue: deque[CanFrame] = deque()
+        self.queue: deque[tuple[int, CanFrame]] = deque()  # (requested at, frame)
         self.sent: list[CanFrame] = []
         self.received: list[CanFrame] = []
         self.listeners: list[Callable[[CanFrame], None]] = []
         bus.attach(self)
 
     def send(self, frame: CanFrame) -> None:
-        self.queue.append(frame)
-        self.bus.request()
+        now = self.bus.clock.cycles
+        self.queue.append((now, frame))
+        self.bus.request(now)
 
-    def offer(self) -> CanFrame | None:
-        if not self.queue:
+    def offer(self, now_ns: int) -> CanFrame | None:
+        ready = [item for item in self.queue if item[0] <= now_ns]
+        if not ready:
             return None
         if self.tx_order == "fifo":
-            return self.queue[0]
-        return min(self.queue, key=CanFrame.arbitration_key)
+            return ready[0][1]
+        return min((frame for _, frame in ready), key=CanFrame.arbitration_key)
+
+    def pending_since(self) -> int | None:
+        return min((t for t, _ in self.queue), default=None)
 
     def transmitted(self, frame: CanFrame) -> None:
-        offered = self.offer()
+        offered = self.offer(self.bus.clock.cycles)
         assert offered is not None
-        self.queue.remove(offered)
+        for item in self.queue:
+            if item[1] is offered:
+                self.queue.remove(item)
+                break
         self.sent.append(frame)
 
     def receive(self, frame: CanFrame) -> None:

@@ -1,23 +1,34 @@
-"""A network: the buses of one simulated vehicle and the nanosecond clock they share."""
+"""A network: buses, the ECUs on them, and one nanosecond timeline they all share.
+
+Emulated ECUs run in lockstep with the buses. The network advances in steps no longer
+than the shortest possible frame on its fastest bus (29 bit times: the arbitration part
+of the shortest CAN FD frame), stopping early at every bus event. A frame an ECU asks to
+send during a step therefore always ends after the step, so no ECU ever runs past a frame
+it should have received; and a TX request carries the ECU's own time, so arbitration
+considers exactly the frames requested by its instant.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from harness.clock import VirtualClock
 from harness.errors import VirtualTimeout
 from harness.network.can import CanBus
 
+if TYPE_CHECKING:
+    from harness.machine import Machine
+
 NS_PER_S = 1_000_000_000
+STEP_BITS = 29
 
 
 class Network:
-    """Buses by name on one virtual timeline (ns). Emulated ECUs join it in a later step;
-    until then Python nodes and python-can endpoints are its members."""
-
     def __init__(self) -> None:
         self.clock = VirtualClock(NS_PER_S)
         self.buses: dict[str, CanBus] = {}
+        self.ecus: dict[str, Machine] = {}
 
     def can_bus(self, name: str, bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
         if name in self.buses:
@@ -33,22 +44,65 @@ class Network:
             known = ", ".join(self.buses) or "none"
             raise KeyError(f"no bus named {name!r} on this network (buses: {known})") from None
 
+    def add_ecu(
+        self, name: str, machine: Machine, can0: str | None = "can0", can1: str | None = None
+    ) -> Machine:
+        """Put `machine`'s CAN controllers on buses (MCAN0 on `can0`, MCAN1 on `can1`)."""
+        if name in self.ecus:
+            raise ValueError(f"the network already has an ECU named {name!r}")
+        if machine.now_ns != self.now_ns:
+            raise ValueError(f"ECU {name} is at {machine.now_ns} ns, the network at "
+                             f"{self.now_ns} ns: add ECUs before either runs")  # fmt: skip
+        for controller, bus_name in (("MCAN0", can0), ("MCAN1", can1)):
+            if bus_name is None:
+                continue
+            bus = self.bus(bus_name)
+            node = machine.peripheral(controller)
+            node.name = f"{name}.{controller}"
+            bus.attach(node)  # type: ignore[arg-type]  # an Mcan is a CanNode
+            node.bus_request.append(bus.request)  # type: ignore[attr-defined]
+        self.ecus[name] = machine
+        return machine
+
     @property
     def now_ns(self) -> int:
         return self.clock.cycles
 
+    @property
+    def step_ns(self) -> int:
+        fastest = max((b.bitrate for b in self.buses.values()), default=1_000_000)
+        return STEP_BITS * NS_PER_S // fastest
+
+    def next_event_ns(self) -> int | None:
+        """When the network next has something to do (ECUs may always act: None = idle)."""
+        nxt = self.clock.next_deadline()
+        if self.ecus:
+            step = self.now_ns + self.step_ns
+            return step if nxt is None else min(nxt, step)
+        return nxt
+
+    def advance_to(self, end_ns: int) -> None:
+        while True:
+            now = self.now_ns
+            nxt = self.clock.next_deadline()
+            target = min(end_ns, now + self.step_ns) if self.ecus else end_ns
+            if nxt is not None and nxt < target:
+                target = max(nxt, now)
+            for machine in self.ecus.values():
+                machine.run_to_cycle(target * machine.clock.hz // NS_PER_S)
+            self.clock.advance_to(target)
+            if target >= end_ns:
+                return
+
     def run_for(self, *, s: float = 0, ms: float = 0, us: float = 0, ns: int = 0) -> None:
-        self.clock.advance_to(self.now_ns + ns + self.clock.cycles_for(s=s, ms=ms, us=us))
+        self.advance_to(self.now_ns + ns + self.clock.cycles_for(s=s, ms=ms, us=us))
 
     def run_until(self, predicate: Callable[[], bool], *, timeout_ms: float) -> float:
-        """Advance event by event until `predicate()` holds; returns the time in ms."""
+        """Advance step by step until `predicate()` holds; returns the time in ms."""
         end = self.now_ns + self.clock.cycles_for(ms=timeout_ms)
         while not predicate():
-            nxt = self.clock.next_deadline()
-            if nxt is None or nxt > end:
-                self.clock.advance_to(end)
-                if predicate():
-                    break
+            if self.now_ns >= end:
                 raise VirtualTimeout(f"condition not met within {timeout_ms} ms of virtual time")
-            self.clock.advance_to(nxt)
+            nxt = self.next_event_ns()
+            self.advance_to(end if nxt is None else min(max(nxt, self.now_ns), end))
         return self.now_ns / 1e6

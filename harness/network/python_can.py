@@ -34,12 +34,17 @@ class _Endpoint:
         self.name = name
         self.bus = bus
         self.receive_own = receive_own
-        self.outgoing: list[CanFrame] = []
+        self.outgoing: list[tuple[int, CanFrame]] = []  # (requested at, frame)
         self.incoming: queue.SimpleQueue[CanFrame] = queue.SimpleQueue()
         bus.attach(self)
 
-    def offer(self) -> CanFrame | None:
-        return self.outgoing[0] if self.outgoing else None
+    def offer(self, now_ns: int) -> CanFrame | None:
+        if self.outgoing and self.outgoing[0][0] <= now_ns:
+            return self.outgoing[0][1]
+        return None
+
+    def pending_since(self) -> int | None:
+        return self.outgoing[0][0] if self.outgoing else None
 
     def transmitted(self, frame: CanFrame) -> None:
         self.outgoing.pop(0)
@@ -83,8 +88,8 @@ class HarnessBus(can.BusABC):
             frame = CanFrame.from_message(msg, timestamp_ns=self.network.now_ns)
         except FrameError as err:
             raise can.CanOperationError(f"cannot send {msg}: {err}") from err
-        self._endpoint.outgoing.append(frame)
-        self._endpoint.bus.request()
+        self._endpoint.outgoing.append((self.network.now_ns, frame))
+        self._endpoint.bus.request(self.network.now_ns)
 
     def recv(self, timeout: float | None = None) -> can.Message | None:
         if not self.drive:
@@ -98,12 +103,12 @@ class HarnessBus(can.BusABC):
                 msg = incoming.get().to_message()
                 if self._matches_filters(msg):
                     return msg
-            nxt = clock.next_deadline()
+            nxt = self.network.next_event_ns()
             if nxt is None or (end is not None and nxt > end):
                 if end is not None:
-                    clock.advance_to(end)
+                    self.network.advance_to(end)
                 return None  # nothing more can arrive in time
-            clock.advance_to(nxt)
+            self.network.advance_to(nxt)
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         try:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 class Mcan(Peripheral):
     block = MCAN_BLOCK
-    extra_state: ClassVar[tuple[str, ...]] = ("_offered",)
+    extra_state: ClassVar[tuple[str, ...]] = ("_offered", "_requested_at")
 
     def __init__(
         self,
@@ -48,8 +48,9 @@ class Mcan(Peripheral):
         self.ram = message_ram
         self.can_clock_hz = can_clock_hz
         # Set by whoever attaches the controller to a bus: called when a frame is waiting.
-        self.bus_request: list[Callable[[], None]] = []
+        self.bus_request: list[Callable[[int], None]] = []
         self._offered: int | None = None
+        self._requested_at = [0] * 32  # ns of virtual time at each buffer's TXBAR
         r = self.regs
         r.on_write["CCCR"] = self._write_cccr
         r.on_write["TXBAR"] = self._write_txbar
@@ -121,6 +122,10 @@ class Mcan(Peripheral):
         if not requested:
             return
         r = self.regs
+        now = self.clock.ns
+        for index in range(self._buffers()):
+            if requested >> index & 1:
+                self._requested_at[index] = now
         r["TXBRP"] |= requested
         r["TXBTO"] &= ~requested
         r["TXBCF"] &= ~requested
@@ -141,9 +146,14 @@ class Mcan(Peripheral):
     def _wake_bus(self) -> None:
         if not self.initialising and self.regs["TXBRP"]:
             for request in self.bus_request:
-                request()
+                request(self.clock.ns)
 
-    def offer(self) -> CanFrame | None:
+    def pending_since(self) -> int | None:
+        pending = self.regs["TXBRP"]
+        times = [self._requested_at[i] for i in range(self._buffers()) if pending >> i & 1]
+        return min(times, default=None)
+
+    def offer(self, now_ns: int) -> CanFrame | None:
         """The pending TX buffer with the lowest ID (then the lowest index) goes first."""
         self._offered = None
         if self.initialising:
@@ -151,7 +161,7 @@ class Mcan(Peripheral):
         pending = self.regs["TXBRP"]
         best: tuple[tuple[int, ...], int, CanFrame] | None = None
         for index in range(self._buffers()):
-            if pending >> index & 1:
+            if pending >> index & 1 and self._requested_at[index] <= now_ns:
                 frame = self._tx_frame(index)
                 key = (frame.arbitration_key(), index)
                 if best is None or key < best[:2]:
