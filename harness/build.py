@@ -23,7 +23,7 @@ CFLAGS = (
 )  # fmt: skip
 LDFLAGS = ("-Wl,--gc-sections", "-Wl,--entry=Reset_Handler")
 INCLUDE_DIRS = ("include", "hal")
-COMMON = ("startup/startup.c", "hal/hal.c")
+COMMON = ("startup/startup.c", "hal/hal.c", "hal/mcan.c")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,7 @@ TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
     Target("busy", (*COMMON, "tests/busy.c"), "never sleeps: measures raw execution speed"),
+    Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
 )
 
 

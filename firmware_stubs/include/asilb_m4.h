@@ -7,6 +7,7 @@
 
 #define CORE_CLOCK_HZ 120000000UL
 #define NUM_IRQS 64U
+#define CAN_CLOCK_HZ 40000000UL
 
 /* Memory map */
 #define FLASH_BASE 0x00000000UL

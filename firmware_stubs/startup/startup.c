@@ -26,6 +26,10 @@ void IRQ4_Handler(void) WEAK_ALIAS;
 void IRQ5_Handler(void) WEAK_ALIAS;
 void IRQ6_Handler(void) WEAK_ALIAS;
 void IRQ7_Handler(void) WEAK_ALIAS;
+void MCAN0_INT0_IRQHandler(void) WEAK_ALIAS;
+void MCAN0_INT1_IRQHandler(void) WEAK_ALIAS;
+void MCAN1_INT0_IRQHandler(void) WEAK_ALIAS;
+void MCAN1_INT1_IRQHandler(void) WEAK_ALIAS;
 
 typedef void (*vector_t)(void);
 
@@ -52,7 +56,11 @@ const vector_t vector_table[16 + NUM_IRQS] = {
     [16 + 5] = IRQ5_Handler,
     [16 + 6] = IRQ6_Handler,
     [16 + 7] = IRQ7_Handler,
-    [16 + 8 ... 16 + NUM_IRQS - 1] = Default_Handler,
+    [16 + MCAN0_INT0_IRQn] = MCAN0_INT0_IRQHandler,
+    [16 + MCAN0_INT1_IRQn] = MCAN0_INT1_IRQHandler,
+    [16 + MCAN1_INT0_IRQn] = MCAN1_INT0_IRQHandler,
+    [16 + MCAN1_INT1_IRQn] = MCAN1_INT1_IRQHandler,
+    [16 + 12 ... 16 + NUM_IRQS - 1] = Default_Handler,
 };
 
 void Reset_Handler(void) {

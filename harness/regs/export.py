@@ -62,6 +62,7 @@ def c_header(board: Board) -> str:
         "",
         f"#define CORE_CLOCK_HZ {board.core_clock_hz}UL",
         f"#define NUM_IRQS {board.num_irqs}U",
+        f"#define CAN_CLOCK_HZ {board.can_clock_hz}UL",
         "",
         "/* Memory map */",
     ]
