@@ -1,11 +1,12 @@
 """A network: buses, the ECUs on them, and one nanosecond timeline they all share.
 
-Emulated ECUs run in lockstep with the buses. The network advances in steps no longer
-than the shortest possible frame on its fastest bus (29 bit times: the arbitration part
-of the shortest CAN FD frame), stopping early at every bus event. A frame an ECU asks to
-send during a step therefore always ends after the step, so no ECU ever runs past a frame
-it should have received; and a TX request carries the ECU's own time, so arbitration
-considers exactly the frames requested by its instant.
+Emulated ECUs run in lockstep with the buses. While an ECU is awake the network advances
+in steps no longer than the shortest possible frame on its fastest bus (29 bit times: the
+arbitration part of the shortest CAN FD frame), stopping early at every bus event. A frame
+an ECU asks to send during a step therefore always ends after the step, so no ECU ever runs
+past a frame it should have received; and a TX request carries the ECU's own time, so
+arbitration considers exactly the frames requested by its instant. While every ECU sleeps
+in WFI the network jumps straight to the next bus event or ECU wake-up.
 """
 
 from __future__ import annotations
@@ -74,20 +75,21 @@ class Network:
         return STEP_BITS * NS_PER_S // fastest
 
     def next_event_ns(self) -> int | None:
-        """When the network next has something to do (ECUs may always act: None = idle)."""
-        nxt = self.clock.next_deadline()
-        if self.ecus:
-            step = self.now_ns + self.step_ns
-            return step if nxt is None else min(nxt, step)
-        return nxt
+        """When something may next happen: a bus event, an ECU's own next event if it
+        sleeps, or the next step while an ECU is awake. None: nothing ever will."""
+        now = self.now_ns
+        times = [t for t in [self.clock.next_deadline()] if t is not None]
+        for machine in self.ecus.values():
+            if not machine.sleeping or machine.nvic.pending:
+                times.append(now + self.step_ns)  # awake: it may ask to send at any time
+            elif (cycle := machine.clock.next_deadline()) is not None:
+                times.append(-(-cycle * NS_PER_S // machine.clock.hz))  # its wake-up, in ns
+        return max(min(times), now) if times else None
 
     def advance_to(self, end_ns: int) -> None:
         while True:
-            now = self.now_ns
-            nxt = self.clock.next_deadline()
-            target = min(end_ns, now + self.step_ns) if self.ecus else end_ns
-            if nxt is not None and nxt < target:
-                target = max(nxt, now)
+            nxt = self.next_event_ns()
+            target = end_ns if nxt is None else min(end_ns, nxt)
             for machine in self.ecus.values():
                 machine.run_to_cycle(target * machine.clock.hz // NS_PER_S)
             self.clock.advance_to(target)
