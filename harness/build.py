@@ -23,7 +23,7 @@ CFLAGS = (
 )  # fmt: skip
 LDFLAGS = ("-Wl,--gc-sections", "-Wl,--entry=Reset_Handler")
 INCLUDE_DIRS = ("include", "hal")
-COMMON = ("startup/startup.c", "hal/hal.c", "hal/mcan.c")
+COMMON = ("startup/startup.c", "hal/hal.c", "hal/mcan.c", "hal/runtime.c")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,7 @@ TARGETS = (
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
     Target("busy", (*COMMON, "tests/busy.c"), "never sleeps: measures raw execution speed"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
+    Target("elc", (*COMMON, "elc/main.c"), "the exterior-light controller on CAN FD"),
 )
 
 

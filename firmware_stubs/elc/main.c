@@ -1,0 +1,158 @@
+/*
+ * Exterior-light controller (ELC) on the ASILB-M4 board; its messages are dbc/exterior_light.dbc.
+ *
+ * Inputs (MCAN0, RX FIFO 0, handled in the RX interrupt, which drains the FIFO):
+ *   VehicleState 0x100: Speed, BrakePedal, TurnRequest     LightCommand 0x120: HeadlightMode,
+ *   FogLight, AmbientLevel
+ * Outputs: GPIOA lamps (0 brake, 1 turn left, 2 turn right, 3 low beam, 4 high beam, 5 fog).
+ * Transmits: LightStatus 0x300 (CAN FD, every 10 ms and on change), LightDiag 0x310 (CAN FD,
+ * every 100 ms, pages 0 and 1 in turn), ElcNetworkManagement 0x18FF0010 (every 1000 ms).
+ * Turn indicators blink at 1.5 Hz (333 ms on, 333 ms off); hazard blinks both.
+ */
+#include "hal.h"
+#include "mcan.h"
+
+#define ID_VEHICLE_STATE 0x100u
+#define ID_LIGHT_COMMAND 0x120u
+#define ID_LIGHT_STATUS  0x300u
+#define ID_LIGHT_DIAG    0x310u
+#define ID_NM            0x18FF0010u
+
+enum { PIN_BRAKE, PIN_TURN_LEFT, PIN_TURN_RIGHT, PIN_LOW_BEAM, PIN_HIGH_BEAM, PIN_FOG };
+enum { TURN_OFF, TURN_LEFT, TURN_RIGHT, TURN_HAZARD };
+enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
+
+#define BLINK_HALF_PERIOD_MS 333u
+#define AUTO_ON_BELOW 40u /* AmbientLevel raw (0.5 %): lights on below 20 % */
+
+volatile uint32_t ms_ticks;
+volatile uint32_t rx_frames;
+volatile uint32_t rx_overruns;
+volatile uint32_t tx_dropped;
+volatile uint32_t vehicle_speed_raw; /* 0.01 km/h */
+
+static volatile uint8_t brake_pressed, turn_request, headlight_mode, fog_on, ambient_raw;
+static uint8_t blink_on, status_counter, diag_page, last_status;
+static uint32_t blink_ms;
+
+static void send(uint32_t id, uint8_t flags, const uint8_t *data, uint8_t len) {
+    can_frame_t f = {.id = id, .len = len, .flags = flags};
+    for (uint8_t i = 0; i < len; i++) f.data[i] = data[i];
+    if (mcan_send(MCAN0, &f) != 0) tx_dropped++;
+}
+
+static uint8_t headlight_state(void) {
+    if (headlight_mode == HEAD_AUTO) return ambient_raw < AUTO_ON_BELOW ? HEAD_LOW : HEAD_OFF;
+    return headlight_mode;
+}
+
+static uint8_t status_byte(void) {
+    uint8_t left = 0, right = 0;
+    if (blink_on) {
+        left = turn_request == TURN_LEFT || turn_request == TURN_HAZARD;
+        right = turn_request == TURN_RIGHT || turn_request == TURN_HAZARD;
+    }
+    return (uint8_t)(brake_pressed | left << 1 | right << 2 |
+                     (turn_request == TURN_HAZARD) << 3 | headlight_state() << 4);
+}
+
+static void drive_lamps(uint8_t status) {
+    gpio_write(GPIOA, PIN_BRAKE, status & 1u);
+    gpio_write(GPIOA, PIN_TURN_LEFT, status >> 1 & 1u);
+    gpio_write(GPIOA, PIN_TURN_RIGHT, status >> 2 & 1u);
+    gpio_write(GPIOA, PIN_LOW_BEAM, headlight_state() == HEAD_LOW);
+    gpio_write(GPIOA, PIN_HIGH_BEAM, headlight_state() == HEAD_HIGH);
+    gpio_write(GPIOA, PIN_FOG, fog_on);
+}
+
+static void send_status(void) {
+    uint8_t d[16] = {0};
+    d[0] = last_status;
+    d[1] = 0;   /* LampFaults */
+    d[2] = 135; /* SupplyVoltage 13.5 V */
+    d[15] = status_counter;
+    status_counter = (uint8_t)((status_counter + 1u) % 15u);
+    send(ID_LIGHT_STATUS, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
+}
+
+/* Recompute the outputs; a change is driven and reported at once. */
+static void update(void) {
+    uint8_t status = status_byte();
+    drive_lamps(status);
+    if (status != last_status) {
+        last_status = status;
+        send_status();
+    }
+}
+
+static void put16(uint8_t *d, uint32_t v) { d[0] = (uint8_t)v; d[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *d, uint32_t v) { put16(d, v); put16(d + 2, v >> 16); }
+
+static void send_diag(void) {
+    uint8_t d[64] = {0};
+    d[0] = diag_page;
+    if (diag_page == 0) {
+        put16(&d[1], (last_status & 1u) ? 1250u : 0u);        /* BrakeLampCurrent, mA */
+        put16(&d[3], (last_status >> 1 & 1u) ? 850u : 0u);   /* TurnLeftCurrent */
+        put16(&d[5], (last_status >> 2 & 1u) ? 850u : 0u);    /* TurnRightCurrent */
+    } else {
+        put32(&d[1], rx_frames);
+        put16(&d[5], (uint16_t)rx_overruns);
+        put32(&d[7], ms_ticks / 1000u);
+    }
+    diag_page ^= 1u;
+    send(ID_LIGHT_DIAG, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
+}
+
+void MCAN0_INT0_IRQHandler(void) {
+    uint32_t ir = MCAN0->IR;
+    MCAN0->IR = ir & (MCAN_IR_RF0N_Msk | MCAN_IR_RF0L_Msk);
+    if (ir & MCAN_IR_RF0L_Msk) rx_overruns++;
+    can_frame_t f;
+    while (mcan_receive(MCAN0, &f)) {
+        rx_frames++;
+        if (f.flags & CAN_FLAG_EXT) continue;
+        if (f.id == ID_VEHICLE_STATE && f.len >= 3) {
+            vehicle_speed_raw = (uint32_t)f.data[0] | (uint32_t)f.data[1] << 8;
+            brake_pressed = f.data[2] & 1u;
+            uint8_t turn = (f.data[2] >> 1) & 3u;
+            if (turn != turn_request) { /* a new request starts with the lamp on */
+                turn_request = turn;
+                blink_on = turn != TURN_OFF;
+                blink_ms = 0;
+            }
+        } else if (f.id == ID_LIGHT_COMMAND && f.len >= 2) {
+            headlight_mode = f.data[0] & 3u;
+            fog_on = (f.data[0] >> 2) & 1u;
+            ambient_raw = f.data[1];
+        }
+    }
+    update();
+}
+
+void SysTick_Handler(void) {
+    ms_ticks++;
+    if (turn_request != TURN_OFF && ++blink_ms >= BLINK_HALF_PERIOD_MS) {
+        blink_ms = 0;
+        blink_on ^= 1u;
+    }
+    update();
+    if (ms_ticks % 10u == 0) send_status();
+    if (ms_ticks % 100u == 5u) send_diag();
+    if (ms_ticks % 1000u == 7u) {
+        uint8_t nm[8] = {0x10, 0, 0, 0, 0, 0, 0, 0};
+        send(ID_NM, CAN_FLAG_EXT, nm, sizeof nm);
+    }
+}
+
+int main(void) {
+    for (uint32_t pin = PIN_BRAKE; pin <= PIN_FOG; pin++) gpio_output(GPIOA, pin);
+    last_status = status_byte();
+    mcan_init(MCAN0, 500000u, 2000000u);
+    /* CAN RX above the 1 ms scheduler: a frame is handled even while the tick runs. */
+    nvic_set_priority(MCAN0_INT0_IRQn, 0x40);
+    nvic_set_priority(SysTick_IRQn, 0x80);
+    nvic_enable(MCAN0_INT0_IRQn);
+    systick_start(CORE_CLOCK_HZ / 1000u);
+    for (;;) wait_for_interrupt();
+}
