@@ -51,6 +51,9 @@ def test_demo_shows_the_application(firmware: dict[str, Path]) -> None:
     assert re.search(r"^ +500\.1\d+  1$", result.stdout, re.M)
     assert re.search(r"^ +1000\.1\d+  0$", result.stdout, re.M)
     assert "ms_ticks" in result.stdout
+    # The CAN part: stimuli sent by name, the controller's answers decoded with the DBC.
+    assert re.search(r"tester VehicleState +Speed=50\.0, BrakePedal=Pressed", result.stdout)
+    assert re.search(r"ELC +LightStatus +BrakeLamp=1", result.stdout)
 
 
 def test_bad_firmware_is_a_one_line_error(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from harness.build import build
+from harness.cli import candemo
 from harness.machine import Machine
 
 
@@ -52,4 +53,5 @@ def _run(args: argparse.Namespace) -> int:
         f"\n{args.ms:g} ms of virtual time in {wall:.2f} s of wall time "
         f"({args.ms / 1000 / wall:.1f}x real time, {machine.cycles / wall / 1e6:.0f} virtual MHz)"
     )
+    candemo.run()
     return 0
