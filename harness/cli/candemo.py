@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from harness.build import build
 from harness.dbc import Dbc
 from harness.machine import Machine
@@ -20,6 +22,10 @@ def _signals(values: dict[str, object]) -> str:
                      if not k.endswith("_Counter"))  # fmt: skip
 
 
+def _sender(node: PythonNode, frame: CanFrame) -> Callable[[], None]:
+    return lambda: node.send(frame)
+
+
 def run(ms: float = 100) -> None:
     dbc = Dbc.load()
     net = Network()
@@ -27,8 +33,7 @@ def run(ms: float = 100) -> None:
     net.add_ecu("ELC", Machine(build(["elc"])["elc"]))
     tester = PythonNode("tester", net.bus("can0"))
     for at_ms, name, signals in STIMULI:
-        frame = dbc.encode(name, **signals)
-        net.clock.schedule_at(int(at_ms * 1e6), lambda f=frame: tester.send(f))
+        net.clock.schedule_at(int(at_ms * 1e6), _sender(tester, dbc.encode(name, **signals)))
     net.run_for(ms=ms)
 
     print("\nExterior-light controller (firmware_stubs/elc) on can0, 500 kbit/s / 2 Mbit/s FD:")
