@@ -8,6 +8,8 @@ import pytest
 
 from harness.build import build
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="session")
 def firmware() -> dict[str, Path]:

@@ -26,8 +26,9 @@ STEP_BITS = 29
 
 
 class Network:
-    def __init__(self) -> None:
+    def __init__(self, start_ns: int = 0) -> None:
         self.clock = VirtualClock(NS_PER_S)
+        self.clock.cycles = start_ns
         self.buses: dict[str, CanBus] = {}
         self.ecus: dict[str, Machine] = {}
 

@@ -1,0 +1,128 @@
+"""pytest plugin (entry point `pytest11`): fixtures for ECUs on a simulated CAN FD bus.
+
+Options (all under --harness-):
+  --harness-firmware=ELF|TARGET   firmware under test (default: the bundled `elc` target)
+  --harness-dbc=PATH              communication matrix (default: dbc/exterior_light.dbc)
+  --harness-bitrate=N / --harness-data-bitrate=N   can0 bit rates (500000 / 2000000)
+Marker: @pytest.mark.harness_firmware("canecho") picks another firmware for one test.
+
+Fixtures: harness_firmware (the ELF path), harness_dbc, harness_network (a fresh network
+with can0), harness_ecu (the firmware booted on it, fresh per test), harness_can (a
+`CanTester`: send / expect / expect_cycle / expect_silence in virtual time).
+Every test gets its own network and machine: nothing is shared between tests or xdist workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.build import TARGETS, build
+from harness.dbc import PROJECT_DBC, Dbc
+from harness.machine import Machine
+from harness.network import Network
+from harness.testing import CanTester
+
+BOOT_TIMEOUT_MS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    firmware: str
+    dbc: Path
+    bitrate: int
+    data_bitrate: int
+
+
+SETTINGS = pytest.StashKey[Settings]()
+ELF_CACHE = pytest.StashKey[dict[str, Path]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "firmware-simulation harness")
+    group.addoption("--harness-firmware", default="elc",
+                    help="firmware ELF, or a bundled target name (default: elc)")  # fmt: skip
+    group.addoption("--harness-dbc", default=str(PROJECT_DBC), help="DBC file")
+    group.addoption("--harness-bitrate", type=int, default=500_000, help="can0 bit rate")
+    group.addoption("--harness-data-bitrate", type=int, default=2_000_000,
+                    help="can0 CAN FD data bit rate")  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "harness_firmware(elf_or_target): firmware under test for this test"
+    )
+    bitrate, data_bitrate = (config.getoption("--harness-bitrate"),
+                             config.getoption("--harness-data-bitrate"))  # fmt: skip
+    if bitrate <= 0 or data_bitrate < bitrate:
+        raise pytest.UsageError(
+            f"--harness-bitrate must be positive and --harness-data-bitrate at least it "
+            f"(got {bitrate} and {data_bitrate})"
+        )
+    config.stash[SETTINGS] = Settings(config.getoption("--harness-firmware"),
+                                      Path(config.getoption("--harness-dbc")),
+                                      bitrate, data_bitrate)  # fmt: skip
+    config.stash[ELF_CACHE] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in item.iter_markers("harness_firmware"):
+            if len(mark.args) != 1 or not isinstance(mark.args[0], str | Path) or mark.kwargs:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.harness_firmware takes one ELF path or "
+                    f"target name, got args={mark.args!r} kwargs={mark.kwargs!r}"
+                )
+
+
+def _resolve(config: pytest.Config, firmware: str | Path) -> Path:
+    cache = config.stash[ELF_CACHE]
+    key = str(firmware)
+    if key not in cache:
+        if key in {t.name for t in TARGETS}:
+            cache[key] = build([key])[key]
+        else:
+            path = Path(key)
+            if not path.exists():
+                names = ", ".join(t.name for t in TARGETS)
+                raise pytest.UsageError(f"harness firmware {key!r} is neither a file nor a "
+                                        f"bundled target ({names})")  # fmt: skip
+            cache[key] = path
+    return cache[key]
+
+
+@pytest.fixture
+def harness_firmware(request: pytest.FixtureRequest) -> Path:
+    mark = request.node.get_closest_marker("harness_firmware")
+    chosen = mark.args[0] if mark else request.config.stash[SETTINGS].firmware
+    return _resolve(request.config, chosen)
+
+
+@pytest.fixture(scope="session")
+def harness_dbc(pytestconfig: pytest.Config) -> Dbc:
+    return Dbc.load(pytestconfig.stash[SETTINGS].dbc)
+
+
+@pytest.fixture
+def harness_network(pytestconfig: pytest.Config) -> Network:
+    settings = pytestconfig.stash[SETTINGS]
+    network = Network()
+    network.can_bus("can0", settings.bitrate, settings.data_bitrate)
+    return network
+
+
+@pytest.fixture
+def harness_ecu(harness_network: Network, harness_firmware: Path) -> Machine:
+    """The firmware on MCAN0/can0, run until its CAN controller is on the bus."""
+    ecu = harness_network.add_ecu("ECU", Machine(harness_firmware))
+    mcan = ecu.peripheral("MCAN0")
+    harness_network.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
+                              timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
+    return ecu
+
+
+@pytest.fixture
+def harness_can(harness_network: Network, harness_dbc: Dbc, harness_ecu: Machine) -> CanTester:
+    return CanTester(harness_network, harness_dbc)
