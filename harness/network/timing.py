@@ -9,6 +9,7 @@ runs at the data bit rate when BRS is set.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from harness.network.frames import CanFrame
@@ -82,6 +83,15 @@ def _header(frame: CanFrame) -> list[int]:
 
 
 def frame_bits(frame: CanFrame) -> FrameBits:
+    """Cached by content: a bus carries the same frames again and again."""
+    return _frame_bits(frame.arbitration_id, frame.data, frame.is_extended, frame.is_fd,
+                       frame.brs, frame.esi, frame.is_remote, frame.remote_length)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _frame_bits(ident: int, data: bytes, extended: bool, fd: bool, brs: bool, esi: bool,
+                remote: bool, remote_length: int) -> FrameBits:  # fmt: skip
+    frame = CanFrame(ident, data, extended, fd, brs, esi, remote, remote_length)
     header = _header(frame)
     if not frame.is_fd:
         crc = _crc(header, 0x4599, 15)

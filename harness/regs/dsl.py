@@ -157,6 +157,7 @@ class RegisterFile:
             for i in range(reg.count)
         }
         self.values: dict[str, list[int]] = {r.name: [r.reset] * r.count for r in block.registers}
+        self._fields = {(r.name, f.name): f for r in block.registers for f in r.fields}
         self.on_read: dict[str, _ReadHook] = {}
         self.on_write: dict[str, _WriteHook] = {}
         self._warned: set[tuple[str, int]] = set()
@@ -175,12 +176,19 @@ class RegisterFile:
     def __setitem__(self, name: str, value: int) -> None:
         self.values[name][0] = value & 0xFFFFFFFF
 
+    def _field(self, reg: str, field_name: str) -> Field:
+        try:
+            return self._fields[reg, field_name]
+        except KeyError:
+            self.block.register(reg).field(field_name)  # raises the clear KeyError
+            raise
+
     def get_field(self, reg: str, field_name: str, index: int = 0) -> int:
-        f = self.block.register(reg).field(field_name)
+        f = self._field(reg, field_name)
         return (self.values[reg][index] & f.mask) >> f.lsb
 
     def set_field(self, reg: str, field_name: str, value: int, index: int = 0) -> None:
-        f = self.block.register(reg).field(field_name)
+        f = self._field(reg, field_name)
         old = self.values[reg][index]
         self.values[reg][index] = (old & ~f.mask) | ((value << f.lsb) & f.mask)
 
