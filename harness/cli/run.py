@@ -1,4 +1,4 @@
-"""`harness run`: boot a firmware ELF and run it for a span of virtual time."""
+"""`harness run`: boot a firmware ELF and run it, alone or bridged to real CAN buses."""
 
 from __future__ import annotations
 
@@ -6,22 +6,54 @@ import argparse
 import time
 from typing import Any
 
+import can
+
+from harness.errors import HarnessError
 from harness.machine import Machine
+from harness.network import Network
+from harness.network.bridge import RealBusBridge, run_paced
 
 
 def add_subparser(sub: Any) -> None:
-    p = sub.add_parser("run", help="run firmware for a span of virtual time")
+    p = sub.add_parser("run", help="run firmware for a span of virtual time, or bridged to CAN")
     p.add_argument("--firmware", required=True, help="Cortex-M ELF file")
-    p.add_argument("--ms", type=float, default=1000.0, help="virtual milliseconds (default 1000)")
+    p.add_argument(
+        "--ms",
+        type=float,
+        default=None,
+        help="virtual milliseconds (default 1000; bridged: until interrupted)",
+    )
     p.add_argument("--symbol", action="append", default=[], help="print this symbol at the end")
     p.add_argument("--gpio", action="store_true", help="print every GPIO output change")
-    p.set_defaults(func=_run)
+    for n in (0, 1):
+        p.add_argument(
+            f"--can{n}",
+            metavar="INTERFACE:CHANNEL",
+            help=f"bridge MCAN{n} to a python-can bus, e.g. socketcan:vcan0 or "
+            "virtual:bench; the run is then paced to wall-clock time",
+        )
+    p.add_argument("--bitrate", type=int, default=500_000, help="bridged buses: bit rate")
+    p.add_argument("--data-bitrate", type=int, default=2_000_000, help="bridged: FD data rate")
+    p.set_defaults(func=_run)  # fmt: skip
+
+
+def _open(spec: str) -> can.BusABC:
+    interface, sep, channel = spec.partition(":")
+    if not sep or not interface or not channel:
+        raise HarnessError(f"--canN wants INTERFACE:CHANNEL (e.g. socketcan:vcan0), not {spec!r}")
+    try:
+        return can.Bus(interface=interface, channel=channel, fd=True)
+    except (can.CanError, ValueError, OSError, ImportError) as err:
+        raise HarnessError(f"cannot open {spec}: {err}") from err
 
 
 def _run(args: argparse.Namespace) -> int:
     machine = Machine(args.firmware)
     start = time.perf_counter()
-    machine.run_for(ms=args.ms)
+    if args.can0 or args.can1:
+        _run_bridged(args, machine)
+    else:
+        machine.run_for(ms=1000.0 if args.ms is None else args.ms)
     wall = time.perf_counter() - start
     if args.gpio:
         print(f"{'time (ms)':>12}  {'pin':<8} level")
@@ -31,8 +63,32 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.symbol:
         value = machine.read_symbol(name)
         print(f"{name} = {value if isinstance(value, int) else value.hex()}")
+    ms = machine.now_ms
     print(
-        f"ran {args.ms:g} ms of virtual time ({machine.cycles} cycles) in {wall:.3f} s wall: "
-        f"{machine.cycles / wall / 1e6:.0f} virtual MHz, {args.ms / 1000 / wall:.1f}x real time"
+        f"ran {ms:g} ms of virtual time ({machine.cycles} cycles) in {wall:.3f} s wall: "
+        f"{machine.cycles / wall / 1e6:.0f} virtual MHz, {ms / 1000 / wall:.1f}x real time"
     )
     return 0
+
+
+def _run_bridged(args: argparse.Namespace, machine: Machine) -> None:
+    network = Network()
+    specs = {"can0": args.can0, "can1": args.can1}
+    for name, spec in specs.items():
+        if spec:
+            network.can_bus(name, args.bitrate, args.data_bitrate)
+    network.add_ecu("ECU", machine, can0="can0" if args.can0 else None,
+                    can1="can1" if args.can1 else None)  # fmt: skip
+    reals = {name: _open(spec) for name, spec in specs.items() if spec}
+    bridges = [RealBusBridge(network, name, real) for name, real in reals.items()]
+    try:
+        run_paced(network, bridges, duration_s=None if args.ms is None else args.ms / 1000)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for real in reals.values():
+            real.shutdown()
+    for bridge in bridges:
+        print(
+            f"{bridge.name}: {bridge.forwarded} frames to the real bus, {bridge.injected} from it"
+        )
