@@ -103,3 +103,25 @@ def test_network_runs_until_a_frame_arrives() -> None:
         net.can_bus("can0")
     with pytest.raises(KeyError, match="no bus named 'can1'"):
         net.bus("can1")
+
+
+def test_priority_node_removes_the_frame_that_was_actually_sent() -> None:
+    b = bus()
+    node, rx = PythonNode("prio", b, "priority"), PythonNode("rx", b)
+    node.send(CanFrame(0x300, b"\x03"))
+    b.clock.advance_to(20_000)  # 0x300 is on the bus now
+    node.send(CanFrame(0x100, b"\x01"))  # more urgent, but arrives too late for this slot
+    b.clock.advance_to(10_000_000)
+    assert [f.arbitration_id for f in rx.received] == [0x300, 0x100]
+    assert [f.data for f in node.sent] == [b"\x03", b"\x01"]
+    assert not node.queue
+
+
+def test_nodes_can_forget_what_they_saw() -> None:
+    b = bus()
+    tx, quiet = PythonNode("tx", b, keep=False), PythonNode("quiet", b, keep=False)
+    seen: list[CanFrame] = []
+    quiet.listeners.append(seen.append)
+    tx.send(CanFrame(0x10))
+    b.clock.advance_to(1_000_000)
+    assert len(seen) == 1 and quiet.received == [] and tx.sent == []

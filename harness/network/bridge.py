@@ -13,6 +13,7 @@ import time
 
 import can
 
+from harness.network.can import PythonNode
 from harness.network.frames import CanFrame, FrameError
 from harness.network.network import Network
 
@@ -20,37 +21,23 @@ log = logging.getLogger(__name__)
 
 
 class RealBusBridge:
+    """A node on a simulated bus whose other side is a python-can bus."""
+
     def __init__(self, network: Network, bus_name: str, real: can.BusABC) -> None:
         self.network = network
-        self.bus = network.bus(bus_name)
         self.real = real
         self.name = f"bridge:{bus_name}"
-        self.outgoing: list[tuple[int, CanFrame]] = []
+        self.node = PythonNode(self.name, network.bus(bus_name), keep=False)
+        self.node.listeners.append(self._forward)
         self.forwarded = 0  # frames sent to the real bus
         self.injected = 0  # frames taken from the real bus
-        self.bus.attach(self)
 
-    # ---- the simulated-bus side (a CanNode) ----
-
-    def offer(self, now_ns: int) -> CanFrame | None:
-        if self.outgoing and self.outgoing[0][0] <= now_ns:
-            return self.outgoing[0][1]
-        return None
-
-    def pending_since(self) -> int | None:
-        return self.outgoing[0][0] if self.outgoing else None
-
-    def transmitted(self, frame: CanFrame) -> None:
-        self.outgoing.pop(0)
-
-    def receive(self, frame: CanFrame) -> None:
+    def _forward(self, frame: CanFrame) -> None:
         try:
             self.real.send(frame.to_message())
             self.forwarded += 1
         except can.CanError as err:
             log.warning("%s: could not forward %s: %s", self.name, frame, err)
-
-    # ---- the real-bus side ----
 
     def pump(self) -> None:
         """Take every frame the real bus has ready onto the simulated bus, now."""
@@ -60,8 +47,7 @@ class RealBusBridge:
             except FrameError as err:
                 log.warning("%s: dropped %s: %s", self.name, msg, err)
                 continue
-            self.outgoing.append((self.network.now_ns, frame))
-            self.bus.request(self.network.now_ns)
+            self.node.send(frame)
             self.injected += 1
 
 

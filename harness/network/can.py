@@ -137,19 +137,24 @@ class PythonNode:
     """A node driven from Python: queue frames to send, read or react to what arrives.
 
     `tx_order="fifo"` sends in queue order (a TX FIFO); "priority" offers the queued frame
-    with the lowest arbitration key first (a TX queue, as CAN controllers have).
+    with the lowest arbitration key first (a TX queue, as CAN controllers have). `listeners`
+    see every received frame, `sent_listeners` every frame this node sent; with `keep=False`
+    the node does not also collect them in `received` / `sent` (for endless runs).
     """
 
-    def __init__(self, name: str, bus: CanBus, tx_order: str = "fifo") -> None:
+    def __init__(self, name: str, bus: CanBus, tx_order: str = "fifo", keep: bool = True) -> None:
         if tx_order not in ("fifo", "priority"):
             raise ValueError(f"tx_order must be 'fifo' or 'priority', not {tx_order!r}")
         self.name = name
         self.bus = bus
         self.tx_order = tx_order
+        self.keep = keep
         self.queue: deque[tuple[int, CanFrame]] = deque()  # (requested at, frame)
         self.sent: list[CanFrame] = []
         self.received: list[CanFrame] = []
         self.listeners: list[Callable[[CanFrame], None]] = []
+        self.sent_listeners: list[Callable[[CanFrame], None]] = []
+        self._offered: tuple[int, CanFrame] | None = None
         bus.attach(self)
 
     def send(self, frame: CanFrame) -> None:
@@ -160,24 +165,27 @@ class PythonNode:
     def offer(self, now_ns: int) -> CanFrame | None:
         ready = [item for item in self.queue if item[0] <= now_ns]
         if not ready:
-            return None
-        if self.tx_order == "fifo":
-            return ready[0][1]
-        return min((frame for _, frame in ready), key=CanFrame.arbitration_key)
+            self._offered = None
+        elif self.tx_order == "fifo":
+            self._offered = ready[0]
+        else:
+            self._offered = min(ready, key=lambda item: item[1].arbitration_key())
+        return self._offered[1] if self._offered else None
 
     def pending_since(self) -> int | None:
         return min((t for t, _ in self.queue), default=None)
 
     def transmitted(self, frame: CanFrame) -> None:
-        offered = self.offer(self.bus.clock.cycles)
-        assert offered is not None
-        for item in self.queue:
-            if item[1] is offered:
-                self.queue.remove(item)
-                break
-        self.sent.append(frame)
+        assert self._offered is not None, "transmitted() without a winning offer"
+        self.queue.remove(self._offered)
+        self._offered = None
+        if self.keep:
+            self.sent.append(frame)
+        for listener in self.sent_listeners:
+            listener(frame)
 
     def receive(self, frame: CanFrame) -> None:
-        self.received.append(frame)
+        if self.keep:
+            self.received.append(frame)
         for listener in self.listeners:
             listener(frame)

@@ -20,39 +20,11 @@ from typing import Any
 
 import can
 
-from harness.network.can import CanBus
+from harness.network.can import PythonNode
 from harness.network.frames import CanFrame, FrameError
 from harness.network.network import Network
 
 _endpoint_numbers = itertools.count(1)
-
-
-class _Endpoint:
-    """The bus node behind one python-can handle."""
-
-    def __init__(self, name: str, bus: CanBus, receive_own: bool) -> None:
-        self.name = name
-        self.bus = bus
-        self.receive_own = receive_own
-        self.outgoing: list[tuple[int, CanFrame]] = []  # (requested at, frame)
-        self.incoming: queue.SimpleQueue[CanFrame] = queue.SimpleQueue()
-        bus.attach(self)
-
-    def offer(self, now_ns: int) -> CanFrame | None:
-        if self.outgoing and self.outgoing[0][0] <= now_ns:
-            return self.outgoing[0][1]
-        return None
-
-    def pending_since(self) -> int | None:
-        return self.outgoing[0][0] if self.outgoing else None
-
-    def transmitted(self, frame: CanFrame) -> None:
-        self.outgoing.pop(0)
-        if self.receive_own:
-            self.incoming.put(frame)
-
-    def receive(self, frame: CanFrame) -> None:
-        self.incoming.put(frame)
 
 
 class HarnessBus(can.BusABC):
@@ -77,9 +49,11 @@ class HarnessBus(can.BusABC):
             raise can.CanInitializationError(err.args[0]) from None
         self.network = network
         self.drive = drive
-        self._endpoint = _Endpoint(
-            f"python-can-{next(_endpoint_numbers)}", bus, receive_own_messages
-        )
+        self._node = PythonNode(f"python-can-{next(_endpoint_numbers)}", bus, keep=False)
+        self._incoming: queue.SimpleQueue[CanFrame] = queue.SimpleQueue()
+        self._node.listeners.append(self._incoming.put)
+        if receive_own_messages:
+            self._node.sent_listeners.append(self._incoming.put)
         self.channel_info = f"harness simulated bus {bus.name}"
         super().__init__(channel=channel, **kwargs)
 
@@ -88,8 +62,7 @@ class HarnessBus(can.BusABC):
             frame = CanFrame.from_message(msg, timestamp_ns=self.network.now_ns)
         except FrameError as err:
             raise can.CanOperationError(f"cannot send {msg}: {err}") from err
-        self._endpoint.outgoing.append((self.network.now_ns, frame))
-        self._endpoint.bus.request(self.network.now_ns)
+        self._node.send(frame)
 
     def recv(self, timeout: float | None = None) -> can.Message | None:
         if not self.drive:
@@ -97,7 +70,7 @@ class HarnessBus(can.BusABC):
         # BusABC.recv would keep calling until a *wall-clock* timeout: time here is virtual.
         clock = self.network.clock
         end = None if timeout is None else self.network.now_ns + clock.cycles_for(s=timeout)
-        incoming = self._endpoint.incoming
+        incoming = self._incoming
         while True:
             while not incoming.empty():
                 msg = incoming.get().to_message()
@@ -112,7 +85,7 @@ class HarnessBus(can.BusABC):
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         try:
-            frame = self._endpoint.incoming.get(timeout=timeout)
+            frame = self._incoming.get(timeout=timeout)
         except queue.Empty:
             return None, False
         return frame.to_message(), False
