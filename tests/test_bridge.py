@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import can
+from test_cli import harness
 
 from harness import Machine
 from harness.dbc import Dbc
@@ -42,21 +41,14 @@ def test_ecu_answers_a_python_can_tool_over_a_virtual_bus(firmware: dict[str, Pa
 
 
 def test_cli_bridge_runs_paced_and_reports(firmware: dict[str, Path]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "harness.cli.main", "run", "--firmware", str(firmware["elc"]),
-         "--can0", "virtual:cli-bridge", "--ms", "150"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    result = harness("run", "--firmware", str(firmware["elc"]), "--can0", "virtual:cli-bridge",
+                     "--ms", "150")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "bridge:can0:" in result.stdout and "frames to the real bus" in result.stdout
     assert "ran 150 ms of virtual time" in result.stdout
 
 
 def test_cli_rejects_a_malformed_bus_spec(firmware: dict[str, Path]) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "harness.cli.main", "run", "--firmware", str(firmware["elc"]),
-         "--can0", "vcan0", "--ms", "10"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    result = harness("run", "--firmware", str(firmware["elc"]), "--can0", "vcan0", "--ms", "10")
     assert result.returncode == 2
     assert "--canN wants INTERFACE:CHANNEL" in result.stderr
