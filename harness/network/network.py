@@ -100,12 +100,21 @@ class Network:
     def run_for(self, *, s: float = 0, ms: float = 0, us: float = 0, ns: int = 0) -> None:
         self.advance_to(self.now_ns + ns + self.clock.cycles_for(s=s, ms=ms, us=us))
 
+    def step(self, end_ns: int | None = None) -> bool:
+        """Advance to the next moment something may happen, never past `end_ns`. False when
+        nothing can happen before `end_ns` (time then stands at `end_ns`, if one was given)."""
+        nxt = self.next_event_ns()
+        if nxt is None or (end_ns is not None and nxt > end_ns):
+            if end_ns is not None:
+                self.advance_to(end_ns)
+            return False
+        self.advance_to(nxt)
+        return True
+
     def run_until(self, predicate: Callable[[], bool], *, timeout_ms: float) -> float:
         """Advance step by step until `predicate()` holds; returns the time in ms."""
         end = self.now_ns + self.clock.cycles_for(ms=timeout_ms)
         while not predicate():
-            if self.now_ns >= end:
+            if not self.step(end) and not predicate():
                 raise VirtualTimeout(f"condition not met within {timeout_ms} ms of virtual time")
-            nxt = self.next_event_ns()
-            self.advance_to(end if nxt is None else min(max(nxt, self.now_ns), end))
         return self.now_ns / 1e6

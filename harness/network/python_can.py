@@ -68,20 +68,16 @@ class HarnessBus(can.BusABC):
         if not self.drive:
             return super().recv(timeout)  # python-can's wall-clock wait and filtering
         # BusABC.recv would keep calling until a *wall-clock* timeout: time here is virtual.
-        clock = self.network.clock
-        end = None if timeout is None else self.network.now_ns + clock.cycles_for(s=timeout)
+        network = self.network
+        end = None if timeout is None else network.now_ns + network.clock.cycles_for(s=timeout)
         incoming = self._incoming
         while True:
             while not incoming.empty():
                 msg = incoming.get().to_message()
                 if self._matches_filters(msg):
                     return msg
-            nxt = self.network.next_event_ns()
-            if nxt is None or (end is not None and nxt > end):
-                if end is not None:
-                    self.network.advance_to(end)
+            if not network.step(end):
                 return None  # nothing more can arrive in time
-            self.network.advance_to(nxt)
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         try:
