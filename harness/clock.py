@@ -106,9 +106,6 @@ class VirtualClock:
         if cycle < self._counter.deadline:
             self._counter.deadline = cycle  # a running core must stop in time for it
 
-    def schedule_in(self, cycles: int, callback: Callable[[], None]) -> None:
-        self.schedule_at(self.cycles + cycles, callback)
-
     def deadline(self, callback: Callable[[], None]) -> Deadline:
         return Deadline(self, callback)
 

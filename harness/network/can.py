@@ -78,10 +78,6 @@ class CanBus:
             raise ValueError(f"{self.name}: a node named {node.name!r} is already attached")
         self.nodes.append(node)
 
-    @property
-    def idle(self) -> bool:
-        return not self._busy
-
     def request(self, at_ns: int | None = None) -> None:
         """A node asked to send at `at_ns` (default: now): arbitrate then if the bus is idle.
         A busy bus arbitrates again after its intermission anyway."""
