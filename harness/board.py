@@ -117,6 +117,7 @@ class Board:
     num_irqs: int
     doc: str = ""
     can_clock_hz: int = 40_000_000  # the M_CAN kernel clock (bit timing is derived from it)
+    stack_region: str = "SRAM"  # where the initial SP must point; overflows run out below it
 
     def __post_init__(self) -> None:
         spans = sorted([(r.base, r.end, r.name) for r in self.regions]

@@ -109,10 +109,8 @@ class Machine:
         self.reset()
 
     def _region_bytes(self, name: str) -> memoryview:
-        for mem in self.cpu.memory:
-            if mem.region.name == name:
-                return memoryview(mem.data)
-        raise KeyError(f"board {self.board.name} has no memory region {name!r}")
+        region = self.board.region(name)  # a clear KeyError for an unknown name
+        return memoryview(next(m for m in self.cpu.memory if m.region == region).data)
 
     # ---- loading and reset ----
 
@@ -137,10 +135,10 @@ class Machine:
             covered = any(s.address <= boot < s.address + s.mem_size for s in self.image.segments)
             requested = boot if covered else self.image.vector_table
         sp, pc = self.cpu.read_word(requested), self.cpu.read_word(requested + 4)
-        ram = [r for r in self.board.regions if r.kind == "ram"]
+        stack = self.board.region(self.board.stack_region)
         problem = None
-        if sp is None or not any(r.base < sp <= r.end for r in ram) or sp % 4:
-            problem = "the initial SP must be a word-aligned address in SRAM"
+        if sp is None or not stack.base < sp <= stack.end or sp % 4:
+            problem = f"the initial SP must be a word-aligned address in {stack.name}"
         elif pc is None or not pc & 1:
             problem = "the reset vector must be a Thumb address (bit 0 set)"
         elif self.board.region_at(pc & ~1) is None:
@@ -312,9 +310,9 @@ class Machine:
             kind = UC_ERROR_KINDS.get(err.errno, f"emulator error: {err}")
             return self._fault(kind, self.cpu.pc, None)
         kind = fault.kind
-        sram = next((r for r in self.board.regions if r.kind == "ram"), None)
-        if "write" in kind and sram and sram.base - 0x1000 <= fault.address < sram.base:
-            kind = f"stack overflow ({kind} below SRAM)"
+        stack = self.board.region(self.board.stack_region)
+        if "write" in kind and stack.base - 0x1000 <= fault.address < stack.base:
+            kind = f"stack overflow ({kind} below {stack.name})"
         return self._fault(kind, fault.pc, fault.address)
 
     # ---- inspecting and changing state ----
@@ -372,14 +370,12 @@ class Machine:
 
     def snapshot(self) -> Snapshot:
         """Everything that defines the machine's future: CPU, memory, peripherals, clock."""
-        ram = [m for m in self.cpu.memory if m.region.kind == "ram"]
-        flash = [m for m in self.cpu.memory if m.region.kind == "flash"]
         ctx = self.cpu.ctx
         return Snapshot(
             context=self.cpu.uc.context_save(),
-            sram=[bytes(m.data) for m in ram],
+            sram=[bytes(m.data) for m in self.cpu.memories("ram")],
             flash_generation=self._flash_generation,
-            flash=[bytes(m.data) for m in flash],
+            flash=[bytes(m.data) for m in self.cpu.memories("flash")],
             peripherals=[p.snapshot() for p in self.peripherals.values()],
             clock=self.clock.state(),
             active_depth=ctx.active_depth,
@@ -389,14 +385,12 @@ class Machine:
 
     def restore(self, snap: Snapshot) -> None:
         self.cpu.uc.context_restore(snap.context)
-        ram = [m for m in self.cpu.memory if m.region.kind == "ram"]
-        for mem, data in zip(ram, snap.sram, strict=True):
+        for mem, data in zip(self.cpu.memories("ram"), snap.sram, strict=True):
             mem.data[:] = data
             # Code may run from RAM: drop translations of what was just overwritten.
             self.cpu.uc.ctl_remove_cache(mem.region.base, mem.region.end)
         if snap.flash_generation != self._flash_generation:
-            flash = [m for m in self.cpu.memory if m.region.kind == "flash"]
-            for mem, data in zip(flash, snap.flash, strict=True):
+            for mem, data in zip(self.cpu.memories("flash"), snap.flash, strict=True):
                 mem.data[:] = data
             self._flash_generation = snap.flash_generation
             self.cpu.flush_code_cache()

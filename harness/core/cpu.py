@@ -98,6 +98,9 @@ class Cpu:
 
     # ---- memory ----
 
+    def memories(self, kind: str) -> list[HostMemory]:
+        return [m for m in self.memory if m.region.kind == kind]
+
     def host_memory(self, address: int, length: int = 1) -> tuple[HostMemory, int] | None:
         for mem in self.memory:
             if mem.region.contains(address, length):
