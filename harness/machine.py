@@ -214,6 +214,13 @@ class Machine:
 
     def run_to_cycle(self, target: int) -> None:
         clock, ctx, cpu = self.clock, self.cpu.ctx, self.cpu
+        if self.sleeping and not self.nvic.pending and not self._reset_requested:
+            nxt = clock.next_deadline()
+            if nxt is None or nxt > target:  # asleep until after `target`: nothing to do
+                if target > ctx.cycles:
+                    self.idle_cycles += target - ctx.cycles
+                    ctx.cycles = target
+                return
         while True:
             if self._reset_requested:
                 self.reset()

@@ -163,13 +163,22 @@ def test_transmit_from_dedicated_buffers_lowest_id_first(setup: tuple) -> None:
 
 def test_fd_frames_are_sent_classic_without_fdoe(setup: tuple) -> None:
     net, mcan, peer, _ = setup
-    mcan.write(offset("CCCR"), 4, 0)  # FDOE and BRSE off (still on the bus)
+    mcan.write(offset("CCCR"), 4, 0b11)  # INIT + CCE: mode bits are writable
+    mcan.write(offset("CCCR"), 4, 0)  # FDOE and BRSE off, back on the bus
     write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x123, bytes(range(16)), is_fd=True, brs=True))
     mcan.write(offset("TXBAR"), 4, 1)
     net.run_for(ms=1)
     assert peer.received[0] == CanFrame(0x123, bytes(range(8)),
                                         timestamp_ns=peer.received[0].timestamp_ns,
                                         channel="can0")  # fmt: skip
+
+
+def test_mode_bits_are_locked_outside_configuration(setup: tuple) -> None:
+    _net, mcan, _peer, _ = setup
+    mcan.write(offset("CCCR"), 4, 0)  # on the bus: clearing FDOE/BRSE has no effect
+    assert mcan.regs["CCCR"] == 1 << 8 | 1 << 9
+    mcan.write(offset("CCCR"), 4, 1)  # INIT alone (CCE = 0): still locked
+    assert mcan.regs["CCCR"] == 1 | 1 << 8 | 1 << 9
 
 
 def test_cancellation_of_a_pending_buffer(setup: tuple) -> None:

@@ -271,7 +271,7 @@ typedef struct {
     volatile uint32_t RXF1A;                 /* +0x0B8 RX FIFO 1 acknowledge */
     volatile uint32_t RXESC;                 /* +0x0BC RX buffer / FIFO element size */
     volatile uint32_t TXBC;                  /* +0x0C0 TX buffer configuration */
-    uint32_t RESERVED7[1];
+    volatile const uint32_t TXFQS;           /* +0x0C4 TX FIFO/queue status */
     volatile uint32_t TXESC;                 /* +0x0C8 TX buffer element size */
     volatile const uint32_t TXBRP;           /* +0x0CC TX buffer request pending */
     volatile uint32_t TXBAR;                 /* +0x0D0 TX buffer add request */
@@ -280,6 +280,10 @@ typedef struct {
     volatile const uint32_t TXBCF;           /* +0x0DC TX buffer cancellation finished */
     volatile uint32_t TXBTIE;                /* +0x0E0 TX buffer transmission interrupt enable */
     volatile uint32_t TXBCIE;                /* +0x0E4 TX buffer cancellation finished interrupt enable */
+    uint32_t RESERVED7[2];
+    volatile uint32_t TXEFC;                 /* +0x0F0 TX event FIFO configuration */
+    volatile const uint32_t TXEFS;           /* +0x0F4 TX event FIFO status */
+    volatile uint32_t TXEFA;                 /* +0x0F8 TX event FIFO acknowledge */
 } MCAN_Type;
 #define MCAN_DBTP_DSJW_Pos 0U
 #define MCAN_DBTP_DSJW_Msk (0xFUL << 0U)
@@ -617,8 +621,34 @@ typedef struct {
 #define MCAN_TXBC_TFQS_Msk (0x3FUL << 24U)
 #define MCAN_TXBC_TFQM_Pos 30U
 #define MCAN_TXBC_TFQM_Msk (0x1UL << 30U)
+#define MCAN_TXFQS_TFFL_Pos 0U
+#define MCAN_TXFQS_TFFL_Msk (0x3FUL << 0U)
+#define MCAN_TXFQS_TFGI_Pos 8U
+#define MCAN_TXFQS_TFGI_Msk (0x1FUL << 8U)
+#define MCAN_TXFQS_TFQPI_Pos 16U
+#define MCAN_TXFQS_TFQPI_Msk (0x1FUL << 16U)
+#define MCAN_TXFQS_TFQF_Pos 21U
+#define MCAN_TXFQS_TFQF_Msk (0x1UL << 21U)
 #define MCAN_TXESC_TBDS_Pos 0U
 #define MCAN_TXESC_TBDS_Msk (0x7UL << 0U)
+#define MCAN_TXEFC_EFSA_Pos 2U
+#define MCAN_TXEFC_EFSA_Msk (0x3FFFUL << 2U)
+#define MCAN_TXEFC_EFS_Pos 16U
+#define MCAN_TXEFC_EFS_Msk (0x3FUL << 16U)
+#define MCAN_TXEFC_EFWM_Pos 24U
+#define MCAN_TXEFC_EFWM_Msk (0x3FUL << 24U)
+#define MCAN_TXEFS_EFFL_Pos 0U
+#define MCAN_TXEFS_EFFL_Msk (0x3FUL << 0U)
+#define MCAN_TXEFS_EFGI_Pos 8U
+#define MCAN_TXEFS_EFGI_Msk (0x1FUL << 8U)
+#define MCAN_TXEFS_EFPI_Pos 16U
+#define MCAN_TXEFS_EFPI_Msk (0x1FUL << 16U)
+#define MCAN_TXEFS_EFF_Pos 24U
+#define MCAN_TXEFS_EFF_Msk (0x1UL << 24U)
+#define MCAN_TXEFS_TEFL_Pos 25U
+#define MCAN_TXEFS_TEFL_Msk (0x1UL << 25U)
+#define MCAN_TXEFA_EFAI_Pos 0U
+#define MCAN_TXEFA_EFAI_Msk (0x1FUL << 0U)
 
 /* Instances */
 #define SCS ((SCS_Type *)0xE000E000UL)

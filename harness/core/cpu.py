@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from unicorn import (
     UC_ARCH_ARM,
     UC_ERR_EXCEPTION,
+    UC_ERR_OK,
     UC_HOOK_MEM_INVALID,
     UC_MEM_FETCH_PROT,
     UC_MEM_FETCH_UNMAPPED,
@@ -33,6 +34,7 @@ from unicorn import (
     UcError,
 )
 from unicorn import arm_const as arm
+from unicorn.unicorn_py3.unicorn import MMIO_READ_CFUNC, MMIO_WRITE_CFUNC, uclib
 
 from harness.board import Board, Region
 from harness.core import native
@@ -94,6 +96,7 @@ class Cpu:
         if self.lib.harness_install(self.uch, self.ctxp) != 0:
             raise RuntimeError("could not install the native hooks")
         self.memory_fault: MemoryFault | None = None
+        self._mmio_callbacks: list[tuple[object, object]] = []
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._invalid_access)
 
     # ---- memory ----
@@ -122,7 +125,7 @@ class Cpu:
         for page, owners in sorted(pages.items()):
             # Smallest first, so a block nested in another (SysTick inside the SCS) wins.
             owners.sort(key=lambda p: p.size)
-            self.uc.mmio_map(page, PAGE, *self._dispatchers(page, owners))
+            self._map_page(page, owners)
 
     def _bus_error(self, access: str, address: int) -> None:
         """An access inside a peripheral page that no register block claims: on hardware a
@@ -134,32 +137,54 @@ class Cpu:
         self.ctx.stopping = 1  # blocks entered before the stop lands are not counted
         self.uc.emu_stop()
 
-    def _dispatchers(
-        self, page: int, owners: list[Peripheral]
-    ) -> tuple[Callable[..., int], None, Callable[..., None], None]:
-        spans = [(p.base - page, p.base - page + p.size, p) for p in owners]
+    def _map_page(self, page: int, owners: list[Peripheral]) -> None:
+        """Map one peripheral page with callbacks that go straight to the owning block.
 
-        def owner(offset: int) -> tuple[Peripheral, int] | None:
-            for start, end, p in spans:
-                if start <= offset < end:
-                    return p, offset - start
-            return None
+        Registered with `uc_mmio_map` directly rather than `Uc.mmio_map`, whose two extra
+        Python frames per access cost more than the register model itself. Like the
+        binding, an exception in a callback is kept for `run` to re-raise and stops the core.
+        """
+        words = PAGE // 4
+        readers: list[Callable[[int, int], int] | None] = [None] * words
+        writers: list[Callable[[int, int, int], None] | None] = [None] * words
+        starts = [0] * words
+        for p in reversed(owners):  # largest first: a nested block overrides its parent
+            first = (p.base - page) // 4
+            for i in range(max(first, 0), min(first + p.size // 4, words)):
+                readers[i], writers[i], starts[i] = p.read, p.write, p.base - page
+        uc = self.uc
 
-        def read(_uc: Uc, offset: int, size: int, _ud: object) -> int:
-            found = owner(offset)
-            if found is None:
-                self._bus_error("read", page + offset)
+        def failed(err: BaseException) -> None:
+            if uc._hook_exception is None:
+                uc._hook_exception = err
+            uc.emu_stop()
+
+        def read(_uc: object, offset: int, size: int, _ud: object) -> int:
+            try:
+                reader = readers[offset >> 2]
+                if reader is None:
+                    self._bus_error("read", page + offset)
+                    return 0
+                return reader(offset - starts[offset >> 2], size)
+            except BaseException as err:  # re-raised by run()
+                failed(err)
                 return 0
-            return found[0].read(found[1], size)
 
-        def write(_uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
-            found = owner(offset)
-            if found is None:
-                self._bus_error("write", page + offset)
-                return
-            found[0].write(found[1], size, value)
+        def write(_uc: object, offset: int, size: int, value: int, _ud: object) -> None:
+            try:
+                writer = writers[offset >> 2]
+                if writer is None:
+                    self._bus_error("write", page + offset)
+                    return
+                writer(offset - starts[offset >> 2], size, value)
+            except BaseException as err:  # re-raised by run()
+                failed(err)
 
-        return read, None, write, None
+        callbacks = (MMIO_READ_CFUNC(read), MMIO_WRITE_CFUNC(write))
+        self._mmio_callbacks.append(callbacks)  # ctypes callbacks must outlive the mapping
+        status = uclib.uc_mmio_map(self.uch, page, PAGE, callbacks[0], None, callbacks[1], None)
+        if status != UC_ERR_OK:
+            raise UcError(status)
 
     # ---- registers ----
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from harness.clock import VirtualClock
@@ -117,7 +117,7 @@ class CanBus:
         self._frame_start = at
         self.stats.frames += 1
         self.stats.per_id[frame.arbitration_id] += 1
-        stamped = replace(frame, timestamp_ns=at, channel=self.name)
+        stamped = frame.stamped(at, self.name)
         sender.transmitted(stamped)
         for node in self.nodes:
             if node is not sender:

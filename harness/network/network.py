@@ -31,12 +31,14 @@ class Network:
         self.clock.cycles = start_ns
         self.buses: dict[str, CanBus] = {}
         self.ecus: dict[str, Machine] = {}
+        self.step_ns = STEP_BITS * NS_PER_S // 1_000_000
 
     def can_bus(self, name: str, bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
         if name in self.buses:
             raise ValueError(f"the network already has a bus named {name!r}")
         bus = CanBus(name, self.clock, bitrate, data_bitrate)
         self.buses[name] = bus
+        self.step_ns = STEP_BITS * NS_PER_S // max(b.bitrate for b in self.buses.values())
         return bus
 
     def bus(self, name: str) -> CanBus:
@@ -70,30 +72,33 @@ class Network:
     def now_ns(self) -> int:
         return self.clock.cycles
 
-    @property
-    def step_ns(self) -> int:
-        fastest = max((b.bitrate for b in self.buses.values()), default=1_000_000)
-        return STEP_BITS * NS_PER_S // fastest
-
     def next_event_ns(self) -> int | None:
         """When something may next happen: a bus event, an ECU's own next event if it
         sleeps, or the next step while an ECU is awake. None: nothing ever will."""
         now = self.now_ns
-        times = [t for t in [self.clock.next_deadline()] if t is not None]
+        nxt = self.clock.next_deadline()
         for machine in self.ecus.values():
             if not machine.sleeping or machine.nvic.pending:
-                times.append(now + self.step_ns)  # awake: it may ask to send at any time
+                t = now + self.step_ns  # awake: it may ask to send at any time
             elif (cycle := machine.clock.next_deadline()) is not None:
-                times.append(-(-cycle * NS_PER_S // machine.clock.hz))  # its wake-up, in ns
-        return max(min(times), now) if times else None
+                t = -(-cycle * NS_PER_S // machine.clock.hz)  # its wake-up, in ns
+            else:
+                continue
+            nxt = t if nxt is None or t < nxt else nxt
+        return None if nxt is None else max(nxt, now)
+
+    def _move_to(self, target_ns: int) -> None:
+        """Run every ECU to `target_ns`, then the buses' events up to it, in time order.
+        Nothing an ECU does before `target_ns` can end a frame before it (see above)."""
+        for machine in self.ecus.values():
+            machine.run_to_cycle(target_ns * machine.clock.hz // NS_PER_S)
+        self.clock.advance_to(target_ns)
 
     def advance_to(self, end_ns: int) -> None:
         while True:
             nxt = self.next_event_ns()
             target = end_ns if nxt is None else min(end_ns, nxt)
-            for machine in self.ecus.values():
-                machine.run_to_cycle(target * machine.clock.hz // NS_PER_S)
-            self.clock.advance_to(target)
+            self._move_to(target)
             if target >= end_ns:
                 return
 
@@ -108,7 +113,7 @@ class Network:
             if end_ns is not None:
                 self.advance_to(end_ns)
             return False
-        self.advance_to(nxt)
+        self._move_to(nxt)
         return True
 
     def run_until(self, predicate: Callable[[], bool], *, timeout_ms: float) -> float:

@@ -129,6 +129,25 @@ def read_rx_element(
     return frame, index, r1 & 0xFFFF
 
 
+TX_EVENT_BYTES = 8
+EVENT_TRANSMITTED = 1  # E1.ET: a TX event (2 would be "sent in spite of cancellation")
+
+
+def write_tx_event(ram: bytearray | memoryview, offset: int, frame: CanFrame, marker: int,
+                   timestamp: int) -> None:  # fmt: skip
+    """Store a TX event element for a frame the controller sent."""
+    e1 = (marker & 0xFF) << 24 | EVENT_TRANSMITTED << 22 | int(frame.is_fd) << 21
+    e1 |= int(frame.brs) << 20 | frame.dlc << 16 | (timestamp & 0xFFFF)
+    struct.pack_into("<II", ram, offset, _id_word(frame), e1)
+
+
+def read_tx_event(ram: bytes | bytearray | memoryview, offset: int) -> tuple[int, int, int, int]:
+    """(ID, message marker, event type, TX timestamp) of a TX event element."""
+    e0, e1 = struct.unpack_from("<II", ram, offset)
+    ident = e0 & 0x1FFFFFFF if e0 >> 30 & 1 else (e0 >> 18) & 0x7FF
+    return ident, e1 >> 24, (e1 >> 22) & 3, e1 & 0xFFFF
+
+
 def _id_word(frame: CanFrame) -> int:
     ident = frame.arbitration_id if frame.is_extended else frame.arbitration_id << 18
     return int(frame.esi) << 31 | int(frame.is_extended) << 30 | int(frame.is_remote) << 29 | ident

@@ -1,38 +1,112 @@
-"""Bosch M_CAN CAN FD controller: the part a driver's message loop uses.
+"""Bosch M_CAN CAN FD controller: what a driver's message loop and its error handling use.
 
-Modelled: CCCR.INIT/CCE (configuration protection: DBTP, NBTP, filters, FIFO and buffer
-set-up only writable with INIT = CCE = 1; CCE clears with INIT), FDOE/BRSE, bit timing
-(NBTP/DBTP give the bit rates on the bus), standard and extended ID filters (range, dual,
-classic mask; FIFO 0/1 or reject; XIDAM), the global filter for non-matching and remote
-frames, RX FIFO 0 and 1 in message RAM (fill level, get/put index, watermark, full,
-acknowledge, blocking and overwrite mode, message lost), dedicated TX buffers (TXBAR,
-TXBRP, TXBTO, TXBCR/TXBCF, lowest ID first), IR/IE/ILS/ILE onto two interrupt lines.
-Message RAM is plain memory shared with the firmware; only these registers are MMIO.
+Modelled:
+- CCCR.INIT/CCE configuration protection (DBTP, NBTP, TEST, filters, FIFO/buffer set-up and
+  CCCR's mode bits only change with INIT = CCE = 1; CCE clears with INIT), FDOE/BRSE.
+- Bit timing: NBTP/DBTP give the frame durations on the bus.
+- Standard and extended ID filters (range, dual, classic mask; FIFO 0/1 or reject; XIDAM),
+  the global filter for non-matching and remote frames.
+- RX FIFO 0 and 1 (fill level, get/put index, watermark, full, acknowledge, blocking and
+  overwrite mode, message lost).
+- TX: dedicated buffers plus a TX FIFO or TX queue (TXBC.NDTB/TFQS/TFQM, TXFQS put/get
+  index, free level, full), TXBAR/TXBRP/TXBTO, cancellation (TXBCR/TXBCF); arbitration
+  inside the controller by lowest ID, then lowest buffer index (the FIFO takes part with its
+  oldest element). TX event FIFO (EFC, message marker, watermark, full, lost, acknowledge).
+- Test modes: external loopback (TEST.LBCK: its own frames are also received), internal
+  loopback (LBCK + CCCR.MON: nothing on the bus, frames looped back after their duration),
+  bus monitoring (CCCR.MON: receive only, no transmit requests).
+- Fault confinement (TEC/REC per ISO 11898-1: +8 per transmit error, +1 per receive error,
+  -1 per success; error warning at 96, error passive at 128 with ESI set on FD frames, bus-off
+  above 255 with INIT set; recovery after INIT clears and 128 x 11 recessive bits), reported
+  in ECR (TEC, REC, RP, CEL), PSR (LEC, DLEC, ACT, EP, EW, BO, RESI, RBRS, RFDF; LEC/DLEC
+  read as "no change" and the R* flags clear when PSR is read) and IR.EW/EP/BO. Errors come
+  from `transmit_error()` / `receive_error()`: the bus model itself never corrupts frames.
+- IR/IE/ILS/ILE onto the two interrupt lines.
+Message RAM is plain memory shared with the firmware; only the registers are MMIO. A TX
+buffer is read when its request is added (TXBAR): firmware must not change a pending buffer,
+as on the real IP. RX and TX event timestamps are virtual microseconds modulo 2**16.
 
-Not modelled yet (declared, logged when touched): the TX FIFO/queue and TX event FIFO,
-dedicated RX buffers, high-priority messages, loopback/monitoring modes, timestamp and
-timeout counters, error counters and fault confinement (PSR/ECR stay error-active).
-RX timestamps (RXTS) are virtual microseconds modulo 2**16.
+Not modelled (declared, logged when touched): dedicated RX buffers, high-priority messages,
+timestamp and timeout counters, transmitter delay compensation, restricted operation and
+clock stop. Bit-level errors on the bus are not generated here (see `transmit_error`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from harness.clock import VirtualClock
 from harness.network.frames import CanFrame
+from harness.network.timing import frame_bits
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.peripherals.mcan import message_ram as mram
 from harness.peripherals.mcan.regs import IR, MCAN_BLOCK, PROTECTED
 
 log = logging.getLogger(__name__)
 
+CCCR_INIT, CCCR_CCE, CCCR_MON, CCCR_TEST = 1, 1 << 1, 1 << 5, 1 << 7
+CCCR_FDOE, CCCR_BRSE = 1 << 8, 1 << 9
+CCCR_CONFIG_ONLY = 0xF3E4  # ASM, MON, DAR, TEST, FDOE, BRSE, PXHD, EFBI, TXP, NISO
+TEST_LBCK = 1 << 4
+PSR_LEC, PSR_DLEC, PSR_R_FLAGS = 0x7, 0x700, 0x3800  # RESI, RBRS, RFDF
+PSR_CLEARED_ON_READ = PSR_LEC | PSR_DLEC | PSR_R_FLAGS
+LEC_NONE, LEC_NO_CHANGE = 0, 7
+ACT_SYNCHRONISING, ACT_IDLE = 0, 1
+WARNING_LIMIT, PASSIVE_LIMIT, BUS_OFF_LIMIT = 96, 128, 255
+RECOVERY_BITS = 128 * 11
+
+
+@dataclass(frozen=True, slots=True)
+class RxFifo:
+    n: int
+    start: int
+    size: int
+    watermark: int
+    overwrite: bool
+    data_field: int
+    element_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What the registers configured; fixed while the controller runs (INIT = 0)."""
+
+    nominal_bitrate: int
+    data_bitrate: int
+    fd: bool
+    brs: bool
+    monitoring: bool  # CCCR.MON: no frames go onto the bus
+    loopback: bool  # TEST.LBCK with CCCR.TEST
+    fifos: tuple[RxFifo, RxFifo]
+    tx_start: int
+    tx_element_bytes: int
+    dedicated: int  # TX buffers 0..dedicated-1
+    fifo_queue: int  # then this many TX FIFO / queue elements
+    queue_mode: bool
+    event_start: int
+    event_size: int
+    event_watermark: int
+
+    @property
+    def tx_buffers(self) -> int:
+        return self.dedicated + self.fifo_queue
+
+
+@dataclass(frozen=True, slots=True)
+class TxRequest:
+    index: int
+    requested_at: int  # ns of virtual time at its TXBAR
+    frame: CanFrame
+    marker: int
+    event: bool  # store a TX event when sent
+
 
 class Mcan(Peripheral):
     block = MCAN_BLOCK
-    extra_state: ClassVar[tuple[str, ...]] = ("_offered", "_requested_at")
+    extra_state: ClassVar[tuple[str, ...]] = ("_pending", "_offered", "_tec", "_rec")
 
     def __init__(
         self,
@@ -49,14 +123,20 @@ class Mcan(Peripheral):
         self.can_clock_hz = can_clock_hz
         # Set by whoever attaches the controller to a bus: called when a frame is waiting.
         self.bus_request: list[Callable[[int], None]] = []
+        self._pending: dict[int, TxRequest] = {}
         self._offered: int | None = None
-        self._requested_at = [0] * 32  # ns of virtual time at each buffer's TXBAR
+        self._tec = self._rec = 0  # fault confinement counters (ECR shows them saturated)
+        self._setup: Setup | None = None
+        self._filters: dict[bool, tuple[bytes, list[mram.Filter]]] = {}
+        self._loopback = self.deadline(self._loopback_done)
+        self._recovery = self.deadline(self._recovered)
         r = self.regs
-        r.on_write["CCCR"] = self._write_cccr
+        r.on_read["PSR"] = self._read_psr
         r.on_write["TXBAR"] = self._write_txbar
         r.on_write["TXBCR"] = self._write_txbcr
         r.on_write["RXF0A"] = lambda _i, w, _n: self._acknowledge(0, w & 0x3F)
         r.on_write["RXF1A"] = lambda _i, w, _n: self._acknowledge(1, w & 0x3F)
+        r.on_write["TXEFA"] = lambda _i, w, _n: self._acknowledge_events(w & 0x1F)
         for reg in ("IR", "IE", "ILS", "ILE", "TXBTIE"):
             r.on_write[reg] = lambda _i, _w, _n: self.update_interrupts()
 
@@ -64,33 +144,103 @@ class Mcan(Peripheral):
 
     def write(self, offset: int, size: int, value: int) -> None:
         reg = self.regs.register_at(offset)
-        if reg is not None and reg.name in PROTECTED and not self._configurable():
+        name = reg.name if reg is not None else ""
+        cccr = self.regs["CCCR"]
+        configurable = cccr & 0b11 == 0b11
+        if name == "TEST" and not cccr & CCCR_TEST:
+            log.warning("%s: write to TEST ignored: set CCCR.TEST first", self.name)
+            return
+        if name in PROTECTED and not configurable:
             log.warning("%s: write to %s ignored: set CCCR.INIT and CCCR.CCE first",
-                        self.name, reg.name)  # fmt: skip
+                        self.name, name)  # fmt: skip
             return
         super().write(offset, size, value)
+        if name == "CCCR":
+            self._cccr_written(cccr, configurable)
+        elif name in PROTECTED or name == "TEST":
+            self._setup = None
 
-    def _configurable(self) -> bool:
-        return self.regs["CCCR"] & 0b11 == 0b11
+    def _cccr_written(self, old: int, configurable: bool) -> None:
+        r = self.regs
+        new = r["CCCR"]
+        if not configurable:  # mode bits keep their values outside configuration
+            new = (new & ~CCCR_CONFIG_ONLY) | (old & CCCR_CONFIG_ONLY)
+        if not new & CCCR_INIT:
+            new &= ~CCCR_CCE  # CCE clears with INIT
+        if not new & CCCR_TEST:
+            r["TEST"] = MCAN_BLOCK.register("TEST").reset  # leaving test mode resets TEST
+        r["CCCR"] = new
+        self._setup = None
+        if old & CCCR_INIT and not new & CCCR_INIT:
+            self._left_init()
+        if not old & CCCR_INIT and new & CCCR_INIT:
+            self._loopback.disarm()
+            self._set_field("PSR", "ACT", ACT_SYNCHRONISING)
+
+    def _left_init(self) -> None:
+        s = self.setup
+        if s.fifo_queue and not s.queue_mode:
+            get, used = self._fifo_state(s)
+            self._set_fifo_state(s, get, used)
+        self._sync_queue(s)
+        if self.regs.get_field("PSR", "BO"):
+            bits = RECOVERY_BITS * self.clock.hz // s.nominal_bitrate
+            self._recovery.arm_in(bits)  # bus-off recovery: 128 x 11 recessive bits
+            return
+        self._set_field("PSR", "ACT", ACT_IDLE)
+        self._wake_bus()
+
+    @property
+    def setup(self) -> Setup:
+        if self._setup is None:
+            self._setup = self._read_setup()
+        return self._setup
+
+    def _read_setup(self) -> Setup:
+        r = self.regs
+        get = r.get_field
+        nominal_tq = get("NBTP", "NTSEG1") + get("NBTP", "NTSEG2") + 3
+        data_tq = get("DBTP", "DTSEG1") + get("DBTP", "DTSEG2") + 3
+        cccr = r["CCCR"]
+
+        def fifo(n: int) -> RxFifo:
+            data_field = mram.data_field_size(get("RXESC", f"F{n}DS"))
+            return RxFifo(n, r[f"RXF{n}C"] & 0xFFFC, get(f"RXF{n}C", f"F{n}S"),
+                          get(f"RXF{n}C", f"F{n}WM"), bool(get(f"RXF{n}C", f"F{n}OM")),
+                          data_field, mram.element_words(data_field) * 4)  # fmt: skip
+
+        dedicated = min(get("TXBC", "NDTB"), 32)
+        return Setup(
+            nominal_bitrate=self.can_clock_hz // ((get("NBTP", "NBRP") + 1) * nominal_tq),
+            data_bitrate=self.can_clock_hz // ((get("DBTP", "DBRP") + 1) * data_tq),
+            fd=bool(cccr & CCCR_FDOE),
+            brs=bool(cccr & CCCR_BRSE),
+            monitoring=bool(cccr & CCCR_MON),
+            loopback=bool(cccr & CCCR_TEST and r["TEST"] & TEST_LBCK),
+            fifos=(fifo(0), fifo(1)),
+            tx_start=r["TXBC"] & 0xFFFC,
+            tx_element_bytes=mram.element_words(mram.data_field_size(get("TXESC", "TBDS"))) * 4,
+            dedicated=dedicated,
+            fifo_queue=min(get("TXBC", "TFQS"), 32 - dedicated),
+            queue_mode=bool(get("TXBC", "TFQM")),
+            event_start=r["TXEFC"] & 0xFFFC,
+            event_size=min(get("TXEFC", "EFS"), 32),
+            event_watermark=get("TXEFC", "EFWM"),
+        )
+
+    def nominal_bitrate(self) -> int:
+        return self.setup.nominal_bitrate
+
+    def data_bitrate(self) -> int:
+        return self.setup.data_bitrate
 
     @property
     def initialising(self) -> bool:
-        return bool(self.regs["CCCR"] & 1)
+        return bool(self.regs["CCCR"] & CCCR_INIT)
 
-    def _write_cccr(self, _i: int, _written: int, new: int) -> None:
-        if not new & 1:
-            self.regs["CCCR"] = new & ~0b10  # CCE clears with INIT
-            self._wake_bus()
-
-    def nominal_bitrate(self) -> int:
-        r = self.regs
-        tq = r.get_field("NBTP", "NTSEG1") + r.get_field("NBTP", "NTSEG2") + 3
-        return self.can_clock_hz // ((r.get_field("NBTP", "NBRP") + 1) * tq)
-
-    def data_bitrate(self) -> int:
-        r = self.regs
-        tq = r.get_field("DBTP", "DTSEG1") + r.get_field("DBTP", "DTSEG2") + 3
-        return self.can_clock_hz // ((r.get_field("DBTP", "DBRP") + 1) * tq)
+    def _on_bus(self) -> bool:
+        """Taking part in bus traffic: out of INIT and not recovering from bus-off."""
+        return not self.regs["CCCR"] & CCCR_INIT and self._recovery.at is None
 
     def update_interrupts(self) -> None:
         r = self.regs
@@ -99,37 +249,117 @@ class Mcan(Peripheral):
         self.lines[0].set(bool(active & ~select) and bool(enable & 1))
         self.lines[1].set(bool(active & select) and bool(enable & 2))
 
-    def _raise(self, *names: str) -> None:
-        for n in names:
-            self.regs["IR"] |= IR[n]
+    def _set_field(self, reg: str, field: str, value: int) -> None:
+        self.regs.set_field(reg, field, value)
+
+    def _read_psr(self, _index: int) -> int:
+        r = self.regs
+        value = r["PSR"]
+        # Reading PSR: LEC/DLEC become "no change", RESI/RBRS/RFDF clear.
+        r["PSR"] = (value & ~PSR_CLEARED_ON_READ) | LEC_NO_CHANGE | LEC_NO_CHANGE << 8
+        return value
+
+    def reset(self) -> None:
+        super().reset()
+        self._pending = {}
+        self._offered = None
+        self._tec = self._rec = 0
+        self._setup = None
+
+    def restore(self, state: Any) -> None:
+        super().restore(state)
+        self._setup = None
 
     # ---- transmit ----
 
-    def _buffers(self) -> int:
-        return min(self.regs.get_field("TXBC", "NDTB"), 32)
-
     def _tx_offset(self, index: int) -> int:
-        size = mram.data_field_size(self.regs.get_field("TXESC", "TBDS"))
-        return (self.regs["TXBC"] & 0xFFFC) + index * mram.element_words(size) * 4
+        s = self.setup
+        return s.tx_start + index * s.tx_element_bytes
 
     def _write_txbar(self, _i: int, written: int, _new: int) -> None:
-        valid = (1 << self._buffers()) - 1
-        requested = written & valid
-        self.regs["TXBAR"] = 0  # the add request is taken at once
-        if requested & ~valid:
-            log.warning("%s: TXBAR bits beyond the %d configured buffers ignored", self.name,
-                        self._buffers())  # fmt: skip
-        if not requested:
-            return
         r = self.regs
+        r["TXBAR"] = 0  # the add request is taken at once
+        s = self.setup
+        if s.monitoring and not s.loopback:
+            log.warning("%s: TXBAR ignored in bus monitoring mode", self.name)
+            return
+        valid = (1 << s.tx_buffers) - 1
+        if written & ~valid:
+            log.warning("%s: TXBAR bits beyond the %d configured buffers ignored", self.name,
+                        s.tx_buffers)  # fmt: skip
+        requested = written & valid & ~r["TXBRP"]
+        if s.fifo_queue and not s.queue_mode:
+            requested = self._fifo_requests(requested, s)
         now = self.clock.ns
-        for index in range(self._buffers()):
+        for index in range(s.tx_buffers):
             if requested >> index & 1:
-                self._requested_at[index] = now
+                frame, marker, event = mram.read_tx_element(self.ram, self._tx_offset(index))
+                self._pending[index] = TxRequest(index, now, self._as_sent(frame), marker, event)
         r["TXBRP"] |= requested
         r["TXBTO"] &= ~requested
         r["TXBCF"] &= ~requested
-        self._wake_bus()
+        self._sync_queue(s)
+        if requested:
+            self._wake_bus()
+
+    # The TX FIFO: elements dedicated..dedicated+fifo_queue-1, sent oldest first from the get
+    # index; TXFQS holds its get index and free level, the put index follows from them.
+
+    def _fifo_state(self, s: Setup) -> tuple[int, int]:
+        """(get index, elements in use) of the TX FIFO."""
+        status = self.regs["TXFQS"]
+        get, free = status >> 8 & 0x1F, status & 0x3F
+        if not s.dedicated <= get < s.tx_buffers or free > s.fifo_queue:
+            return s.dedicated, 0  # not set up yet
+        return get, s.fifo_queue - free
+
+    def _set_fifo_state(self, s: Setup, get: int, used: int) -> None:
+        put = s.dedicated + (get - s.dedicated + used) % s.fifo_queue
+        free = s.fifo_queue - used
+        self.regs["TXFQS"] = free | get << 8 | put << 16 | int(free == 0) << 21
+
+    def _fifo_requests(self, requested: int, s: Setup) -> int:
+        """In FIFO mode only the put index may be requested; it then moves on."""
+        fifo_bits = ((1 << s.fifo_queue) - 1) << s.dedicated
+        for_fifo = requested & fifo_bits
+        if not for_fifo:
+            return requested
+        get, used = self._fifo_state(s)
+        put = s.dedicated + (get - s.dedicated + used) % s.fifo_queue
+        accepted = for_fifo & (1 << put) if used < s.fifo_queue else 0
+        if for_fifo != accepted:
+            log.warning("%s: TX FIFO requests 0x%08X ignored: only the put index %d may be "
+                        "requested, when the FIFO is not full", self.name, for_fifo & ~accepted,
+                        put)  # fmt: skip
+        if accepted:
+            self._set_fifo_state(s, get, used + 1)
+        return (requested & ~fifo_bits) | accepted
+
+    def _fifo_release(self, s: Setup) -> bool:
+        """Move the get index past elements no longer pending; True if the FIFO is empty."""
+        get, used = self._fifo_state(s)
+        while used and get not in self._pending:
+            get = s.dedicated + (get - s.dedicated + 1) % s.fifo_queue
+            used -= 1
+        self._set_fifo_state(s, get, used)
+        return used == 0
+
+    def _sync_queue(self, s: Setup) -> None:
+        """TX queue mode: the put index is the first free queue buffer."""
+        if not (s.fifo_queue and s.queue_mode):
+            return
+        pending = self.regs["TXBRP"]
+        free = [i for i in range(s.dedicated, s.tx_buffers) if not pending >> i & 1]
+        self.regs["TXFQS"] = (free[0] if free else 0) << 16 | int(not free) << 21
+
+    def _as_sent(self, frame: CanFrame) -> CanFrame:
+        cccr = self.regs["CCCR"]
+        if frame.is_fd and not cccr & CCCR_FDOE:  # FD disabled: sent as a classic frame
+            return CanFrame(frame.arbitration_id, frame.data[:8], is_extended=frame.is_extended)
+        if frame.brs and not cccr & CCCR_BRSE:  # BRS disabled: no bit-rate switch
+            return CanFrame(frame.arbitration_id, frame.data, is_extended=frame.is_extended,
+                            is_fd=True, esi=frame.esi)  # fmt: skip
+        return frame
 
     def _write_txbcr(self, _i: int, written: int, _new: int) -> None:
         r = self.regs
@@ -137,48 +367,56 @@ class Mcan(Peripheral):
         cancelled = written & r["TXBRP"]
         if self._offered is not None:
             cancelled &= ~(1 << self._offered)  # the frame on the bus completes normally
+        for index in range(32):
+            if cancelled >> index & 1:
+                del self._pending[index]
         r["TXBRP"] &= ~cancelled
         r["TXBCF"] |= cancelled
+        s = self.setup
+        if s.fifo_queue and not s.queue_mode:
+            self._fifo_release(s)
+        self._sync_queue(s)
         if cancelled & r["TXBCIE"]:
-            self._raise("TCF")
+            r["IR"] |= IR["TCF"]
             self.update_interrupts()
 
     def _wake_bus(self) -> None:
-        if not self.initialising and self.regs["TXBRP"]:
-            for request in self.bus_request:
-                request(self.clock.ns)
+        if not self._pending or not self._on_bus():
+            return
+        if self.setup.monitoring:  # internal loopback: the frames never reach the bus
+            if self._loopback.at is None:
+                self._start_loopback()
+            return
+        for request in self.bus_request:
+            request(self.clock.ns)
 
     def pending_since(self) -> int | None:
-        pending = self.regs["TXBRP"]
-        times = [self._requested_at[i] for i in range(self._buffers()) if pending >> i & 1]
-        return min(times, default=None)
+        if not self._on_bus() or self.setup.monitoring:
+            return None
+        return min((p.requested_at for p in self._pending.values()), default=None)
+
+    def _candidates(self, now_ns: int) -> list[TxRequest]:
+        s = self.setup
+        ready = [p for p in self._pending.values() if p.requested_at <= now_ns]
+        if s.fifo_queue and not s.queue_mode:  # of the FIFO, only its oldest element
+            oldest = self._fifo_state(s)[0]
+            ready = [p for p in ready if p.index < s.dedicated or p.index == oldest]
+        return ready
 
     def offer(self, now_ns: int) -> CanFrame | None:
-        """The pending TX buffer with the lowest ID (then the lowest index) goes first."""
+        """The pending request with the lowest ID (then the lowest buffer index) goes first."""
         self._offered = None
-        if self.initialising:
+        if not self._pending or not self._on_bus() or self.setup.monitoring:
             return None
-        pending = self.regs["TXBRP"]
-        best: tuple[tuple[int, ...], int, CanFrame] | None = None
-        for index in range(self._buffers()):
-            if pending >> index & 1 and self._requested_at[index] <= now_ns:
-                frame = self._tx_frame(index)
-                key = (frame.arbitration_key(), index)
-                if best is None or key < best[:2]:
-                    best = (key[0], index, frame)
-        if best is None:
+        ready = self._candidates(now_ns)
+        if not ready:
             return None
-        self._offered = best[1]
-        return best[2]
-
-    def _tx_frame(self, index: int) -> CanFrame:
-        frame, _marker, _event = mram.read_tx_element(self.ram, self._tx_offset(index))
-        cccr = self.regs["CCCR"]
-        if frame.is_fd and not cccr >> 8 & 1:  # FDOE clear: sent as a classic frame
-            return CanFrame(frame.arbitration_id, frame.data[:8], is_extended=frame.is_extended)
-        if frame.brs and not cccr >> 9 & 1:  # BRSE clear: no bit-rate switch
-            return CanFrame(frame.arbitration_id, frame.data, is_extended=frame.is_extended,
-                            is_fd=True, esi=frame.esi)  # fmt: skip
+        best = min(ready, key=lambda p: (p.frame.arbitration_key(), p.index))
+        self._offered = best.index
+        frame = best.frame
+        if frame.is_fd and not frame.esi and self.regs.get_field("PSR", "EP"):
+            frame = CanFrame(frame.arbitration_id, frame.data, frame.is_extended, True, frame.brs,
+                             esi=True)  # fmt: skip  # error-passive nodes send ESI = 1
         return frame
 
     def transmitted(self, frame: CanFrame) -> None:
@@ -186,25 +424,106 @@ class Mcan(Peripheral):
         self._offered = None
         if index is None:
             return
+        request = self._pending.pop(index)
         bit = 1 << index
         r = self.regs
         r["TXBRP"] &= ~bit
         r["TXBTO"] |= bit
-        if r["TXBTIE"] & bit:
-            self._raise("TC")
+        self._count_success(frame)
+        raised = IR["TC"] if r["TXBTIE"] & bit else 0
+        s = self.setup
+        if s.dedicated <= index and s.fifo_queue:
+            if not s.queue_mode and self._fifo_release(s):
+                raised |= IR["TFE"]
+            self._sync_queue(s)
+        if request.event:
+            raised |= self._store_event(frame, request.marker)
+        r["IR"] |= raised
+        if s.loopback:
+            self._accept(frame)  # loopback: its own frame is received too
         self.update_interrupts()
+
+    def _store_event(self, frame: CanFrame, marker: int) -> int:
+        """Store a TX event element; returns the interrupt flags it raises."""
+        s, r = self.setup, self.regs
+        if not s.event_size:
+            return 0
+        status = r["TXEFS"]
+        fill, get, put = status & 0x3F, status >> 8 & 0x1F, status >> 16 & 0x1F
+        if fill >= s.event_size:
+            r["TXEFS"] = status | 1 << 25  # TEFL: the event is lost
+            return IR["TEFL"]
+        mram.write_tx_event(self.ram, s.event_start + put * mram.TX_EVENT_BYTES, frame, marker,
+                            frame.timestamp_ns // 1000)  # fmt: skip
+        fill += 1
+        self._set_event_status(fill, get, (put + 1) % s.event_size, status & 1 << 25)
+        raised = IR["TEFN"]
+        if s.event_watermark and fill == s.event_watermark:
+            raised |= IR["TEFW"]
+        if fill == s.event_size:
+            raised |= IR["TEFF"]
+        return raised
+
+    def _set_event_status(self, fill: int, get: int, put: int, lost: int) -> None:
+        full = int(fill >= self.setup.event_size > 0)
+        self.regs["TXEFS"] = fill | get << 8 | put << 16 | full << 24 | lost
+
+    def _acknowledge_events(self, index: int) -> None:
+        s, status = self.setup, self.regs["TXEFS"]
+        fill, get = status & 0x3F, status >> 8 & 0x1F
+        if not s.event_size or not fill:
+            return
+        released = (index - get) % s.event_size + 1
+        if released > fill:
+            log.warning("%s: TXEFA=%d acknowledges beyond the fill level", self.name, index)
+            return
+        put = status >> 16 & 0x1F
+        self._set_event_status(fill - released, (index + 1) % s.event_size, put, status & 1 << 25)
+
+    # ---- internal loopback: frames take their time but never reach the bus ----
+
+    def _start_loopback(self) -> None:
+        ready = self._candidates(self.clock.ns)
+        if not ready:
+            return
+        best = min(ready, key=lambda p: (p.frame.arbitration_key(), p.index))
+        self._offered = best.index
+        s = self.setup
+        duration = frame_bits(best.frame).duration_ns(
+            s.nominal_bitrate, s.data_bitrate if best.frame.brs else None
+        )
+        self._loopback.arm_in(-(-duration * self.clock.hz // 1_000_000_000))
+
+    def _loopback_done(self) -> None:
+        index = self._offered
+        if index is None:
+            return
+        frame = self._pending[index].frame
+        now = self.clock.ns
+        self.transmitted(frame.stamped(now, self.name))  # LBCK is set: this also receives it
+        self._wake_bus()
 
     # ---- receive ----
 
     def receive(self, frame: CanFrame) -> None:
-        if self.initialising or (frame.is_fd and not self.regs["CCCR"] >> 8 & 1):
+        """A frame from the bus."""
+        if not self._on_bus():
+            return
+        s = self.setup
+        if s.monitoring and s.loopback:
+            return  # internal loopback: the bus is not heard
+        self._count_success(frame, received=True)
+        self._accept(frame)
+        self.update_interrupts()
+
+    def _accept(self, frame: CanFrame) -> None:
+        """Filter a received frame into its RX FIFO."""
+        s = self.setup
+        if frame.is_fd and not s.fd:
             return
         destination = self._filter(frame)
-        if destination is None:
-            return
-        fifo, filter_index = destination
-        self._store(fifo, frame, filter_index)
-        self.update_interrupts()
+        if destination is not None:
+            self.regs["IR"] |= self._store(s.fifos[destination[0]], frame, destination[1])
 
     def _filter(self, frame: CanFrame) -> tuple[int, int | None] | None:
         r = self.regs
@@ -212,16 +531,12 @@ class Mcan(Peripheral):
         if frame.is_remote and gfc >> (0 if frame.is_extended else 1) & 1:
             return None  # RRFE / RRFS: reject remote frames
         if frame.is_extended:
-            count, start = r.get_field("XIDFC", "LSE"), r["XIDFC"] & 0xFFFC
-            filters = [mram.read_extended_filter(self.ram, start + 8 * i) for i in range(count)]
             ident = frame.arbitration_id & r["XIDAM"]
             non_matching = (gfc >> 2) & 3
         else:
-            count, start = r.get_field("SIDFC", "LSS"), r["SIDFC"] & 0xFFFC
-            filters = [mram.read_standard_filter(self.ram, start + 4 * i) for i in range(count)]
             ident = frame.arbitration_id
             non_matching = (gfc >> 4) & 3
-        match = mram.first_match(filters, ident)
+        match = mram.first_match(self._filter_list(frame.is_extended), ident)
         if match is None:
             return (non_matching, None) if non_matching < 2 else None
         index, f = match
@@ -235,56 +550,137 @@ class Mcan(Peripheral):
                         index, action.name)  # fmt: skip
         return None
 
-    def _store(self, n: int, frame: CanFrame, filter_index: int | None) -> None:
+    def _filter_list(self, extended: bool) -> list[mram.Filter]:
+        """The filter elements, decoded again only when their message RAM bytes change."""
         r = self.regs
-        config, status = f"RXF{n}C", f"RXF{n}S"
-        size = r.get_field(config, f"F{n}S")
+        if extended:
+            count, start, size = r.get_field("XIDFC", "LSE"), r["XIDFC"] & 0xFFFC, 8
+        else:
+            count, start, size = r.get_field("SIDFC", "LSS"), r["SIDFC"] & 0xFFFC, 4
+        raw = bytes(self.ram[start : start + count * size])
+        cached = self._filters.get(extended)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        read = mram.read_extended_filter if extended else mram.read_standard_filter
+        filters = [read(self.ram, start + size * i) for i in range(count)]
+        self._filters[extended] = (raw, filters)
+        return filters
+
+    def _store(self, fifo: RxFifo, frame: CanFrame, filter_index: int | None) -> int:
+        """Put a frame into RX FIFO `fifo`; returns the interrupt flags it raises."""
+        n, size = fifo.n, fifo.size
         if size == 0:
-            return  # no FIFO configured: the frame is not stored
-        fill = r.get_field(status, f"F{n}FL")
-        get, put = r.get_field(status, f"F{n}GI"), r.get_field(status, f"F{n}PI")
+            return 0  # no FIFO configured: the frame is not stored
+        r, status_reg = self.regs, f"RXF{n}S"
+        status = r[status_reg]
+        fill, get, put = status & 0x7F, status >> 8 & 0x3F, status >> 16 & 0x3F
+        lost = status & 1 << 25
         if fill >= size:
-            if not r.get_field(config, f"F{n}OM"):
-                r.set_field(status, f"RF{n}L", 1)  # blocking mode: the new frame is lost
-                self._raise(f"RF{n}L")
-                return
+            if not fifo.overwrite:
+                r[status_reg] = status | 1 << 25  # blocking mode: the new frame is lost
+                return IR[f"RF{n}L"]
             get = (get + 1) % size  # overwrite mode: the oldest element goes
             fill -= 1
-        data_field = mram.data_field_size(r.get_field("RXESC", f"F{n}DS"))
         stored = frame
-        if len(frame.data) > data_field:
-            stored = CanFrame(frame.arbitration_id, frame.data[:data_field],
+        if len(frame.data) > fifo.data_field:
+            stored = CanFrame(frame.arbitration_id, frame.data[: fifo.data_field],
                               is_extended=frame.is_extended, is_fd=True, brs=frame.brs,
                               esi=frame.esi)  # fmt: skip
-        offset = (r[config] & 0xFFFC) + put * mram.element_words(data_field) * 4
+        offset = fifo.start + put * fifo.element_bytes
         mram.write_rx_element(self.ram, offset, stored, filter_index, frame.timestamp_ns // 1000)
         fill += 1
-        self._set_fifo(n, fill, get, (put + 1) % size)
-        self._raise(f"RF{n}N")
-        watermark = r.get_field(config, f"F{n}WM")
-        if watermark and fill == watermark:
-            self._raise(f"RF{n}W")
+        r[status_reg] = fill | get << 8 | (put + 1) % size << 16 | int(fill >= size) << 24 | lost
+        raised = IR[f"RF{n}N"]
+        if fifo.watermark and fill == fifo.watermark:
+            raised |= IR[f"RF{n}W"]
         if fill == size:
-            self._raise(f"RF{n}F")
-
-    def _set_fifo(self, n: int, fill: int, get: int, put: int) -> None:
-        r, status = self.regs, f"RXF{n}S"
-        size = r.get_field(f"RXF{n}C", f"F{n}S")
-        r.set_field(status, f"F{n}FL", fill)
-        r.set_field(status, f"F{n}GI", get)
-        r.set_field(status, f"F{n}PI", put)
-        r.set_field(status, f"F{n}F", int(fill >= size > 0))
+            raised |= IR[f"RF{n}F"]
+        return raised
 
     def _acknowledge(self, n: int, index: int) -> None:
         """Firmware read up to element `index`: it and all before it are free again."""
-        r, status = self.regs, f"RXF{n}S"
-        size = r.get_field(f"RXF{n}C", f"F{n}S")
-        fill, get = r.get_field(status, f"F{n}FL"), r.get_field(status, f"F{n}GI")
+        r, status_reg = self.regs, f"RXF{n}S"
+        size = self.setup.fifos[n].size
+        status = r[status_reg]
+        fill, get = status & 0x7F, status >> 8 & 0x3F
         if not size or not fill:
             return
         released = (index - get) % size + 1
         if released > fill:
             log.warning("%s: RXF%dA=%d acknowledges beyond the fill level", self.name, n, index)
             return
-        put = r.get_field(status, f"F{n}PI")
-        self._set_fifo(n, fill - released, (index + 1) % size, put)
+        fill -= released
+        r[status_reg] = (status & ~0x01003F7F) | fill | ((index + 1) % size) << 8
+
+    # ---- fault confinement ----
+
+    def transmit_error(self) -> None:
+        """A transmit error (bit, stuff, form, CRC or ACK error while sending): TEC += 8."""
+        if self.regs.get_field("PSR", "BO"):
+            return
+        self._tec += 8
+        self._log_error()
+
+    def receive_error(self) -> None:
+        """A receive error seen by this node: REC += 1."""
+        self._rec = min(self._rec + 1, 255)
+        self._log_error()
+
+    def _log_error(self) -> None:
+        r = self.regs
+        cel = min((r["ECR"] >> 16 & 0xFF) + 1, 255)  # CEL counts errors, cleared on read
+        r["ECR"] = (r["ECR"] & 0xFFFF) | cel << 16
+        if self._tec > BUS_OFF_LIMIT:
+            self._bus_off()
+        else:
+            self._show_counters()
+
+    def _count_success(self, frame: CanFrame, received: bool = False) -> None:
+        if received:  # ISO 11898-1: from error passive back to a value between 119 and 127
+            self._rec = 120 if self._rec >= PASSIVE_LIMIT else max(self._rec - 1, 0)
+        else:
+            self._tec = max(self._tec - 1, 0)
+        r = self.regs
+        psr = r["PSR"] & ~PSR_LEC  # LEC: no error
+        if frame.brs:
+            psr &= ~PSR_DLEC
+        if received and frame.is_fd:  # RFDF, RBRS, RESI of the last received FD frame
+            psr |= 1 << 13 | int(frame.brs) << 12 | int(frame.esi) << 11
+        r["PSR"] = psr
+        if self._tec or self._rec or r["ECR"] & 0xFFFF:
+            self._show_counters()
+
+    def _show_counters(self) -> None:
+        r = self.regs
+        rx_passive = self._rec >= PASSIVE_LIMIT
+        r["ECR"] = (r["ECR"] & 0xFF0000) | min(self._tec, 255) | min(self._rec, 127) << 8
+        r["ECR"] |= int(rx_passive) << 15
+        passive = self._tec >= PASSIVE_LIMIT or rx_passive
+        warning = self._tec >= WARNING_LIMIT or self._rec >= WARNING_LIMIT
+        self._set_status(passive=passive, warning=warning, bus_off=False)
+
+    def _set_status(self, passive: bool, warning: bool, bus_off: bool) -> None:
+        r = self.regs
+        psr = r["PSR"]
+        new = (psr & ~0xE0) | int(passive) << 5 | int(warning) << 6 | int(bus_off) << 7
+        changed = psr ^ new
+        r["PSR"] = new
+        raised = (IR["EP"] if changed & 1 << 5 else 0) | (IR["EW"] if changed & 1 << 6 else 0)
+        raised |= IR["BO"] if changed & 1 << 7 else 0
+        if raised:
+            r["IR"] |= raised
+            self.update_interrupts()
+
+    def _bus_off(self) -> None:
+        """TEC above 255: off the bus with INIT set; the firmware restarts by clearing INIT."""
+        self._show_counters()
+        self.regs["CCCR"] |= CCCR_INIT
+        self._offered = None
+        self._loopback.disarm()
+        self._set_status(passive=True, warning=True, bus_off=True)
+
+    def _recovered(self) -> None:
+        self._tec = self._rec = 0
+        self._show_counters()
+        self._set_field("PSR", "ACT", ACT_IDLE)
+        self._wake_bus()

@@ -17,7 +17,10 @@ IR_BITS = (
     "BO", "WDI", "PEA", "PED", "ARA",
 )  # fmt: skip
 IR = {name: 1 << bit for bit, name in enumerate(IR_BITS)}
-IR_MODELLED = {"RF0N", "RF0W", "RF0F", "RF0L", "RF1N", "RF1W", "RF1F", "RF1L", "TC", "TCF"}
+IR_MODELLED = {
+    "RF0N", "RF0W", "RF0F", "RF0L", "RF1N", "RF1W", "RF1F", "RF1L", "TC", "TCF", "TFE", "TEFN",
+    "TEFW", "TEFF", "TEFL", "EP", "EW", "BO",
+}  # fmt: skip
 
 
 def _ir_fields(access: Access) -> tuple[Field, ...]:
@@ -53,14 +56,14 @@ MCAN_BLOCK = Block(
             Field("DTSEG1", 8, 5, reset=10), Field("DBRP", 16, 5), Field("TDC", 23, modelled=False),
         ), "Data bit timing and prescaler"),
         Register("TEST", 0x010, (
-            Field("LBCK", 4, modelled=False), Field("TX", 5, 2, modelled=False),
+            Field("LBCK", 4), Field("TX", 5, 2, modelled=False),
             Field("RX", 7, 1, RO, 1),
         ), "Test"),
         Register("CCCR", 0x018, (
             Field("INIT", 0, reset=1), Field("CCE", 1), Field("ASM", 2, modelled=False),
             Field("CSA", 3, 1, RO), Field("CSR", 4, modelled=False),
-            Field("MON", 5, modelled=False),
-            Field("DAR", 6, modelled=False), Field("TEST", 7, modelled=False), Field("FDOE", 8),
+            Field("MON", 5),
+            Field("DAR", 6, modelled=False), Field("TEST", 7), Field("FDOE", 8),
             Field("BRSE", 9), Field("PXHD", 12, modelled=False), Field("EFBI", 13, modelled=False),
             Field("TXP", 14, modelled=False), Field("NISO", 15, modelled=False),
         ), "CC control"),
@@ -97,9 +100,12 @@ MCAN_BLOCK = Block(
             Field("F0DS", 0, 3), Field("F1DS", 4, 3), Field("RBDS", 8, 3, modelled=False),
         ), "RX buffer / FIFO element size"),
         Register("TXBC", 0x0C0, (
-            Field("TBSA", 2, 14), Field("NDTB", 16, 6), Field("TFQS", 24, 6, modelled=False),
-            Field("TFQM", 30, modelled=False),
+            Field("TBSA", 2, 14), Field("NDTB", 16, 6), Field("TFQS", 24, 6), Field("TFQM", 30),
         ), "TX buffer configuration"),
+        Register("TXFQS", 0x0C4, (
+            Field("TFFL", 0, 6, RO), Field("TFGI", 8, 5, RO), Field("TFQPI", 16, 5, RO),
+            Field("TFQF", 21, 1, RO),
+        ), "TX FIFO/queue status"),
         Register("TXESC", 0x0C8, (Field("TBDS", 0, 3),), "TX buffer element size"),
         word("TXBRP", 0x0CC, RO, doc="TX buffer request pending"),
         word("TXBAR", 0x0D0, W1S, doc="TX buffer add request"),
@@ -108,12 +114,21 @@ MCAN_BLOCK = Block(
         word("TXBCF", 0x0DC, RO, doc="TX buffer cancellation finished"),
         word("TXBTIE", 0x0E0, doc="TX buffer transmission interrupt enable"),
         word("TXBCIE", 0x0E4, doc="TX buffer cancellation finished interrupt enable"),
+        Register("TXEFC", 0x0F0, (
+            Field("EFSA", 2, 14), Field("EFS", 16, 6), Field("EFWM", 24, 6),
+        ), "TX event FIFO configuration"),
+        Register("TXEFS", 0x0F4, (
+            Field("EFFL", 0, 6, RO), Field("EFGI", 8, 5, RO), Field("EFPI", 16, 5, RO),
+            Field("EFF", 24, 1, RO), Field("TEFL", 25, 1, RO),
+        ), "TX event FIFO status"),
+        Register("TXEFA", 0x0F8, (Field("EFAI", 0, 5),), "TX event FIFO acknowledge"),
     ),
     "Bosch M_CAN CAN FD controller",
 )  # fmt: skip
 
-# Writable only while CCCR.CCE = 1 and CCCR.INIT = 1, as on the real IP.
+# Writable only while CCCR.CCE = 1 and CCCR.INIT = 1, as on the real IP (TEST: while
+# CCCR.TEST = 1).
 PROTECTED = frozenset({
-    "DBTP", "TEST", "NBTP", "GFC", "SIDFC", "XIDFC", "XIDAM", "RXF0C", "RXBC", "RXF1C",
-    "RXESC", "TXBC", "TXESC",
+    "DBTP", "NBTP", "GFC", "SIDFC", "XIDFC", "XIDAM", "RXF0C", "RXBC", "RXF1C",
+    "RXESC", "TXBC", "TXESC", "TXEFC",
 })  # fmt: skip
