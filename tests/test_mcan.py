@@ -10,7 +10,7 @@ from harness.clock import VirtualClock
 from harness.network import CanFrame, Network, PythonNode
 from harness.peripherals.mcan.message_ram import read_rx_element, write_tx_element
 from harness.peripherals.mcan.model import Mcan
-from harness.peripherals.mcan.regs import IR
+from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
 
 CAN_CLOCK = 40_000_000
 # Message RAM layout used by these tests (byte offsets)
@@ -199,3 +199,196 @@ def test_controller_in_init_neither_sends_nor_receives(setup: tuple) -> None:
     peer.send(CanFrame(0x123))
     net.run_for(ms=1)
     assert fifo_status(mcan, 0)[0] == 0
+
+
+# ---- TX FIFO / queue, TX events, test modes, fault confinement ----
+
+EVENTS = 0x1000  # TX event FIFO in the test layout
+
+
+def reconfigure(m: Mcan, **registers: int) -> None:
+    """Back into configuration, write `registers`, and onto the bus again."""
+    cccr = m.regs["CCCR"]
+    m.write(offset("CCCR"), 4, 0b11 | cccr)
+    for name, value in registers.items():
+        m.write(offset(name), 4, value)
+    m.write(offset("CCCR"), 4, registers.get("CCCR", cccr) & ~0b11)
+
+
+def queue_frame(m: Mcan, frame: CanFrame, marker: int = 0, event: bool = False) -> int:
+    """Firmware's TX FIFO/queue step: write at the put index, request it; returns the index."""
+    put = m.regs.get_field("TXFQS", "TFQPI")
+    write_tx_element(m.ram, TX_BUFFERS + 72 * put, frame, marker, event)
+    m.write(offset("TXBAR"), 4, 1 << put)
+    return put
+
+
+@pytest.fixture
+def timed() -> tuple[Network, Mcan, PythonNode]:
+    """A controller on the network's own clock, for behaviour that takes time on its own."""
+    net = Network()
+    bus = net.can_bus("can0", 500_000, 2_000_000)
+    mcan = Mcan("ecu", 0, net.clock, (Line(), Line()), memoryview(bytearray(0x2000)), CAN_CLOCK)
+    bus.attach(mcan)
+    mcan.bus_request.append(bus.request)
+    peer = PythonNode("peer", bus)
+    configure(mcan)
+    return net, mcan, peer
+
+
+def test_tx_fifo_sends_in_request_order(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, TXBC=TX_BUFFERS | 2 << 16 | 3 << 24)  # 2 dedicated + 3-element FIFO
+    assert mcan.regs["TXFQS"] == 3 | 2 << 8 | 2 << 16  # 3 free, get = put = 2
+    puts = [queue_frame(mcan, CanFrame(ident)) for ident in (0x300, 0x100, 0x200)]
+    assert puts == [2, 3, 4] and mcan.regs.get_field("TXFQS", "TFQF") == 1
+    queue_frame(mcan, CanFrame(0x50))  # full: ignored
+    assert mcan.regs["TXBRP"] == 0b11100
+    mcan.write(offset("IE"), 4, mcan.regs["IE"] | IR["TFE"])
+    net.run_for(ms=2)
+    assert [f.arbitration_id for f in peer.received] == [0x300, 0x100, 0x200]  # FIFO order
+    assert mcan.regs.get_field("TXFQS", "TFFL") == 3 and mcan.regs["IR"] & IR["TFE"]
+    assert mcan.regs.get_field("TXFQS", "TFGI") == 2  # wrapped round to the first element
+
+
+def test_tx_fifo_competes_with_dedicated_buffers_by_id(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, TXBC=TX_BUFFERS | 1 << 16 | 2 << 24)
+    queue_frame(mcan, CanFrame(0x200))
+    queue_frame(mcan, CanFrame(0x080))  # behind 0x200 in the FIFO
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x100))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=2)
+    assert [f.arbitration_id for f in peer.received] == [0x100, 0x200, 0x080]
+
+
+def test_tx_queue_sends_lowest_id_first(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, TXBC=TX_BUFFERS | 0 << 16 | 3 << 24 | 1 << 30)  # 3-element queue
+    puts = [queue_frame(mcan, CanFrame(ident)) for ident in (0x300, 0x100, 0x200)]
+    assert puts == [0, 1, 2] and mcan.regs.get_field("TXFQS", "TFQF") == 1
+    net.run_for(ms=2)
+    assert [f.arbitration_id for f in peer.received] == [0x100, 0x200, 0x300]
+    assert mcan.regs["TXFQS"] == 0  # put index back to the first free buffer, not full
+
+
+def test_tx_event_fifo_records_sent_frames(setup: tuple) -> None:
+    from harness.peripherals.mcan.message_ram import read_tx_event
+
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, TXEFC=EVENTS | 2 << 16 | 1 << 24)  # 2 elements, watermark 1
+    for i, ident in enumerate((0x101, 0x102, 0x103)):
+        write_tx_element(mcan.ram, TX_BUFFERS + 72 * i, CanFrame(ident), marker=0xA0 + i,
+                         event=True)  # fmt: skip
+    write_tx_element(mcan.ram, TX_BUFFERS + 72 * 3, CanFrame(0x104))  # no event wanted
+    mcan.write(offset("TXBAR"), 4, 0b1111)
+    net.run_for(ms=2)
+    status = mcan.regs["TXEFS"]
+    assert status & 0x3F == 2 and status >> 24 & 1 and status >> 25 & 1  # 2 kept, full, lost
+    ir = mcan.regs["IR"]
+    assert ir & IR["TEFN"] and ir & IR["TEFW"] and ir & IR["TEFF"] and ir & IR["TEFL"]
+    events = [read_tx_event(mcan.ram, EVENTS + 8 * i) for i in range(2)]
+    sent_us = [f.timestamp_ns // 1000 for f in peer.received[:2]]
+    assert events == [(0x101, 0xA0, 1, sent_us[0]), (0x102, 0xA1, 1, sent_us[1])]
+    mcan.write(offset("TXEFA"), 4, 1)  # both read
+    assert mcan.regs.get_field("TXEFS", "EFFL") == 0 and mcan.regs.get_field("TXEFS", "EFGI") == 0
+
+
+def test_external_loopback_receives_its_own_frames(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    mcan.write(offset("TEST"), 4, 1 << 4)
+    assert mcan.regs["TEST"] & 1 << 4 == 0  # TEST is locked until CCCR.TEST is set
+    reconfigure(mcan, CCCR=1 << 7 | 1 << 8 | 1 << 9, TEST=1 << 4)
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x123, b"\x42"))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=1)
+    assert [f.arbitration_id for f in peer.received] == [0x123]  # on the bus ...
+    own, _, _ = read_rx_element(mcan.ram, FIFO0)  # ... and received by itself
+    assert fifo_status(mcan, 0)[0] == 1 and own.arbitration_id == 0x123 and own.data == b"\x42"
+
+
+def test_internal_loopback_keeps_frames_off_the_bus(timed: tuple) -> None:
+    net, mcan, peer = timed
+    reconfigure(mcan, CCCR=1 << 5 | 1 << 7 | 1 << 8 | 1 << 9, TEST=1 << 4)  # MON + LBCK
+    frame = CanFrame(0x123, bytes(8))
+    write_tx_element(mcan.ram, TX_BUFFERS, frame)
+    start = net.now_ns
+    mcan.write(offset("TXBAR"), 4, 1)
+    peer.send(CanFrame(0x124))  # the bus is not heard in internal loopback
+    net.run_for(ms=1)
+    assert [f.arbitration_id for f in peer.sent] == [0x124] and peer.received == []
+    assert fifo_status(mcan, 0)[0] == 1 and mcan.regs["TXBTO"] == 1
+    _, _, stamp_us = read_rx_element(mcan.ram, FIFO0)
+    duration_us = net.bus("can0").duration_ns(frame) // 1000
+    assert stamp_us == (start // 1000 + duration_us) & 0xFFFF  # it took its frame time
+
+
+def test_bus_monitoring_only_listens(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, CCCR=1 << 5 | 1 << 8 | 1 << 9)  # MON
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x100))
+    mcan.write(offset("TXBAR"), 4, 1)
+    assert mcan.regs["TXBRP"] == 0  # no transmit requests in bus monitoring mode
+    peer.send(CanFrame(0x150))
+    net.run_for(ms=1)
+    assert peer.received == [] and fifo_status(mcan, 0)[0] == 1
+
+
+def psr(m: Mcan) -> dict[str, int]:
+    value = m.read(offset("PSR"), 4)
+    fields = MCAN_BLOCK.register("PSR").fields
+    return {f.name: (value & f.mask) >> f.lsb for f in fields}
+
+
+def test_psr_reports_the_last_frame_and_clears_on_read(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    assert psr(mcan)["LEC"] == 7  # no event since reset
+    peer.send(CanFrame(0x123, bytes(12), is_fd=True, brs=True, esi=True))
+    net.run_for(ms=1)
+    first = psr(mcan)
+    assert (first["LEC"], first["DLEC"], first["RFDF"], first["RBRS"], first["RESI"]) == (
+        0, 0, 1, 1, 1)  # fmt: skip
+    second = psr(mcan)
+    assert (second["LEC"], second["DLEC"], second["RFDF"], second["RBRS"]) == (7, 7, 0, 0)
+
+
+def test_transmit_errors_warning_passive_esi_bus_off_and_recovery(timed: tuple) -> None:
+    net, mcan, peer = timed
+    for _ in range(12):
+        mcan.transmit_error()
+    assert mcan.regs.get_field("ECR", "TEC") == 96
+    assert psr(mcan)["EW"] == 1 and psr(mcan)["EP"] == 0 and mcan.regs["IR"] & IR["EW"]
+    for _ in range(4):
+        mcan.transmit_error()
+    assert psr(mcan)["EP"] == 1 and mcan.regs["IR"] & IR["EP"]
+    assert mcan.read(offset("ECR"), 4) >> 16 == 16  # CEL counted 16 errors ...
+    assert mcan.regs.get_field("ECR", "CEL") == 0  # ... and cleared when read
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x100, bytes(16), is_fd=True))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=1)
+    assert peer.received[-1].esi  # an error-passive node sends ESI = 1
+    assert mcan.regs.get_field("ECR", "TEC") == 127  # a success counts down
+    for _ in range(17):
+        mcan.transmit_error()
+    assert psr(mcan)["BO"] == 1 and mcan.regs["IR"] & IR["BO"] and mcan.initialising
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x101))
+    mcan.write(offset("TXBAR"), 4, 1)
+    mcan.write(offset("CCCR"), 4, mcan.regs["CCCR"] & ~1)  # firmware restarts the controller
+    recovery_ns = 128 * 11 * 2000  # 128 x 11 recessive bits at 500 kbit/s
+    net.run_for(ns=recovery_ns - 1000)
+    assert psr(mcan)["BO"] == 1 and peer.received[-1].arbitration_id == 0x100  # still off
+    net.run_for(ms=1)
+    assert psr(mcan)["BO"] == 0 and mcan.regs.get_field("ECR", "TEC") == 0
+    assert peer.received[-1].arbitration_id == 0x101  # sending again after recovery
+
+
+def test_receive_errors_make_the_node_receive_passive_until_a_good_frame(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    for _ in range(128):
+        mcan.receive_error()
+    ecr = mcan.regs["ECR"]
+    assert ecr >> 15 & 1 and (ecr >> 8) & 0x7F == 127 and psr(mcan)["EP"] == 1
+    peer.send(CanFrame(0x100))
+    net.run_for(ms=1)
+    assert mcan.regs.get_field("ECR", "RP") == 0 and mcan.regs.get_field("ECR", "REC") == 120
+    assert psr(mcan)["EP"] == 0 and psr(mcan)["EW"] == 1  # 120 >= 96: still a warning

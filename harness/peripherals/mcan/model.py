@@ -106,7 +106,7 @@ class TxRequest:
 
 class Mcan(Peripheral):
     block = MCAN_BLOCK
-    extra_state: ClassVar[tuple[str, ...]] = ("_pending", "_offered", "_tec", "_rec")
+    extra_state: ClassVar[tuple[str, ...]] = ("_pending", "_offered", "_looping", "_tec", "_rec")
 
     def __init__(
         self,
@@ -124,7 +124,8 @@ class Mcan(Peripheral):
         # Set by whoever attaches the controller to a bus: called when a frame is waiting.
         self.bus_request: list[Callable[[int], None]] = []
         self._pending: dict[int, TxRequest] = {}
-        self._offered: int | None = None
+        self._offered: int | None = None  # the request offered to the bus's arbitration
+        self._looping: int | None = None  # the request in internal loopback
         self._tec = self._rec = 0  # fault confinement counters (ECR shows them saturated)
         self._setup: Setup | None = None
         self._filters: dict[bool, tuple[bytes, list[mram.Filter]]] = {}
@@ -262,7 +263,7 @@ class Mcan(Peripheral):
     def reset(self) -> None:
         super().reset()
         self._pending = {}
-        self._offered = None
+        self._offered = self._looping = None
         self._tec = self._rec = 0
         self._setup = None
 
@@ -365,8 +366,9 @@ class Mcan(Peripheral):
         r = self.regs
         r["TXBCR"] = 0
         cancelled = written & r["TXBRP"]
-        if self._offered is not None:
-            cancelled &= ~(1 << self._offered)  # the frame on the bus completes normally
+        for busy in (self._offered, self._looping):
+            if busy is not None:
+                cancelled &= ~(1 << busy)  # a frame being sent completes normally
         for index in range(32):
             if cancelled >> index & 1:
                 del self._pending[index]
@@ -422,8 +424,10 @@ class Mcan(Peripheral):
     def transmitted(self, frame: CanFrame) -> None:
         index = self._offered
         self._offered = None
-        if index is None:
-            return
+        if index is not None:
+            self._sent(index, frame)
+
+    def _sent(self, index: int, frame: CanFrame) -> None:
         request = self._pending.pop(index)
         bit = 1 << index
         r = self.regs
@@ -487,7 +491,7 @@ class Mcan(Peripheral):
         if not ready:
             return
         best = min(ready, key=lambda p: (p.frame.arbitration_key(), p.index))
-        self._offered = best.index
+        self._looping = best.index
         s = self.setup
         duration = frame_bits(best.frame).duration_ns(
             s.nominal_bitrate, s.data_bitrate if best.frame.brs else None
@@ -495,12 +499,10 @@ class Mcan(Peripheral):
         self._loopback.arm_in(-(-duration * self.clock.hz // 1_000_000_000))
 
     def _loopback_done(self) -> None:
-        index = self._offered
-        if index is None:
-            return
-        frame = self._pending[index].frame
-        now = self.clock.ns
-        self.transmitted(frame.stamped(now, self.name))  # LBCK is set: this also receives it
+        index, self._looping = self._looping, None
+        if index is not None and index in self._pending:
+            frame = self._pending[index].frame.stamped(self.clock.ns, self.name)
+            self._sent(index, frame)  # LBCK is set: this also receives it
         self._wake_bus()
 
     # ---- receive ----
@@ -675,7 +677,7 @@ class Mcan(Peripheral):
         """TEC above 255: off the bus with INIT set; the firmware restarts by clearing INIT."""
         self._show_counters()
         self.regs["CCCR"] |= CCCR_INIT
-        self._offered = None
+        self._offered = self._looping = None
         self._loopback.disarm()
         self._set_status(passive=True, warning=True, bus_off=True)
 
