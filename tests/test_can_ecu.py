@@ -52,6 +52,21 @@ def test_a_burst_is_drained_from_the_fifo(rig: tuple[Network, Machine, PythonNod
     assert ecu.read_symbol("rx_frames") == 6
 
 
+def test_batch_mode_takes_eight_frames_per_interrupt(
+    rig: tuple[Network, Machine, PythonNode],
+) -> None:
+    net, ecu, tester = rig
+    tester.send(CanFrame(0x7F0, b"\x01"))  # the echo's control frame: watermark interrupt
+    net.run_for(ms=1)
+    before = ecu.read_symbol("rx_interrupts")
+    for i in range(16):
+        tester.send(CanFrame(0x200 + 2 * i, bytes([i])))
+    net.run_for(ms=20)
+    assert sorted(f.arbitration_id for f in tester.received) == [0x201 + 2 * i for i in range(16)]
+    assert ecu.read_symbol("rx_interrupts") - before == 2  # RF0W: once per 8 frames
+    assert ecu.read_symbol("tx_dropped") == 0
+
+
 def test_runs_are_identical(firmware: dict[str, Path]) -> None:
     def run() -> list[CanFrame]:
         net = Network()

@@ -38,7 +38,8 @@ void mcan_init(MCAN_Type *can, uint32_t nominal_bitrate, uint32_t data_bitrate) 
     can->DBTP = timing(data_bitrate, MCAN_DBTP_DTSEG1_Pos, MCAN_DBTP_DTSEG2_Pos);
     can->SIDFC = base + STD_FILTERS; /* no filters: ... */
     can->GFC = 0;                    /* ... non-matching frames go to FIFO 0 */
-    can->RXF0C = (base + RX_FIFO0) | (RX_FIFO0_N << MCAN_RXF0C_F0S_Pos);
+    can->RXF0C = (base + RX_FIFO0) | (RX_FIFO0_N << MCAN_RXF0C_F0S_Pos) |
+                 (RX_FIFO0_N << MCAN_RXF0C_F0WM_Pos);
     can->RXESC = SIZE_64 << MCAN_RXESC_F0DS_Pos;
     can->TXBC = (base + TX_BUFFERS) | (TX_BUFFER_N << MCAN_TXBC_NDTB_Pos);
     can->TXESC = SIZE_64;

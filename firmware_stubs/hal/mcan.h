@@ -16,8 +16,9 @@ typedef struct {
     uint8_t data[64];
 } can_frame_t;
 
-/* Bus-on with RX FIFO 0 (8 x 64-byte elements, interrupt on new message and on loss),
- * 16 dedicated TX buffers, all IDs accepted into FIFO 0. */
+/* Bus-on with RX FIFO 0 (8 x 64-byte elements, interrupt on new message and on loss; its
+ * watermark is the full FIFO, for drivers that take RF0W instead of RF0N to handle a batch
+ * of frames per interrupt), 16 dedicated TX buffers, all IDs accepted into FIFO 0. */
 void mcan_init(MCAN_Type *can, uint32_t nominal_bitrate, uint32_t data_bitrate);
 /* 0 when queued, -1 when every TX buffer is still pending. */
 int mcan_send(MCAN_Type *can, const can_frame_t *frame);
