@@ -52,3 +52,41 @@ def test_cli_rejects_a_malformed_bus_spec(firmware: dict[str, Path]) -> None:
     result = harness("run", "--firmware", str(firmware["elc"]), "--can0", "vcan0", "--ms", "10")
     assert result.returncode == 2
     assert "--canN wants INTERFACE:CHANNEL" in result.stderr
+
+
+def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
+    firmware: dict[str, Path],
+) -> None:
+    """A real python-can transport between two processes (no vcan on CI machines): the ECU
+    runs in `harness run`, the tool here sends VehicleState and reads LightStatus back."""
+    import os
+    import subprocess
+    import sys
+
+    dbc = Dbc.load()
+    group = f"239.74.{os.getpid() % 250}.{time.perf_counter_ns() % 250 + 1}"  # xdist-safe
+    with can.Bus(interface="udp_multicast", channel=group) as tool:
+        ecu = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli.main", "run", "--firmware",
+             str(firmware["elc"]), "--can0", f"udp_multicast:{group}", "--ms", "4000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            status = []
+            deadline = time.monotonic() + 30
+            sent = False
+            while time.monotonic() < deadline and not any(s["BrakeLamp"] == 1 for s in status):
+                msg = tool.recv(timeout=0.5)
+                if msg is None:
+                    continue
+                decoded = dbc.decode(CanFrame.from_message(msg))
+                if decoded is not None and decoded.name == "LightStatus":
+                    status.append(decoded.signals)
+                    if not sent:  # the ECU is up: press the brake pedal
+                        tool.send(dbc.encode("VehicleState", BrakePedal="Pressed").to_message())
+                        sent = True
+        finally:
+            ecu.terminate()
+            out, err = ecu.communicate(timeout=30)
+    assert status and status[0]["BrakeLamp"] == 0, err
+    assert status[-1]["BrakeLamp"] == 1, f"no BrakeLamp=1 in {len(status)} LightStatus frames"

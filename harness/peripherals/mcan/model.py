@@ -292,10 +292,12 @@ class Mcan(Peripheral):
         if s.fifo_queue and not s.queue_mode:
             requested = self._fifo_requests(requested, s)
         now = self.clock.ns
-        for index in range(s.tx_buffers):
-            if requested >> index & 1:
-                frame, marker, event = mram.read_tx_element(self.ram, self._tx_offset(index))
-                self._pending[index] = TxRequest(index, now, self._as_sent(frame), marker, event)
+        bits = requested
+        while bits:
+            index = (bits & -bits).bit_length() - 1
+            bits &= bits - 1
+            frame, marker, event = mram.read_tx_element(self.ram, self._tx_offset(index))
+            self._pending[index] = TxRequest(index, now, self._as_sent(frame), marker, event)
         r["TXBRP"] |= requested
         r["TXBTO"] &= ~requested
         r["TXBCF"] &= ~requested
