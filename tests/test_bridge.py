@@ -87,6 +87,6 @@ def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
                         sent = True
         finally:
             ecu.terminate()
-            out, err = ecu.communicate(timeout=30)
+            _out, err = ecu.communicate(timeout=30)
     assert status and status[0]["BrakeLamp"] == 0, err
     assert status[-1]["BrakeLamp"] == 1, f"no BrakeLamp=1 in {len(status)} LightStatus frames"
