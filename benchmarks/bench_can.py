@@ -78,7 +78,7 @@ def test_message_loop(benchmark: Any, firmware: dict[str, Path], kind: str, patt
             net.run_until(lambda e=expected: len(tester.received) >= e, timeout_ms=50)
 
     virtual_start = net.now_ns
-    benchmark.pedantic(run, rounds=5, iterations=1)
+    benchmark.pedantic(run, rounds=15, iterations=1)
     assert len(tester.received) == rounds * ROUNDS_FRAMES  # every request was answered
     if not getattr(benchmark, "stats", None):
         return  # --benchmark-disable (make test): the loop ran once as a smoke test

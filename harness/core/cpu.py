@@ -150,8 +150,9 @@ class Cpu:
         starts = [0] * words
         for p in reversed(owners):  # largest first: a nested block overrides its parent
             first = (p.base - page) // 4
-            for i in range(max(first, 0), min(first + p.size // 4, words)):
-                readers[i], writers[i], starts[i] = p.read, p.write, p.base - page
+            lo, hi = max(first, 0), min(first + p.size // 4, words)
+            readers[lo:hi], writers[lo:hi] = [p.read] * (hi - lo), [p.write] * (hi - lo)
+            starts[lo:hi] = [p.base - page] * (hi - lo)
         uc = self.uc
 
         def failed(err: BaseException) -> None:
