@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from harness.cli import bench, build, demo, regs, run
+from harness.cli import bench, build, demo, regs, replay, run
 from harness.errors import HarnessError
 
-SUBCOMMANDS = (build, regs, run, bench, demo)
+SUBCOMMANDS = (build, regs, run, replay, bench, demo)
 
 
 def parser() -> argparse.ArgumentParser:

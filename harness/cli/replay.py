@@ -1,0 +1,139 @@
+"""`harness replay` (a trace into firmware, the bus out) and `harness compare` (two traces)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from harness.dbc import Dbc
+from harness.errors import HarnessError
+from harness.replay.compare import compare_traces
+from harness.replay.player import ReplayOptions
+from harness.replay.reader import formats
+from harness.replay.session import ecu_ids, replay
+
+
+def _int(text: str) -> int:
+    return int(text, 0)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, not {text!r}")
+    return key, value
+
+
+def add_subparser(sub: Any) -> None:
+    p = sub.add_parser("replay", help="replay a bus trace into firmware in virtual time")
+    p.add_argument("trace", help=f"trace file ({', '.join(formats())}, optionally .gz)")
+    p.add_argument("--firmware", help="ECU firmware ELF (MCAN0 on can0, MCAN1 on can1)")
+    p.add_argument("--dbc", help="DBC for message names (and --ecu-node)")
+    p.add_argument("--output", "-o", help="write the replay's bus trace here (format by suffix)")
+    p.add_argument("--ecu-node", help="leave out what this DBC node sent in the recording")
+    p.add_argument("--exclude-id", type=_int, action="append", default=[], metavar="ID")
+    p.add_argument(
+        "--id",
+        type=_int,
+        action="append",
+        default=None,
+        metavar="ID",
+        help="replay only these IDs (repeatable)",
+    )
+    p.add_argument("--start", type=float, default=0.0, help="window start, s after the first frame")
+    p.add_argument("--stop", type=float, default=None, help="window end, s after the first frame")
+    p.add_argument("--time-scale", type=float, default=1.0, help="stretch recorded intervals")
+    p.add_argument("--loop", type=int, default=1, help="passes over the trace")
+    p.add_argument(
+        "--channel",
+        type=_pair,
+        action="append",
+        default=None,
+        metavar="CH=BUS",
+        help="map a trace channel to can0/can1 (default: everything onto can0)",
+    )
+    p.add_argument("--bitrate", type=int, default=500_000)
+    p.add_argument("--data-bitrate", type=int, default=2_000_000)
+    p.add_argument("--tail-ms", type=float, default=100.0, help="run on after the last frame")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_replay)  # fmt: skip
+
+    c = sub.add_parser("compare", help="compare two traces by DBC signals, in timing windows")
+    c.add_argument("reference")
+    c.add_argument("candidate")
+    c.add_argument("--dbc", help="DBC (without it frames are compared by raw bytes)")
+    c.add_argument("--window-ms", type=float, default=5.0, help="timing window per frame")
+    c.add_argument(
+        "--tolerance",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="MSG.SIGNAL=ABS",
+        help="absolute tolerance (glob patterns allowed)",
+    )
+    c.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="MSG[.SIGNAL]",
+        help="ignore these (glob patterns allowed), e.g. '*.Counter' '*.CRC'",
+    )
+    c.add_argument("--message", action="append", default=None, help="compare only these")
+    c.add_argument(
+        "--whole", action="store_true", help="also report candidate frames after the reference ends"
+    )
+    c.add_argument("--show", type=int, default=20, help="differences to print")
+    c.set_defaults(func=_compare)  # fmt: skip
+
+
+def _replay(args: argparse.Namespace) -> int:
+    dbc = Dbc.load(args.dbc) if args.dbc else None
+    exclude = set(args.exclude_id)
+    if args.ecu_node:
+        if dbc is None:
+            raise HarnessError("--ecu-node needs --dbc (the DBC says which messages it sends)")
+        exclude |= ecu_ids(dbc, args.ecu_node)
+    channels = None
+    if args.channel:
+        channels = {(int(k) if k.isdigit() else k): v for k, v in args.channel}
+    options = ReplayOptions(
+        time_scale=args.time_scale, start_s=args.start, stop_s=args.stop,
+        ids=frozenset(args.id) if args.id else None, exclude_ids=frozenset(exclude),
+        channels=channels, loops=args.loop,
+    )  # fmt: skip
+    progress = None if args.no_progress or not sys.stderr.isatty() else _progress_bar()
+    try:
+        result = replay(args.trace, firmware=args.firmware, output=args.output, options=options,
+                        dbc=dbc, bitrate=args.bitrate, data_bitrate=args.data_bitrate,
+                        tail_ms=args.tail_ms, progress=progress)  # fmt: skip
+    finally:
+        if progress is not None:
+            progress.close()
+    print(result.summary())
+    return 0
+
+
+def _progress_bar() -> Any:
+    from tqdm import tqdm
+
+    layout = "{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} [{elapsed}]"
+    bar = tqdm(total=0, desc="replay (virtual s)", leave=False, bar_format=layout)
+
+    def update(done_ns: int, total_ns: int) -> None:
+        bar.total = total_ns / 1e9
+        bar.n = done_ns / 1e9
+        bar.refresh()
+
+    update.close = bar.close  # type: ignore[attr-defined]
+    return update
+
+
+def _compare(args: argparse.Namespace) -> int:
+    dbc = Dbc.load(args.dbc) if args.dbc else None
+    tolerances = {k: float(v) for k, v in args.tolerance}
+    result = compare_traces(args.reference, args.candidate, dbc=dbc, window_ms=args.window_ms,
+                            tolerances=tolerances, mask=args.mask, messages=args.message,
+                            whole=args.whole)  # fmt: skip
+    print(result.report(args.show))
+    return 0 if result.equal else 1

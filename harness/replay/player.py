@@ -1,0 +1,133 @@
+"""Inject a recorded trace into a network at its recorded times, in virtual time.
+
+The player reads one frame ahead and keeps one deadline on the network's clock, so a trace
+of any length streams through in constant memory. Each frame is queued for sending at its
+recorded time (relative to the first frame, scaled by `time_scale`); if the bus is busy it
+waits for arbitration like any node's frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.network.can import PythonNode
+from harness.network.frames import CanFrame
+from harness.network.network import Network
+from harness.replay.reader import TraceError, TraceFrame, read_trace
+
+LOOP_GAP_NS = 1_000_000  # between the end of one pass of a looped trace and the next
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What of a trace to replay, and how.
+
+    `start_s` / `stop_s`: a window in trace time, seconds after the trace's first frame.
+    `ids`: only these arbitration IDs (None: all); `exclude_ids`: never these (e.g. what the
+    ECU itself sent in the recording). `channels`: trace channel -> bus name; channels not in
+    it are skipped (None: every frame goes to the network's first bus). `time_scale` stretches
+    the recorded intervals (0.5: twice as dense). `loops`: passes over the trace.
+    """
+
+    time_scale: float = 1.0
+    start_s: float = 0.0
+    stop_s: float | None = None
+    ids: frozenset[int] | None = None
+    exclude_ids: frozenset[int] = frozenset()
+    channels: Mapping[int | str, str] | None = None
+    loops: int = 1
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError(f"time_scale must be positive, not {self.time_scale}")
+        if self.loops < 1:
+            raise ValueError(f"loops must be at least 1, not {self.loops}")
+        if self.stop_s is not None and self.stop_s < self.start_s:
+            raise ValueError(f"the window ends ({self.stop_s} s) before it starts "
+                             f"({self.start_s} s)")  # fmt: skip
+
+
+@dataclass
+class PlayerCounts:
+    read: int = 0  # frames read from the trace (all passes)
+    injected: int = 0
+    filtered: int = 0  # outside the window, the ID filters or the channel map
+    per_channel: dict[str, int] = field(default_factory=dict)
+
+
+class TracePlayer:
+    def __init__(self, network: Network, trace: str | Path, options: ReplayOptions) -> None:
+        if not network.buses:
+            raise ValueError("the network has no bus to replay onto")
+        unknown = set((options.channels or {}).values()) - set(network.buses)
+        if unknown:
+            raise ValueError(f"channel map names buses the network does not have: "
+                             f"{', '.join(sorted(unknown))} "
+                             f"(it has {', '.join(network.buses)})")  # fmt: skip
+        self.network = network
+        self.trace = Path(trace)
+        self.options = options
+        self.counts = PlayerCounts()
+        self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False)
+                      for name, bus in network.buses.items()}  # fmt: skip
+        self.start_ns = network.now_ns
+        self._frames = self._schedule()
+        self._next = next(self._frames, None)
+        self._deadline = network.clock.deadline(self._inject_due)
+        if self._next is not None:
+            self._deadline.arm_at(self._next[0])
+
+    @property
+    def done(self) -> bool:
+        """Every frame was injected and has left its node's queue."""
+        return self._next is None and not any(n.queue for n in self.nodes.values())
+
+    def _bus_for(self, record: TraceFrame) -> str | None:
+        channels = self.options.channels
+        if channels is None:
+            return next(iter(self.network.buses))
+        if record.channel is not None and record.channel in channels:
+            return channels[record.channel]
+        return channels.get(str(record.channel))
+
+    def _schedule(self) -> Iterator[tuple[int, str, CanFrame]]:
+        o = self.options
+        offset = self.start_ns
+        for _ in range(o.loops):
+            first: float | None = None
+            last = offset
+            for record in read_trace(self.trace):
+                self.counts.read += 1
+                first = record.time_s if first is None else first
+                relative = record.time_s - first
+                if relative < o.start_s or (o.ids is not None and
+                                            record.frame.arbitration_id not in o.ids):  # fmt: skip
+                    self.counts.filtered += 1
+                    continue
+                if o.stop_s is not None and relative > o.stop_s:
+                    break
+                bus = self._bus_for(record)
+                if bus is None or record.frame.arbitration_id in o.exclude_ids:
+                    self.counts.filtered += 1
+                    continue
+                at = offset + round((relative - o.start_s) * o.time_scale * 1e9)
+                if at < last:
+                    raise TraceError(f"{self.trace}: frame {self.counts.read} at "
+                                     f"{record.time_s:.6f} s goes back in time")  # fmt: skip
+                last = at
+                yield at, bus, record.frame
+            offset = last + LOOP_GAP_NS
+
+    def _inject_due(self) -> None:
+        now = self.network.now_ns
+        counts = self.counts
+        while self._next is not None and self._next[0] <= now:
+            _at, bus, frame = self._next
+            self.nodes[bus].send(frame)
+            counts.injected += 1
+            counts.per_channel[bus] = counts.per_channel.get(bus, 0) + 1
+            self._next = next(self._frames, None)
+        if self._next is not None:
+            self._deadline.arm_at(self._next[0])

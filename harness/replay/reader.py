@@ -1,0 +1,183 @@
+"""Bus traces in, one frame at a time, in every format python-can's `LogReader` reads.
+
+Frames stream from the file: a trace of any length is never held in memory. A file the
+reader cannot make sense of raises `TraceError` naming the file, the line (text formats) or
+record and byte offset (binary formats), and the reason.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import can
+from can.io.generic import TextIOMessageReader
+from can.io.player import MESSAGE_READERS
+
+from harness.errors import HarnessError
+from harness.network.frames import CanFrame, FrameError
+
+
+class TraceError(HarnessError):
+    """A trace file that cannot be read, or a frame in it that no controller could send."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceFrame:
+    time_s: float  # as recorded
+    channel: int | str | None  # as recorded (python-can: ASC/BLF channels count from 0)
+    frame: CanFrame
+    is_rx: bool
+
+
+def formats() -> list[str]:
+    return sorted(MESSAGE_READERS)
+
+
+class _CountingLines:
+    """A text file that counts the lines a reader has taken, for error messages."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+        self.line = 0
+        self.last = ""  # the last line read, as it was (with its newline, if it had one)
+        self.name = getattr(file, "name", "")
+
+    def __iter__(self) -> _CountingLines:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._file)
+        self.line += 1
+        return self.last
+
+    def readline(self) -> str:
+        text = self._file.readline()
+        if text:
+            self.line += 1
+            self.last = text
+        return text
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_trace(path: str | Path) -> Iterator[TraceFrame]:
+    """The frames of a trace file, in file order. Error frames (bus events) are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise TraceError(f"{path}: no such trace file")
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = suffixes[-1:] == [".gz"]
+    suffix = suffixes[-2] if compressed and len(suffixes) >= 2 else suffixes[-1] if suffixes else ""
+    reader_type = MESSAGE_READERS.get(suffix)
+    if reader_type is None:
+        raise TraceError(f"{path}: unknown trace format {suffix or '(no suffix)'!r}; python-can "
+                         f"reads {', '.join(formats())} (optionally .gz)")  # fmt: skip
+    if suffix == ".mf4" and importlib.util.find_spec("asammdf") is None:
+        raise TraceError(
+            f"{path}: MF4 needs python-can's mf4 extra (pip install 'python-can[mf4]')"
+        )
+    if suffix == ".db":
+        yield from _frames(path, can.SqliteReader(str(path)), lambda n: f"record {n}")
+        return
+    text = issubclass(reader_type, TextIOMessageReader)
+    opener: Any = gzip.open if compressed else open
+    if text:
+        with opener(path, "rt", encoding="utf-8", errors="replace", newline=None) as raw:
+            counted = _CountingLines(raw)
+            reader = _open_reader(path, reader_type, counted, lambda: f"line {counted.line}")
+            yield from _frames(path, reader, lambda _n: f"line {counted.line}")
+            _check_text_complete(path, suffix, counted)
+        return
+    with opener(path, "rb") as raw:
+        offset = [0]
+
+        def where(n: int) -> str:
+            if not raw.closed:
+                offset[0] = raw.tell()
+            return f"record {n}, byte {offset[0]}"
+
+        reader = _open_reader(path, reader_type, raw, lambda: "the file header")
+        if not compressed:
+            _check_blf_size(path, reader)
+        yield from _frames(path, reader, where)
+
+
+def _open_reader(path: Path, reader_type: type, file: Any, where: Any) -> Any:
+    try:
+        return reader_type(file=file)
+    except Exception as err:  # python-can raises many kinds; name them all
+        raise TraceError(f"{path}: {where()}: not a valid {path.suffix} trace "
+                         f"({type(err).__name__}: {err})") from err  # fmt: skip
+
+
+class _SkippedRecords(logging.Handler):
+    """python-can's readers log and skip some records they cannot parse; we stop there."""
+
+    def __init__(self, where: Callable[[], str]) -> None:
+        super().__init__(logging.WARNING)
+        self.where = where
+        self.problem: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.problem is None:
+            self.problem = f"{self.where()}: {record.getMessage()}"
+
+
+def _frames(path: Path, reader: Any, where: Callable[[int], str]) -> Iterator[TraceFrame]:
+    count = 0
+    messages = iter(reader)
+    skipped = _SkippedRecords(lambda: where(count + 1))
+    io_log = logging.getLogger("can.io")
+    while True:
+        io_log.addHandler(skipped)
+        try:
+            msg = next(messages)
+        except StopIteration:
+            return
+        except Exception as err:
+            raise TraceError(f"{path}: {where(count + 1)}: cannot parse "
+                             f"({type(err).__name__}: {err or 'truncated'})") from err  # fmt: skip
+        finally:
+            io_log.removeHandler(skipped)
+        if skipped.problem is not None:
+            raise TraceError(f"{path}: {skipped.problem}")
+        count += 1
+        if msg.is_error_frame:
+            continue
+        if not msg.is_fd and len(msg.data) > 8:
+            msg.is_fd = True  # CSV and SQLite traces do not store the FD flag; the length shows it
+        try:
+            frame = CanFrame.from_message(msg)
+        except (FrameError, TypeError, ValueError) as err:
+            raise TraceError(f"{path}: {where(count)}: {err}") from err
+        yield TraceFrame(msg.timestamp, msg.channel, frame, msg.is_rx)
+
+
+def _check_blf_size(path: Path, reader: Any) -> None:
+    """BLF headers state the file size; a shorter file was cut off (python-can stops quietly)."""
+    expected = getattr(reader, "file_size", None)
+    actual = path.stat().st_size
+    if expected is not None and actual < expected:
+        raise TraceError(f"{path}: truncated: the header says {expected} bytes, the file has "
+                         f"{actual}")  # fmt: skip
+
+
+def _check_text_complete(path: Path, suffix: str, lines: _CountingLines) -> None:
+    """A cut-off text trace ends mid-line (python-can skips or shortens such a line), and an
+    ASC file without its closing 'End TriggerBlock' line was not written to the end."""
+    if lines.last and not lines.last.endswith("\n"):
+        raise TraceError(f"{path}: line {lines.line}: truncated (the file ends mid-line)")
+    if suffix == ".asc" and lines.last.strip().lower() != "end triggerblock":
+        raise TraceError(f"{path}: line {lines.line}: truncated: no 'End TriggerBlock' line at "
+                         f"the end")  # fmt: skip

@@ -1,0 +1,331 @@
+"""Trace replay: reading every python-can format, injecting at recorded times, recording the
+bus, comparing traces by DBC signals; errors for bad traces."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import tracemalloc
+from pathlib import Path
+
+import can
+import pytest
+from test_cli import harness
+
+from harness import Machine
+from harness.dbc import Dbc
+from harness.network import CanFrame, Network, PythonNode
+from harness.replay import ReplayOptions, TraceError, TraceRecorder, ecu_ids, read_trace, replay
+from harness.replay.compare import compare_traces
+
+DBC = Dbc.load()
+ELC_IDS = ecu_ids(DBC, "ELC")
+
+
+def record_drive(elc: Path, path: Path, frames: int = 60) -> None:
+    """A reference recording: VehicleState every 10 ms (brake pressed in the middle, a turn
+    request) into the real ELC firmware, and everything it answers."""
+    net = Network()
+    net.can_bus("can0", 500_000, 2_000_000)
+    net.add_ecu("ELC", Machine(elc))
+    net.run_for(ms=1)
+    recorder = TraceRecorder(net, path, time_offset_s=100.0)
+    body = PythonNode("body", net.bus("can0"))
+    body.sent_listeners.append(recorder.mark_stimulus)
+    for i in range(frames):
+        brake = "Pressed" if frames // 3 <= i < 2 * frames // 3 else "Released"
+        body.send(DBC.encode("VehicleState", Speed=i, BrakePedal=brake,
+                             TurnRequest="Left" if i > frames // 2 else "Off"))  # fmt: skip
+        net.run_for(ms=10)
+    recorder.close()
+
+
+@pytest.fixture(scope="module")
+def drive(firmware: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("traces") / "drive.asc"
+    record_drive(firmware["elc"], path)
+    return path
+
+
+def stimulus_messages(n: int = 50, fd: bool = True) -> list[can.Message]:
+    msgs = [can.Message(timestamp=50.0 + i * 0.005, arbitration_id=0x100 + i % 4,
+                        data=bytes([i % 256] * 8), is_extended_id=False, channel=0)
+            for i in range(n)]  # fmt: skip
+    msgs.append(can.Message(timestamp=50.0 + n * 0.005, arbitration_id=0x18FF0042,
+                            data=b"\x01\x02", is_extended_id=True, channel=0))  # fmt: skip
+    if fd:
+        msgs.append(can.Message(timestamp=50.0 + (n + 1) * 0.005, arbitration_id=0x321,
+                                data=bytes(range(64)), is_fd=True, bitrate_switch=True,
+                                channel=0))  # fmt: skip
+    return msgs
+
+
+def write_trace(path: Path, msgs: list[can.Message]) -> Path:
+    with can.Logger(str(path)) as writer:
+        for m in msgs:
+            writer.on_message_received(m)
+    return path
+
+
+# ---- reading ----
+
+
+@pytest.mark.parametrize("suffix", [".asc", ".blf", ".csv", ".trc", ".log", ".db", ".asc.gz"])
+def test_every_python_can_format_reads_the_same_frames(tmp_path: Path, suffix: str) -> None:
+    fd = suffix != ".trc"  # python-can's TRC writer has no CAN FD
+    msgs = stimulus_messages(fd=fd)
+    path = write_trace(tmp_path / f"t{suffix}", msgs)
+    got = list(read_trace(path))
+    assert [(r.frame.arbitration_id, r.frame.data, r.frame.is_extended, r.frame.is_fd)
+            for r in got] == [(m.arbitration_id, bytes(m.data), m.is_extended_id, m.is_fd)
+                              for m in msgs]  # fmt: skip
+    gaps = [round(b.time_s - a.time_s, 6) for a, b in itertools.pairwise(got)]
+    assert set(gaps) == {0.005}
+
+
+def test_bad_traces_name_the_file_the_place_and_the_reason(tmp_path: Path) -> None:
+    good = write_trace(tmp_path / "good.asc", stimulus_messages())
+    text = good.read_text()
+    cut = tmp_path / "cut.asc"
+    cut.write_text(text[: len(text) * 2 // 3])
+    with pytest.raises(
+        TraceError, match=r"cut\.asc: line \d+: truncated \(the file ends mid-line\)"
+    ):
+        list(read_trace(cut))
+    unended = tmp_path / "unended.asc"
+    unended.write_text(text.replace("End TriggerBlock", ""))
+    with pytest.raises(TraceError, match="no 'End TriggerBlock'"):
+        list(read_trace(unended))
+    lines = text.splitlines(keepends=True)
+    bad = tmp_path / "bad.asc"
+    bad.write_text("".join([*lines[:10], "   50.1 1  zz9  Rx   d 8 GG 00 00\n", *lines[10:]]))
+    with pytest.raises(TraceError, match=r"bad\.asc: line 11: cannot parse .*zz9"):
+        list(read_trace(bad))
+    blf = write_trace(tmp_path / "t.blf", stimulus_messages())
+    short = tmp_path / "short.blf"
+    short.write_bytes(blf.read_bytes()[:-100])
+    with pytest.raises(TraceError, match=r"short\.blf: truncated: the header says \d+ bytes"):
+        list(read_trace(short))
+    junk = tmp_path / "junk.blf"
+    junk.write_bytes(b"not a BLF file at all" * 10)
+    with pytest.raises(TraceError, match=r"junk\.blf: the file header: not a valid \.blf trace"):
+        list(read_trace(junk))
+    pcap = tmp_path / "x.pcap"
+    pcap.write_bytes(b"\0")
+    with pytest.raises(TraceError, match=r"unknown trace format '\.pcap'; python-can reads \.asc"):
+        list(read_trace(pcap))
+    with pytest.raises(TraceError, match="no such trace file"):
+        list(read_trace(tmp_path / "missing.asc"))
+    log = tmp_path / "bad.log"
+    log.write_text("(1.000000) can0 123#0102\n(1.001000) can0 12G#00\n")
+    with pytest.raises(TraceError, match=r"bad\.log: line 2: cannot parse \(ValueError"):
+        list(read_trace(log))
+
+
+def test_a_long_trace_streams_in_flat_memory(tmp_path: Path) -> None:
+    def peak(frames: int) -> int:
+        path = tmp_path / f"long{frames}.log"
+        with path.open("w") as f:  # candump format, written directly: fast to make
+            for i in range(frames):
+                f.write(
+                    f"({i * 0.0002:.6f}) can0 {0x100 + i % 16:03X}#{i % 256:02X}00000000000000\n"
+                )
+        net = Network()
+        net.can_bus("can0", 1_000_000)
+        tracemalloc.start()
+        result = replay_network(net, path)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert result == frames
+        return top
+
+    small, large = peak(1_000), peak(12_000)
+    assert large < 1.5 * small + 100_000  # 12x the frames, not 12x the memory
+
+
+def replay_network(net: Network, path: Path) -> int:
+    from harness.replay import TracePlayer
+
+    player = TracePlayer(net, path, ReplayOptions())
+    while not player.done:
+        net.run_for(ms=100)
+    return player.counts.injected
+
+
+# ---- replaying ----
+
+
+def test_replaying_a_recording_into_the_same_firmware_reproduces_it(
+    drive: Path, firmware: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.blf"
+    result = replay(drive, firmware=firmware["elc"], output=out, dbc=DBC,
+                    options=ReplayOptions(exclude_ids=ELC_IDS))  # fmt: skip
+    assert result.frames_in == 60  # the VehicleState frames; the ECU's own were left out
+    assert result.frames_out > 60  # LightStatus every 10 ms and on change, LightDiag, NM
+    assert "VehicleState" in result.summary() and "LightStatus" in result.summary()
+    comparison = compare_traces(drive, out, dbc=DBC)
+    assert comparison.equal, comparison.report()
+    assert comparison.compared == sum(1 for _ in read_trace(drive))
+    written = list(read_trace(out))
+    assert [r.is_rx for r in written if r.frame.arbitration_id == 0x100] == [True] * 60
+    assert all(not r.is_rx for r in written if r.frame.arbitration_id in ELC_IDS)
+
+
+def test_window_filters_time_scale_and_loops(tmp_path: Path) -> None:
+    path = write_trace(tmp_path / "t.asc", stimulus_messages(n=40, fd=False))
+
+    def run(**options: object) -> list[CanFrame]:
+        net = Network()
+        net.can_bus("can0", 1_000_000)
+        spy = PythonNode("spy", net.bus("can0"))
+        from harness.replay import TracePlayer
+
+        player = TracePlayer(net, path, ReplayOptions(**options))  # type: ignore[arg-type]
+        while not player.done:
+            net.run_for(ms=10)
+        net.run_for(ms=1)
+        return spy.received
+
+    everything = run()
+    assert len(everything) == 41
+    window = run(start_s=0.05, stop_s=0.1)  # 10 ms .. 20 ms of trace time: frames 10..20
+    assert [f.data[0] for f in window] == list(range(10, 21))
+    assert window[0].timestamp_ns < everything[10].timestamp_ns  # the window starts at once
+    only = run(ids=frozenset({0x101}))
+    assert {f.arbitration_id for f in only} == {0x101} and len(only) == 10
+    without = run(exclude_ids=frozenset({0x101, 0x18FF0042}))
+    assert len(without) == 30
+    dense = run(time_scale=0.5)  # 5 ms recorded -> 2.5 ms (frame lengths differ by stuff bits)
+    span = dense[-1].timestamp_ns - dense[0].timestamp_ns
+    assert abs(span - (everything[-1].timestamp_ns - everything[0].timestamp_ns) / 2) < 20_000
+    looped = run(loops=3)
+    assert len(looped) == 3 * 41 and looped[41].data == looped[0].data
+
+
+def test_channels_map_onto_two_buses(tmp_path: Path) -> None:
+    msgs = [can.Message(timestamp=i * 0.001, arbitration_id=0x200 + i, data=b"\x00",
+                        is_extended_id=False, channel=i % 2) for i in range(10)]  # fmt: skip
+    path = write_trace(tmp_path / "two.asc", msgs)
+    result = replay(path, output=tmp_path / "out.asc",
+                    options=ReplayOptions(channels={0: "can0", 1: "can1"}))  # fmt: skip
+    assert result.frames_in == 10
+    written = list(read_trace(tmp_path / "out.asc"))
+    assert {(r.frame.arbitration_id - 0x200) % 2 for r in written if r.channel == 0} == {0}
+    assert {(r.frame.arbitration_id - 0x200) % 2 for r in written if r.channel == 1} == {1}
+    only_one = replay(path, options=ReplayOptions(channels={1: "can0"}))
+    assert only_one.frames_in == 5 and only_one.filtered == 5
+    from harness.replay import TracePlayer
+
+    net = Network()
+    net.can_bus("can0")
+    with pytest.raises(ValueError, match="buses the network does not have: can7"):
+        TracePlayer(net, path, ReplayOptions(channels={0: "can0", 1: "can7"}))
+
+
+def test_ids_unknown_to_the_dbc_replay_raw_and_compare_by_bytes(
+    firmware: dict[str, Path], tmp_path: Path
+) -> None:
+    msgs = stimulus_messages(n=8, fd=False)  # 0x100..0x103: 0x100 is VehicleState, rest unknown
+    path = write_trace(tmp_path / "raw.asc", msgs)
+    out = tmp_path / "out.asc"
+    result = replay(path, firmware=firmware["elc"], output=out, dbc=DBC)
+    assert result.frames_in == 9
+    replayed = [r for r in read_trace(out) if r.is_rx]
+    assert [(r.frame.arbitration_id, r.frame.data) for r in replayed] == [
+        (m.arbitration_id, bytes(m.data)) for m in msgs]  # fmt: skip
+    changed = list(msgs)
+    changed[1] = can.Message(timestamp=msgs[1].timestamp, arbitration_id=0x101, data=b"\xff" * 8,
+                             is_extended_id=False, channel=0)  # fmt: skip
+    other = write_trace(tmp_path / "changed.asc", changed)
+    diff = compare_traces(path, other, dbc=DBC)
+    assert diff.total_differences == 1 and "101" in diff.report() and "ffffffff" in diff.report()
+
+
+# ---- comparing ----
+
+
+def edited(drive: Path, tmp_path: Path, edit: object) -> Path:
+    """A copy of the drive with `edit(index, message) -> message | None` applied."""
+    out = []
+    for i, record in enumerate(read_trace(drive)):
+        msg = record.frame.to_message()
+        msg.timestamp, msg.channel = record.time_s, 0
+        new = edit(i, msg)  # type: ignore[operator]
+        if new is not None:
+            out.append(new)
+    out.sort(key=lambda m: m.timestamp)  # loggers write in time order
+    return write_trace(tmp_path / "edited.asc", out)
+
+
+def test_compare_finds_value_timing_missing_and_extra_differences(
+    drive: Path, tmp_path: Path
+) -> None:
+    status = [i for i, r in enumerate(read_trace(drive)) if r.frame.arbitration_id == 0x300]
+    target, dropped, late = status[5], status[10], status[20]
+
+    def edit(i: int, msg: can.Message) -> can.Message | None:
+        if i == target:  # BrakeLamp is bit 0 of LightStatus byte 0 (per the DBC)
+            values = DBC.decode(CanFrame.from_message(msg)).signals  # type: ignore[union-attr]
+            values = {**values, "BrakeLamp": 1 - values["BrakeLamp"]}
+            frame = DBC.encode("LightStatus", **values)
+            msg = can.Message(timestamp=msg.timestamp, arbitration_id=0x300, data=frame.data,
+                              is_extended_id=False, is_fd=True, bitrate_switch=frame.brs,
+                              channel=0)  # fmt: skip
+        if i == dropped:
+            return None
+        if i == late:
+            msg.timestamp += 0.005  # out of its 2 ms window, between two others
+        return msg
+
+    other = edited(drive, tmp_path, edit)
+    diff = compare_traces(drive, other, dbc=DBC, window_ms=2)
+    kinds = sorted(d.kind for d in diff.differences)
+    assert kinds == ["extra", "missing", "missing", "value"], diff.report()
+    assert "BrakeLamp" in diff.report() and "LightStatus" in diff.report()
+    masked = compare_traces(drive, other, dbc=DBC, window_ms=2, mask=["LightStatus.BrakeLamp"])
+    assert sorted(d.kind for d in masked.differences) == ["extra", "missing", "missing"]
+    assert compare_traces(drive, other, dbc=DBC, mask=["LightStatus"]).equal
+
+
+def test_tolerances_apply_per_signal(drive: Path, tmp_path: Path) -> None:
+    def faster(_i: int, msg: can.Message) -> can.Message:
+        if msg.arbitration_id == 0x100:
+            values = DBC.decode(CanFrame.from_message(msg)).signals  # type: ignore[union-attr]
+            frame = DBC.encode("VehicleState", **{**values, "Speed": values["Speed"] + 0.5})
+            msg = can.Message(timestamp=msg.timestamp, arbitration_id=0x100, data=frame.data,
+                              is_extended_id=False, channel=0)  # fmt: skip
+        return msg
+
+    other = edited(drive, tmp_path, faster)
+    assert compare_traces(drive, other, dbc=DBC).total_differences == 60
+    assert compare_traces(drive, other, dbc=DBC, tolerances={"VehicleState.Speed": 0.6}).equal
+    assert compare_traces(drive, other, dbc=DBC, tolerances={"*.Spe*": 0.6}).equal
+
+
+# ---- command line ----
+
+
+def test_cli_replay_and_compare(drive: Path, firmware: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.asc"
+    result = harness("replay", str(drive), "--firmware", str(firmware["elc"]), "--dbc",
+                     str(DBC.source), "--ecu-node", "ELC", "-o", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "60 in (replayed)" in result.stdout and "LightStatus" in result.stdout
+    same = harness("compare", str(drive), str(out), "--dbc", str(DBC.source))
+    assert same.returncode == 0 and "- equal" in same.stdout
+    other = edited(drive, tmp_path, lambda i, m: None if i == 3 else m)
+    differ = harness("compare", str(drive), str(other), "--dbc", str(DBC.source))
+    assert differ.returncode == 1 and "missing" in differ.stdout
+    bad = harness("replay", str(tmp_path / "nope.asc"))
+    assert bad.returncode == 2 and "no such trace file" in bad.stderr
+    needs_dbc = harness("replay", str(drive), "--ecu-node", "ELC")
+    assert needs_dbc.returncode == 2 and "--ecu-node needs --dbc" in needs_dbc.stderr
+
+
+def test_gzip_output_and_input(tmp_path: Path) -> None:
+    path = write_trace(tmp_path / "in.asc.gz", stimulus_messages(n=5, fd=False))
+    with gzip.open(path) as raw:
+        assert raw.read().startswith(b"date")
+    result = replay(path, output=tmp_path / "out.asc.gz")
+    assert result.frames_in == 6 and len(list(read_trace(tmp_path / "out.asc.gz"))) == 6
