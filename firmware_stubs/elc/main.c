@@ -56,13 +56,17 @@ static uint8_t status_byte(void) {
                      (turn_request == TURN_HAZARD) << 3 | headlight_state() << 4);
 }
 
+/* All lamp outputs in one port write, refreshed on every update (not only on change). */
 static void drive_lamps(uint8_t status) {
-    gpio_write(GPIOA, PIN_BRAKE, status & 1u);
-    gpio_write(GPIOA, PIN_TURN_LEFT, status >> 1 & 1u);
-    gpio_write(GPIOA, PIN_TURN_RIGHT, status >> 2 & 1u);
-    gpio_write(GPIOA, PIN_LOW_BEAM, headlight_state() == HEAD_LOW);
-    gpio_write(GPIOA, PIN_HIGH_BEAM, headlight_state() == HEAD_HIGH);
-    gpio_write(GPIOA, PIN_FOG, fog_on);
+    uint32_t levels = (uint32_t)(status & 1u) << PIN_BRAKE |
+                      (uint32_t)(status >> 1 & 1u) << PIN_TURN_LEFT |
+                      (uint32_t)(status >> 2 & 1u) << PIN_TURN_RIGHT |
+                      (uint32_t)(headlight_state() == HEAD_LOW) << PIN_LOW_BEAM |
+                      (uint32_t)(headlight_state() == HEAD_HIGH) << PIN_HIGH_BEAM |
+                      (uint32_t)(fog_on != 0) << PIN_FOG;
+    uint32_t mask = 1u << PIN_BRAKE | 1u << PIN_TURN_LEFT | 1u << PIN_TURN_RIGHT |
+                    1u << PIN_LOW_BEAM | 1u << PIN_HIGH_BEAM | 1u << PIN_FOG;
+    gpio_write_masked(GPIOA, mask, levels);
 }
 
 static void send_status(void) {

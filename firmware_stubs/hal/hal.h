@@ -26,6 +26,10 @@ static inline void gpio_toggle(GPIO_Type *port, uint32_t pin) { port->TOGGLE = 1
 static inline void gpio_write(GPIO_Type *port, uint32_t pin, int on) {
     if (on) gpio_set(port, pin); else gpio_clear(port, pin);
 }
+/* Drive the pins in `mask` to `levels` with one BSRR write (set and reset at once). */
+static inline void gpio_write_masked(GPIO_Type *port, uint32_t mask, uint32_t levels) {
+    port->BSRR = (levels & mask) | ((~levels & mask) << 16);
+}
 static inline int gpio_read(GPIO_Type *port, uint32_t pin) { return (port->IDR >> pin) & 1u; }
 
 #endif

@@ -110,10 +110,11 @@ def replay(
     for node in player.nodes.values():
         node.sent_listeners.append(recorder.mark_stimulus)
     try:
-        while not player.done:
-            net.advance_to(net.now_ns + CHUNK_NS)
-            if progress is not None:
+        report_at = net.now_ns + CHUNK_NS
+        while not player.done and net.step():
+            if progress is not None and net.now_ns >= report_at:
                 progress(min(net.now_ns - player.start_ns, total_ns), total_ns)
+                report_at = net.now_ns + CHUNK_NS
         net.run_for(ms=tail_ms)
     finally:
         recorder.close()
