@@ -27,7 +27,7 @@ bench: firmware
 	$(PY) benchmarks/report.py build/benchmarks.json
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/ruff check harness tests benchmarks traces
 	$(VENV)/bin/mypy
 
 clean:
