@@ -1,0 +1,155 @@
+"""AUTOSAR E2E profiles 1, 2 and 5: protect a payload (counter + CRC) and check one.
+
+Layouts (byte offsets in the payload, the AUTOSAR defaults this harness uses):
+  Profile 1: CRC-8 SAE J1850 (poly 0x1D) in byte 0; 4-bit counter (0..14) in the low nibble
+             of byte 1; the 16-bit data ID enters the CRC by `data_id_mode` (both bytes,
+             alternating by counter parity, low byte only, or low byte with the high nibble
+             carried in byte 1's high nibble).
+  Profile 2: CRC-8H2F (poly 0x2F) in byte 0; 4-bit counter (0..15) in the low nibble of
+             byte 1; the data ID is the counter's entry in a list of 16.
+  Profile 5: CRC-16 CCITT-FALSE (poly 0x1021) little-endian in bytes 0..1; 8-bit counter in
+             byte 2; the 16-bit data ID enters the CRC after the data, low byte first.
+The CRC covers the payload after the CRC field, then the data ID as each profile says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+def _crc8(data: bytes, poly: int, register: int) -> int:
+    for byte in data:
+        register ^= byte
+        for _ in range(8):
+            register = (
+                ((register << 1) ^ poly) & 0xFF if register & 0x80 else (register << 1) & 0xFF
+            )
+    return register
+
+
+def crc8_sae_j1850(data: bytes) -> int:
+    """CRC-8 SAE J1850 as AUTOSAR's Crc library defines it (init 0xFF, final XOR 0xFF)."""
+    return _crc8(data, 0x1D, 0xFF) ^ 0xFF
+
+
+def crc8h2f(data: bytes) -> int:
+    """CRC-8H2F (CRC-8/AUTOSAR: poly 0x2F, init 0xFF, final XOR 0xFF)."""
+    return _crc8(data, 0x2F, 0xFF) ^ 0xFF
+
+
+def crc16_ccitt_false(data: bytes, register: int = 0xFFFF) -> int:
+    for byte in data:
+        register ^= byte << 8
+        for _ in range(8):
+            register = (
+                ((register << 1) ^ 0x1021) & 0xFFFF
+                if register & 0x8000
+                else (register << 1) & 0xFFFF
+            )
+    return register
+
+
+class DataIdMode(Enum):
+    BOTH = 0
+    ALT = 1
+    LOW = 2
+    NIBBLE = 3
+
+
+@dataclass(frozen=True)
+class Profile1:
+    data_id: int
+    data_id_mode: DataIdMode = DataIdMode.BOTH
+    max_delta_counter: int = 1
+    counter_modulo = 15  # 15 is not a valid counter value
+
+    def crc(self, payload: bytes, counter: int) -> int:
+        low, high = self.data_id & 0xFF, self.data_id >> 8 & 0xFF
+        mode = self.data_id_mode
+        if mode is DataIdMode.BOTH:
+            prefix = bytes([low, high])
+        elif mode is DataIdMode.ALT:
+            prefix = bytes([low if counter % 2 == 0 else high])
+        elif mode is DataIdMode.LOW:
+            prefix = bytes([low])
+        else:  # NIBBLE: the high byte's low nibble travels in the payload instead
+            prefix = bytes([low, 0])
+        # AUTOSAR chains Crc_CalculateCRC8 from start value 0x00 and inverts the result
+        # again: a plain CRC-8 with register 0x00 and no final XOR.
+        return _crc8(prefix + bytes(payload[1:]), 0x1D, 0x00)
+
+    def protect(self, payload: bytes, counter: int) -> bytes:
+        data = bytearray(payload)
+        data[1] = (data[1] & 0xF0) | (counter % self.counter_modulo)
+        if self.data_id_mode is DataIdMode.NIBBLE:
+            data[1] = (data[1] & 0x0F) | ((self.data_id >> 8 & 0x0F) << 4)
+        data[0] = self.crc(bytes(data), counter)
+        return bytes(data)
+
+    def counter(self, payload: bytes) -> int:
+        return payload[1] & 0x0F
+
+    def crc_ok(self, payload: bytes) -> bool:
+        counter = self.counter(payload)
+        if counter >= self.counter_modulo:
+            return False
+        if self.data_id_mode is DataIdMode.NIBBLE and payload[1] >> 4 != self.data_id >> 8 & 0x0F:
+            return False
+        return payload[0] == self.crc(payload, counter)
+
+
+@dataclass(frozen=True)
+class Profile2:
+    data_ids: tuple[int, ...]  # 16 data IDs, one per counter value
+    max_delta_counter: int = 1
+    counter_modulo = 16
+
+    def __post_init__(self) -> None:
+        if len(self.data_ids) != 16:
+            raise ValueError(
+                f"profile 2 needs 16 data IDs (one per counter), not {len(self.data_ids)}"
+            )
+
+    def crc(self, payload: bytes, counter: int) -> int:
+        return crc8h2f(bytes(payload[1:]) + bytes([self.data_ids[counter] & 0xFF]))
+
+    def protect(self, payload: bytes, counter: int) -> bytes:
+        data = bytearray(payload)
+        counter %= self.counter_modulo
+        data[1] = (data[1] & 0xF0) | counter
+        data[0] = self.crc(bytes(data), counter)
+        return bytes(data)
+
+    def counter(self, payload: bytes) -> int:
+        return payload[1] & 0x0F
+
+    def crc_ok(self, payload: bytes) -> bool:
+        return payload[0] == self.crc(payload, self.counter(payload))
+
+
+@dataclass(frozen=True)
+class Profile5:
+    data_id: int
+    max_delta_counter: int = 1
+    counter_modulo = 256
+
+    def crc(self, payload: bytes) -> int:
+        crc = crc16_ccitt_false(bytes(payload[2:]))
+        return crc16_ccitt_false(bytes([self.data_id & 0xFF, self.data_id >> 8 & 0xFF]), crc)
+
+    def protect(self, payload: bytes, counter: int) -> bytes:
+        data = bytearray(payload)
+        data[2] = counter % self.counter_modulo
+        crc = self.crc(bytes(data))
+        data[0], data[1] = crc & 0xFF, crc >> 8
+        return bytes(data)
+
+    def counter(self, payload: bytes) -> int:
+        return payload[2]
+
+    def crc_ok(self, payload: bytes) -> bool:
+        return payload[0] | payload[1] << 8 == self.crc(payload)
+
+
+Profile = Profile1 | Profile2 | Profile5
