@@ -136,3 +136,30 @@ def test_state_machine_init_valid_invalid_and_recovery() -> None:
 def test_profile2_needs_sixteen_data_ids() -> None:
     with pytest.raises(ValueError, match="16 data IDs"):
         Profile2((1, 2, 3))
+
+
+@given(st.binary(min_size=16, max_size=16), st.integers(0, 0xFFFF), st.integers(0, 14),
+       st.integers(0, 14))  # fmt: skip
+def test_header_offsets_match_autosar_e2e(payload: bytes, data_id: int, counter: int,
+                                          offset: int) -> None:  # fmt: skip
+    p1 = Profile1(data_id, crc_offset=offset, counter_offset=8 * (offset + 1),
+                  nibble_offset=8 * (offset + 1) + 4)  # fmt: skip
+    mine = p1.protect(payload, counter)
+    theirs = bytearray(mine)
+    theirs[offset] = 0
+    reference.p01.e2e_p01_protect(theirs, data_id, offset=offset, increment_counter=False)
+    assert bytes(theirs) == mine and p1.counter(mine) == counter
+    p5 = Profile5(data_id, offset=min(offset, 13))
+    mine5 = p5.protect(payload, counter)
+    theirs5 = bytearray(mine5)
+    theirs5[p5.offset] = theirs5[p5.offset + 1] = 0
+    reference.p05.e2e_p05_protect(theirs5, data_id, offset=p5.offset, increment_counter=False)
+    assert bytes(theirs5) == mine5 and p5.counter(mine5) == counter
+
+
+def test_profile1_with_the_crc_after_the_counter() -> None:
+    # VehicleState's layout in the project DBC: counter at bit 48, CRC in byte 7.
+    p = Profile1(0x100, crc_offset=7, counter_offset=48)
+    frame = p.protect(bytes(range(8)), 9)
+    assert frame[:6] == bytes(range(6)) and frame[6] & 0x0F == 9 and p.crc_ok(frame)
+    assert not p.crc_ok(frame[:6] + bytes([frame[6] ^ 0x01]) + frame[7:])

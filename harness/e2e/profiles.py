@@ -1,15 +1,16 @@
 """AUTOSAR E2E profiles 1, 2 and 5: protect a payload (counter + CRC) and check one.
 
-Layouts (byte offsets in the payload, the AUTOSAR defaults this harness uses):
-  Profile 1: CRC-8 SAE J1850 (poly 0x1D) in byte 0; 4-bit counter (0..14) in the low nibble
-             of byte 1; the 16-bit data ID enters the CRC by `data_id_mode` (both bytes,
-             alternating by counter parity, low byte only, or low byte with the high nibble
-             carried in byte 1's high nibble).
+Layouts (the AUTOSAR defaults; profiles 1 and 5 take the offsets AUTOSAR lets you configure):
+  Profile 1: CRC-8 SAE J1850 (poly 0x1D) in byte `crc_offset` (default 0); 4-bit counter
+             (0..14) at bit `counter_offset` (default 8: byte 1's low nibble); the 16-bit data
+             ID enters the CRC by `data_id_mode` (both bytes, alternating by counter parity,
+             low byte only, or low byte with the high nibble carried at `nibble_offset`).
   Profile 2: CRC-8H2F (poly 0x2F) in byte 0; 4-bit counter (0..15) in the low nibble of
              byte 1; the data ID is the counter's entry in a list of 16.
-  Profile 5: CRC-16 CCITT-FALSE (poly 0x1021) little-endian in bytes 0..1; 8-bit counter in
-             byte 2; the 16-bit data ID enters the CRC after the data, low byte first.
-The CRC covers the payload after the CRC field, then the data ID as each profile says.
+  Profile 5: CRC-16 CCITT-FALSE (poly 0x1021) little-endian at byte `offset` (default 0),
+             8-bit counter right after it; the 16-bit data ID enters the CRC after the data,
+             low byte first.
+The CRC covers every payload byte but the CRC field, then the data ID as each profile says.
 """
 
 from __future__ import annotations
@@ -57,11 +58,23 @@ class DataIdMode(Enum):
     NIBBLE = 3
 
 
+def _nibble(payload: bytes, bit: int) -> int:
+    return payload[bit // 8] >> (bit % 8) & 0x0F
+
+
+def _set_nibble(data: bytearray, bit: int, value: int) -> None:
+    shift = bit % 8
+    data[bit // 8] = (data[bit // 8] & ~(0x0F << shift) & 0xFF) | (value & 0x0F) << shift
+
+
 @dataclass(frozen=True)
 class Profile1:
     data_id: int
     data_id_mode: DataIdMode = DataIdMode.BOTH
     max_delta_counter: int = 1
+    crc_offset: int = 0  # byte
+    counter_offset: int = 8  # bit (a nibble)
+    nibble_offset: int = 12  # bit (a nibble), for DataIdMode.NIBBLE
     counter_modulo = 15  # 15 is not a valid counter value
 
     def crc(self, payload: bytes, counter: int) -> int:
@@ -77,26 +90,28 @@ class Profile1:
             prefix = bytes([low, 0])
         # AUTOSAR chains Crc_CalculateCRC8 from start value 0x00 and inverts the result
         # again: a plain CRC-8 with register 0x00 and no final XOR.
-        return _crc8(prefix + bytes(payload[1:]), 0x1D, 0x00)
+        at = self.crc_offset
+        return _crc8(prefix + bytes(payload[:at]) + bytes(payload[at + 1 :]), 0x1D, 0x00)
 
     def protect(self, payload: bytes, counter: int) -> bytes:
         data = bytearray(payload)
-        data[1] = (data[1] & 0xF0) | (counter % self.counter_modulo)
+        _set_nibble(data, self.counter_offset, counter % self.counter_modulo)
         if self.data_id_mode is DataIdMode.NIBBLE:
-            data[1] = (data[1] & 0x0F) | ((self.data_id >> 8 & 0x0F) << 4)
-        data[0] = self.crc(bytes(data), counter)
+            _set_nibble(data, self.nibble_offset, self.data_id >> 8)
+        data[self.crc_offset] = self.crc(bytes(data), counter % self.counter_modulo)
         return bytes(data)
 
     def counter(self, payload: bytes) -> int:
-        return payload[1] & 0x0F
+        return _nibble(payload, self.counter_offset)
 
     def crc_ok(self, payload: bytes) -> bool:
         counter = self.counter(payload)
         if counter >= self.counter_modulo:
             return False
-        if self.data_id_mode is DataIdMode.NIBBLE and payload[1] >> 4 != self.data_id >> 8 & 0x0F:
+        nibble = _nibble(payload, self.nibble_offset)
+        if self.data_id_mode is DataIdMode.NIBBLE and nibble != self.data_id >> 8 & 0x0F:
             return False
-        return payload[0] == self.crc(payload, counter)
+        return payload[self.crc_offset] == self.crc(payload, counter)
 
 
 @dataclass(frozen=True)
@@ -132,24 +147,26 @@ class Profile2:
 class Profile5:
     data_id: int
     max_delta_counter: int = 1
+    offset: int = 0  # byte of the header (CRC low, CRC high, counter)
     counter_modulo = 256
 
     def crc(self, payload: bytes) -> int:
-        crc = crc16_ccitt_false(bytes(payload[2:]))
+        at = self.offset
+        crc = crc16_ccitt_false(bytes(payload[:at]) + bytes(payload[at + 2 :]))
         return crc16_ccitt_false(bytes([self.data_id & 0xFF, self.data_id >> 8 & 0xFF]), crc)
 
     def protect(self, payload: bytes, counter: int) -> bytes:
         data = bytearray(payload)
-        data[2] = counter % self.counter_modulo
+        data[self.offset + 2] = counter % self.counter_modulo
         crc = self.crc(bytes(data))
-        data[0], data[1] = crc & 0xFF, crc >> 8
+        data[self.offset], data[self.offset + 1] = crc & 0xFF, crc >> 8
         return bytes(data)
 
     def counter(self, payload: bytes) -> int:
-        return payload[2]
+        return payload[self.offset + 2]
 
     def crc_ok(self, payload: bytes) -> bool:
-        return payload[0] | payload[1] << 8 == self.crc(payload)
+        return payload[self.offset] | payload[self.offset + 1] << 8 == self.crc(payload)
 
 
 Profile = Profile1 | Profile2 | Profile5

@@ -1,0 +1,126 @@
+"""Rest-bus simulation from the DBC, with E2E counters and CRCs kept right, and faults."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from harness import Machine
+from harness.dbc import Dbc, DbcError
+from harness.e2e import CheckStatus, E2EReceiver
+from harness.e2e.config import E2EConfigError, from_dbc, load
+from harness.network import CanFrame, Network, PythonNode
+from harness.restbus import Fault, RestBus
+
+DBC = Dbc.load()
+E2E = from_dbc(DBC)
+
+
+def rig(elc: Path | None = None) -> tuple[Network, RestBus, PythonNode]:
+    net = Network()
+    net.can_bus("can0", 500_000, 2_000_000)
+    if elc is not None:
+        net.add_ecu("ELC", Machine(elc))
+    spy = PythonNode("spy", net.bus("can0"))
+    return net, RestBus(net, DBC, "ELC", e2e=E2E), spy
+
+
+def frames(spy: PythonNode, ident: int) -> list[CanFrame]:
+    return [f for f in spy.received if f.arbitration_id == ident]
+
+
+def test_the_dbc_declares_vehiclestate_e2e_profile_1() -> None:
+    profile = E2E["VehicleState"]
+    assert (profile.crc_offset, profile.counter_offset, profile.data_id) == (7, 48, 0x100)  # type: ignore[union-attr]
+
+
+def test_sends_what_the_ecu_receives_at_its_cycle_times() -> None:
+    net, restbus, spy = rig()
+    assert sorted(restbus.messages) == ["LightCommand", "VehicleState"]  # not the ELC's own
+    net.run_for(ms=1000)
+    state, command = frames(spy, 0x100), frames(spy, 0x120)
+    assert len(state) == 100 and len(command) == 10
+    gaps = {b.timestamp_ns - a.timestamp_ns for a, b in itertools.pairwise(state)}
+    assert all(abs(g - 10_000_000) < 300_000 for g in gaps)  # arbitration may hold one a frame
+    rx = E2EReceiver(E2E["VehicleState"])
+    assert {rx.check(f.data) for f in state} == {CheckStatus.OK}
+    counters = [DBC.decode(f).signals["VehicleState_Counter"] for f in state[:16]]  # type: ignore[union-attr]
+    assert counters == [*range(15), 0]
+
+
+def test_signal_values_change_while_running_and_the_ecu_reacts(firmware: dict[str, Path]) -> None:
+    net, restbus, spy = rig(firmware["elc"])
+    net.run_for(ms=50)
+    restbus.set("VehicleState", BrakePedal="Pressed", Speed=80)
+    net.run_for(ms=30)
+    status = [DBC.decode(f) for f in frames(spy, 0x300)]
+    assert status[-1].signals["BrakeLamp"] == 1  # type: ignore[union-attr]
+    last = DBC.decode(frames(spy, 0x100)[-1])
+    assert last.signals["Speed"] == 80 and last.signals["BrakePedal"] == "Pressed"  # type: ignore[union-attr]
+    with pytest.raises(DbcError, match="Speed"):
+        restbus.set("VehicleState", Speed=9999)
+    with pytest.raises(KeyError, match="not a rest-bus message"):
+        restbus.set("LightStatus", BrakeLamp=1)
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    (Fault.CORRUPT_CRC, CheckStatus.ERROR),
+    (Fault.WRONG_DATA_ID, CheckStatus.ERROR),
+    (Fault.REPEAT_COUNTER, CheckStatus.REPEATED),
+    (Fault.SKIP_COUNTER, CheckStatus.WRONG_SEQUENCE),
+    (Fault.DROP, CheckStatus.WRONG_SEQUENCE),
+])  # fmt: skip
+def test_faults_show_in_the_receivers_check(fault: Fault, expected: CheckStatus) -> None:
+    net, restbus, spy = rig()
+    net.run_for(ms=55)
+    restbus.inject("VehicleState", fault)
+    net.run_for(ms=50)
+    rx = E2EReceiver(E2E["VehicleState"])
+    statuses = [rx.check(f.data) for f in frames(spy, 0x100)]  # frames at 0, 10, .., 100 ms
+    assert len(statuses) == (10 if fault is Fault.DROP else 11)
+    assert statuses.count(expected) == 1
+    hit = statuses.index(expected)
+    if expected is CheckStatus.ERROR:  # the next good frame is 2 counts past the last good one
+        assert statuses[hit + 1] is CheckStatus.WRONG_SEQUENCE
+        statuses[hit + 1] = CheckStatus.OK
+    assert statuses.count(CheckStatus.OK) == len(statuses) - 1
+
+
+def test_stop_delay_and_restart() -> None:
+    net, restbus, spy = rig()
+    net.run_for(ms=25)
+    restbus.inject("VehicleState", Fault.DELAY, delay_ms=4)
+    net.run_for(ms=10)
+    times = [f.timestamp_ns for f in frames(spy, 0x100)]
+    assert 13_500_000 < times[-1] - times[-2] < 14_500_000  # 10 ms + 4 ms late
+    restbus.stop("VehicleState")
+    count = len(frames(spy, 0x100))
+    net.run_for(ms=100)
+    assert len(frames(spy, 0x100)) == count and len(frames(spy, 0x120)) == 2
+    restbus.start("VehicleState")
+    net.run_for(ms=20)
+    assert len(frames(spy, 0x100)) == count + 2
+    with pytest.raises(ValueError, match="not E2E-protected"):
+        restbus.inject("LightCommand", Fault.CORRUPT_CRC)
+
+
+def test_e2e_config_file_overrides_and_errors(tmp_path: Path) -> None:
+    config = tmp_path / "e2e.toml"
+    config.write_text('[VehicleState]\nprofile = 1\ndata_id = 0x2A\ndata_id_mode = "LOW"\n')
+    assert load(config, DBC)["VehicleState"].data_id == 0x2A  # type: ignore[union-attr]
+    config.write_text("[LightCommand]\nprofile = 5\n")
+    with pytest.raises(
+        E2EConfigError, match=r"e2e\.toml: LightCommand needs exactly one signal named '\*_Counter'"
+    ):
+        load(config, DBC)
+    config.write_text("[VehicleState]\nprofile = 5\n")
+    with pytest.raises(E2EConfigError, match="profile 5 needs a 16-bit CRC and a 8-bit counter"):
+        load(config, DBC)
+    config.write_text("[VehicleStat]\nprofile = 1\n")
+    with pytest.raises(E2EConfigError, match="did you mean VehicleState"):
+        load(config, DBC)
+    config.write_text("[VehicleState\n")
+    with pytest.raises(E2EConfigError, match=r"e2e\.toml: .*line 1"):
+        load(config, DBC)
