@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from harness.dbc import Dbc, Decoded
+from harness.e2e.config import from_dbc
+from harness.e2e.profiles import Profile
+from harness.e2e.state import E2ESender
 from harness.errors import VirtualTimeout
-from harness.network import Network, PythonNode
+from harness.network import CanFrame, Network, PythonNode
 
 Condition = Any  # a value to equal, or a predicate on the decoded value
 
@@ -16,16 +20,26 @@ Condition = Any  # a value to equal, or a predicate on the decoded value
 class CanTester:
     """A tester node on one bus that speaks the DBC.
 
+    `send` protects E2E messages (the DBC's `E2EProfile` attributes, or `e2e`) with a running
+    counter and the right CRC; `send_frame` sends a frame exactly as given (for faults).
     `expect` and friends advance the network's virtual time; they never wait in wall time.
     """
 
-    def __init__(self, network: Network, dbc: Dbc, bus: str = "can0") -> None:
+    def __init__(self, network: Network, dbc: Dbc, bus: str = "can0",
+                 e2e: Mapping[str, Profile] | None = None) -> None:  # fmt: skip
         self.network = network
         self.dbc = dbc
         self.node = PythonNode("tester", network.bus(bus))
+        self.e2e = E2ESender(from_dbc(dbc) if e2e is None else e2e)
 
     def send(self, name: str, **signals: Any) -> None:
-        self.node.send(self.dbc.encode(name, **signals))
+        frame = self.dbc.encode(name, **signals)
+        data = self.e2e.protect(name, frame.data)
+        self.send_frame(CanFrame(frame.arbitration_id, data, frame.is_extended, frame.is_fd,
+                                 frame.brs))  # fmt: skip
+
+    def send_frame(self, frame: CanFrame) -> None:
+        self.node.send(frame)
 
     def received(self, name: str | None = None, since_ns: int = 0) -> list[Decoded]:
         out = []

@@ -9,17 +9,25 @@ from pathlib import Path
 import pytest
 
 from harness.dbc import Dbc
-from harness.replay import replay
+from harness.e2e import CheckStatus, E2EReceiver
+from harness.e2e.config import from_dbc
+from harness.replay import read_trace, replay
 from harness.replay.compare import compare_traces
 
 TRACES = Path(__file__).parent.parent / "traces"
 STIMULI = sorted((TRACES / "stimuli").glob("*.asc"))
 
 
-def test_every_stimulus_has_a_golden_trace() -> None:
+def test_every_stimulus_has_a_golden_trace_and_valid_e2e() -> None:
     assert STIMULI, "no stimulus traces"
     missing = [s.name for s in STIMULI if not (TRACES / "golden" / s.name).is_file()]
     assert not missing, f"no golden trace for {missing}"
+    profile = from_dbc(Dbc.load())["VehicleState"]
+    for stimulus in STIMULI:
+        rx = E2EReceiver(profile)
+        statuses = {rx.check(r.frame.data) for r in read_trace(stimulus)
+                    if r.frame.arbitration_id == 0x100}  # fmt: skip
+        assert statuses == {CheckStatus.OK}, stimulus.name
 
 
 @pytest.mark.parametrize("stimulus", STIMULI, ids=[s.stem for s in STIMULI])

@@ -124,3 +124,21 @@ def test_e2e_config_file_overrides_and_errors(tmp_path: Path) -> None:
     config.write_text("[VehicleState\n")
     with pytest.raises(E2EConfigError, match=r"e2e\.toml: .*line 1"):
         load(config, DBC)
+
+
+def test_the_tester_protects_e2e_messages_it_sends_by_name() -> None:
+    from harness.testing import CanTester
+
+    net = Network()
+    net.can_bus("can0", 500_000, 2_000_000)
+    spy = PythonNode("spy", net.bus("can0"))
+    tester = CanTester(net, DBC)
+    for speed in range(3):
+        tester.send("VehicleState", Speed=speed)
+        net.run_for(ms=1)
+    rx = E2EReceiver(E2E["VehicleState"])
+    assert [rx.check(f.data) for f in spy.received] == [CheckStatus.OK] * 3
+    assert [f.data[6] & 0x0F for f in spy.received] == [0, 1, 2]
+    tester.send_frame(DBC.encode("VehicleState", Speed=3))  # exactly as given: CRC 0
+    net.run_for(ms=1)
+    assert rx.check(spy.received[-1].data) is CheckStatus.ERROR

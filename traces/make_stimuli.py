@@ -17,9 +17,12 @@ from pathlib import Path
 import can
 
 from harness.dbc import Dbc
+from harness.e2e.config import from_dbc
+from harness.network import CanFrame
 
 HERE = Path(__file__).parent / "stimuli"
 DBC = Dbc.load()
+E2E = from_dbc(DBC)  # VehicleState: profile 1, counter and CRC right on every frame
 
 
 def write(
@@ -29,7 +32,17 @@ def write(
     with can.Logger(str(HERE / name)) as log:
         for ms in range(span_ms):
             for message, signals in frames(ms):
-                msg = DBC.encode(message, **signals).to_message()
+                frame = DBC.encode(message, **signals)
+                if message in E2E:
+                    counter = int(str(signals.get(f"{message}_Counter", 0)))
+                    frame = CanFrame(
+                        frame.arbitration_id,
+                        E2E[message].protect(frame.data, counter),
+                        frame.is_extended,
+                        frame.is_fd,
+                        frame.brs,
+                    )
+                msg = frame.to_message()
                 msg.timestamp, msg.channel = ms / 1000, 0
                 log.on_message_received(msg)
 

@@ -10,6 +10,7 @@ NODATA -> INIT -> VALID / INVALID by the counts of OK and ERROR in that window.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -96,3 +97,19 @@ class E2EReceiver:
                 self.state = SmState.INVALID
         elif errors <= c.max_error_invalid and ok >= c.min_ok_invalid:
             self.state = SmState.VALID
+
+
+class E2ESender:
+    """The send side: protects each message named in `profiles`, counting per message."""
+
+    def __init__(self, profiles: Mapping[str, Profile]) -> None:
+        self.profiles = dict(profiles)
+        self.counters: dict[str, int] = {}
+
+    def protect(self, name: str, data: bytes) -> bytes:
+        profile = self.profiles.get(name)
+        if profile is None:
+            return data
+        counter = self.counters.get(name, 0)
+        self.counters[name] = (counter + 1) % profile.counter_modulo
+        return profile.protect(data, counter)
