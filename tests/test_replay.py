@@ -329,3 +329,36 @@ def test_gzip_output_and_input(tmp_path: Path) -> None:
         assert raw.read().startswith(b"date")
     result = replay(path, output=tmp_path / "out.asc.gz")
     assert result.frames_in == 6 and len(list(read_trace(tmp_path / "out.asc.gz"))) == 6
+
+
+# ---- reports ----
+
+
+def test_reports_plot_chosen_signals(drive: Path, tmp_path: Path) -> None:
+    from harness.errors import HarnessError
+    from harness.replay.report import collect, write_report
+
+    series = collect(drive, DBC, ["LightStatus.BrakeLamp", "VehicleState.Brake*"])
+    assert sorted(series) == ["LightStatus.BrakeLamp", "VehicleState.BrakePedal"]
+    times, values = series["VehicleState.BrakePedal"]
+    assert len(times) == 60 and values[0] == 0 and max(values) == 1  # pressed in the middle
+    png = write_report(tmp_path / "r.png", drive, DBC, ["LightStatus.BrakeLamp"])
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 5_000
+    page = write_report(tmp_path / "r.html", drive, DBC, ["LightStatus.*"], summary="60 in")
+    text = page.read_text()
+    assert "<pre>60 in</pre>" in text and "data:image/png;base64," in text
+    with pytest.raises(HarnessError, match=r"'Light\.Nope' matches no signal"):
+        collect(drive, DBC, ["Light.Nope"])
+    with pytest.raises(HarnessError, match=r"a report is \.png or \.html"):
+        write_report(tmp_path / "r.pdf", drive, DBC, ["LightStatus.BrakeLamp"])
+
+
+def test_cli_replay_writes_a_report(drive: Path, firmware: dict[str, Path], tmp_path: Path) -> None:
+    out, report = tmp_path / "out.asc", tmp_path / "report.html"
+    result = harness("replay", str(drive), "--firmware", str(firmware["elc"]), "--dbc",
+                     str(DBC.source), "-o", str(out), "--plot", "LightStatus.BrakeLamp",
+                     "--report", str(report))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"report     {report}" in result.stdout and "LightStatus" in report.read_text()
+    missing = harness("replay", str(drive), "--plot", "LightStatus.BrakeLamp")
+    assert missing.returncode == 2 and "--plot needs --dbc, --report and --output" in missing.stderr

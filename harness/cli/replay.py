@@ -57,6 +57,14 @@ def add_subparser(sub: Any) -> None:
     p.add_argument("--data-bitrate", type=int, default=2_000_000)
     p.add_argument("--tail-ms", type=float, default=100.0, help="run on after the last frame")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--plot",
+        action="append",
+        default=[],
+        metavar="MSG.SIGNAL",
+        help="plot this signal (glob patterns allowed) into --report",
+    )
+    p.add_argument("--report", help="write the plots (and summary) here: .png or .html")
     p.set_defaults(func=_replay)  # fmt: skip
 
     c = sub.add_parser("compare", help="compare two traces by DBC signals, in timing windows")
@@ -89,6 +97,10 @@ def add_subparser(sub: Any) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     dbc = Dbc.load(args.dbc) if args.dbc else None
+    if args.plot and (dbc is None or not args.report or not args.output):
+        raise HarnessError(
+            "--plot needs --dbc, --report and --output (the plots are of the output)"
+        )
     exclude = set(args.exclude_id)
     if args.ecu_node:
         if dbc is None:
@@ -111,6 +123,12 @@ def _replay(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     print(result.summary())
+    if args.plot:
+        assert dbc is not None
+        from harness.replay.report import write_report  # matplotlib: only when asked for
+
+        path = write_report(args.report, args.output, dbc, args.plot, result.summary())
+        print(f"report     {path}")
     return 0
 
 
