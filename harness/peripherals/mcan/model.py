@@ -176,7 +176,7 @@ class Mcan(Peripheral):
             self._left_init()
         if not old & CCCR_INIT and new & CCCR_INIT:
             self._loopback.disarm()
-            self._set_field("PSR", "ACT", ACT_SYNCHRONISING)
+            self.regs.set_field("PSR", "ACT", ACT_SYNCHRONISING)
 
     def _left_init(self) -> None:
         s = self.setup
@@ -188,7 +188,7 @@ class Mcan(Peripheral):
             bits = RECOVERY_BITS * self.clock.hz // s.nominal_bitrate
             self._recovery.arm_in(bits)  # bus-off recovery: 128 x 11 recessive bits
             return
-        self._set_field("PSR", "ACT", ACT_IDLE)
+        self.regs.set_field("PSR", "ACT", ACT_IDLE)
         self._wake_bus()
 
     @property
@@ -249,9 +249,6 @@ class Mcan(Peripheral):
         select, enable = r["ILS"], r["ILE"]
         self.lines[0].set(bool(active & ~select) and bool(enable & 1))
         self.lines[1].set(bool(active & select) and bool(enable & 2))
-
-    def _set_field(self, reg: str, field: str, value: int) -> None:
-        self.regs.set_field(reg, field, value)
 
     def _read_psr(self, _index: int) -> int:
         r = self.regs
@@ -686,5 +683,5 @@ class Mcan(Peripheral):
     def _recovered(self) -> None:
         self._tec = self._rec = 0
         self._show_counters()
-        self._set_field("PSR", "ACT", ACT_IDLE)
+        self.regs.set_field("PSR", "ACT", ACT_IDLE)
         self._wake_bus()
