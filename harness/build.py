@@ -39,7 +39,7 @@ TARGETS = (
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
     Target("busy", (*COMMON, "tests/busy.c"), "never sleeps: measures raw execution speed"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
-    Target("elc", (*COMMON, "elc/main.c"), "the exterior-light controller on CAN FD"),
+    Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD"),
 )
 
 
@@ -53,8 +53,9 @@ def target(name: str) -> Target:
 def _inputs_digest(t: Target, src: Path) -> str:
     h = hashlib.sha256(" ".join((*CFLAGS, *LDFLAGS)).encode())
     files = [src / s for s in (*t.sources, t.linker_script)]
-    for d in INCLUDE_DIRS:
-        files += sorted((src / d).glob("*.h"))
+    header_dirs = {*(src / d for d in INCLUDE_DIRS), *((src / s).parent for s in t.sources)}
+    for d in sorted(header_dirs):
+        files += sorted(d.glob("*.h"))  # the include path's and the sources' own headers
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())

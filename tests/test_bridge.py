@@ -10,8 +10,17 @@ from test_cli import harness
 
 from harness import Machine
 from harness.dbc import Dbc
+from harness.e2e import E2ESender
+from harness.e2e.config import from_dbc
 from harness.network import CanFrame, Network
 from harness.network.bridge import RealBusBridge, run_paced
+
+
+def protected(dbc: Dbc, **signals: object) -> CanFrame:
+    """A VehicleState with a right E2E counter and CRC (what a real VCU sends)."""
+    frame = dbc.encode("VehicleState", **signals)
+    data = E2ESender(from_dbc(dbc)).protect("VehicleState", frame.data)
+    return CanFrame(frame.arbitration_id, data)
 
 
 def test_ecu_answers_a_python_can_tool_over_a_virtual_bus(firmware: dict[str, Path]) -> None:
@@ -25,7 +34,7 @@ def test_ecu_answers_a_python_can_tool_over_a_virtual_bus(firmware: dict[str, Pa
         net.can_bus("can0", 500_000, 2_000_000)
         net.add_ecu("ELC", Machine(firmware["elc"]))
         bridge = RealBusBridge(net, "can0", edge)
-        tool.send(dbc.encode("VehicleState", BrakePedal="Pressed").to_message())
+        tool.send(protected(dbc, BrakePedal="Pressed").to_message())
         wall = time.monotonic()
         run_paced(net, [bridge], duration_s=0.12)
         wall = time.monotonic() - wall
@@ -83,7 +92,7 @@ def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
                 if decoded is not None and decoded.name == "LightStatus":
                     status.append(decoded.signals)
                     if not sent:  # the ECU is up: press the brake pedal
-                        tool.send(dbc.encode("VehicleState", BrakePedal="Pressed").to_message())
+                        tool.send(protected(dbc, BrakePedal="Pressed").to_message())
                         sent = True
         finally:
             ecu.terminate()

@@ -51,9 +51,13 @@ def test_demo_shows_the_application(firmware: dict[str, Path]) -> None:
     assert re.search(r"^ +500\.1\d+  1$", result.stdout, re.M)
     assert re.search(r"^ +1000\.1\d+  0$", result.stdout, re.M)
     assert "ms_ticks" in result.stdout
-    # The CAN part: stimuli sent by name, the controller's answers decoded with the DBC.
-    assert re.search(r"tester VehicleState +Speed=50\.0, BrakePedal=Pressed", result.stdout)
-    assert re.search(r"ELC +LightStatus +BrakeLamp=1", result.stdout)
+    # The CAN part: a rest-bus by name, the controller's answers decoded with the DBC, and
+    # its safe state once VehicleState stops (50 ms timeout).
+    assert re.search(r"vehicle VehicleState +Speed=50\.0, BrakePedal=Pressed", result.stdout)
+    assert re.search(r"ELC +LightStatus +BrakeLamp=1, .*SafeState=0", result.stdout)
+    safe = re.search(r"^ +(\d+\.\d+) +ELC +LightStatus +BrakeLamp=1.*Hazard=1.*SafeState=1",
+                     result.stdout, re.M)  # fmt: skip
+    assert safe and 160 < float(safe.group(1)) < 172
 
 
 def test_bad_firmware_is_a_one_line_error(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from harness.dbc import Dbc
 from harness.network import CanFrame, Network, PythonNode
 from harness.replay import ReplayOptions, TraceError, TraceRecorder, ecu_ids, read_trace, replay
 from harness.replay.compare import compare_traces
+from harness.testing import CanTester
 
 DBC = Dbc.load()
 ELC_IDS = ecu_ids(DBC, "ELC")
@@ -30,12 +31,12 @@ def record_drive(elc: Path, path: Path, frames: int = 60) -> None:
     net.add_ecu("ELC", Machine(elc))
     net.run_for(ms=1)
     recorder = TraceRecorder(net, path, time_offset_s=100.0)
-    body = PythonNode("body", net.bus("can0"))
-    body.sent_listeners.append(recorder.mark_stimulus)
+    body = CanTester(net, DBC)  # E2E-protects VehicleState, as the real VCU does
+    body.node.sent_listeners.append(recorder.mark_stimulus)
     for i in range(frames):
         brake = "Pressed" if frames // 3 <= i < 2 * frames // 3 else "Released"
-        body.send(DBC.encode("VehicleState", Speed=i, BrakePedal=brake,
-                             TurnRequest="Left" if i > frames // 2 else "Off"))  # fmt: skip
+        body.send("VehicleState", Speed=i, BrakePedal=brake,
+                  TurnRequest="Left" if i > frames // 2 else "Off")  # fmt: skip
         net.run_for(ms=10)
     recorder.close()
 

@@ -6,9 +6,18 @@
  *   FogLight, AmbientLevel
  * Outputs: GPIOA lamps (0 brake, 1 turn left, 2 turn right, 3 low beam, 4 high beam, 5 fog).
  * Transmits: LightStatus 0x300 (CAN FD, every 10 ms and on change), LightDiag 0x310 (CAN FD,
- * every 100 ms, pages 0 and 1 in turn), ElcNetworkManagement 0x18FF0010 (every 1000 ms).
+ * every 100 ms, pages 0, 1 and 2 (DTCs) in turn), ElcNetworkManagement 0x18FF0010 (1000 ms).
  * Turn indicators blink at 1.5 Hz (333 ms on, 333 ms off); hazard blinks both.
+ *
+ * Safety (VehicleState is the safety-relevant input): E2E profile 1 (data ID 0x100, counter at
+ * bit 48, CRC in byte 7) with the E2E state machine, and a 50 ms timeout once it has been
+ * received. When its state machine is INVALID or it times out, the controller uses
+ * substitute values and so reaches its safe state - brake lamps on, hazard blinking - records
+ * a DTC, and says so in LightStatus.SafeState; the fault-tolerant time interval is 100 ms. It
+ * leaves the safe state only when the state machine is VALID again (3 good frames in a row)
+ * and the input is fresh.
  */
+#include "e2e.h"
 #include "hal.h"
 #include "mcan.h"
 
@@ -23,6 +32,10 @@ enum { TURN_OFF, TURN_LEFT, TURN_RIGHT, TURN_HAZARD };
 enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
 
 #define BLINK_HALF_PERIOD_MS 333u
+#define VEHICLE_STATE_TIMEOUT_MS 50u /* 5 cycles of 10 ms */
+/* DTC status byte (ISO 14229 bits): testFailed, and confirmedDTC (stays set). */
+#define DTC_TEST_FAILED 0x01u
+#define DTC_CONFIRMED   0x08u
 #define AUTO_ON_BELOW 40u /* AmbientLevel raw (0.5 %): lights on below 20 % */
 
 volatile uint32_t ms_ticks;
@@ -34,6 +47,19 @@ volatile uint32_t vehicle_speed_raw; /* 0.01 km/h */
 static volatile uint8_t brake_pressed, turn_request, headlight_mode, fog_on, ambient_raw;
 static uint8_t blink_on, status_counter, diag_page, last_status;
 static uint32_t blink_ms;
+
+/* VehicleState protection and monitoring. */
+static e2e_receiver_t vehicle_e2e = {
+    .data_id = 0x100u, .crc_byte = 7u, .counter_bit = 48u, .max_delta_counter = 1u,
+    .min_ok_init = 1u, .max_error_init = 0u, .min_ok_valid = 1u, .max_error_valid = 1u,
+    .min_ok_invalid = 3u, .max_error_invalid = 0u,
+};
+static uint8_t vehicle_seen;          /* timeout monitoring starts with the first good frame */
+static uint32_t vehicle_fresh_ms;     /* ms_ticks of the last good frame */
+volatile uint8_t safe_state;          /* substitute values in use */
+volatile uint8_t dtc_vehicle_timeout; /* DTC status bytes */
+volatile uint8_t dtc_vehicle_e2e;
+volatile uint32_t e2e_errors;         /* VehicleState frames that failed the check */
 
 static void send(uint32_t id, uint8_t flags, const uint8_t *data, uint8_t len) {
     can_frame_t f = {.id = id, .len = len, .flags = flags};
@@ -53,7 +79,48 @@ static uint8_t status_byte(void) {
         right = turn_request == TURN_RIGHT || turn_request == TURN_HAZARD;
     }
     return (uint8_t)(brake_pressed | left << 1 | right << 2 |
-                     (turn_request == TURN_HAZARD) << 3 | headlight_state() << 4);
+                     (turn_request == TURN_HAZARD) << 3 | headlight_state() << 4 |
+                     safe_state << 6);
+}
+
+static void set_turn_request(uint8_t turn) {
+    if (turn != turn_request) { /* a new request starts with the lamp on */
+        turn_request = turn;
+        blink_on = turn != TURN_OFF;
+        blink_ms = 0;
+    }
+}
+
+static void set_dtc(volatile uint8_t *dtc, int failed) {
+    *dtc = (uint8_t)(failed ? *dtc | DTC_TEST_FAILED | DTC_CONFIRMED : *dtc & ~DTC_TEST_FAILED);
+}
+
+/* Enter or leave the safe state from the E2E state and the timeout (called on every RX and
+ * every tick). The safe state substitutes brake pressed and hazard for the vehicle's values. */
+static void supervise(void) {
+    int timed_out = vehicle_seen && ms_ticks - vehicle_fresh_ms > VEHICLE_STATE_TIMEOUT_MS;
+    int invalid = vehicle_e2e.state == E2E_INVALID;
+    set_dtc(&dtc_vehicle_timeout, timed_out);
+    set_dtc(&dtc_vehicle_e2e, invalid);
+    safe_state = (uint8_t)(timed_out || invalid);
+    if (safe_state) {
+        brake_pressed = 1u;
+        set_turn_request(TURN_HAZARD);
+    }
+}
+
+static void vehicle_state_received(const can_frame_t *f) {
+    e2e_status_t status = e2e_receive(&vehicle_e2e, f->data, f->len);
+    if (status == E2E_ERROR) e2e_errors++;
+    int fresh = status == E2E_OK || status == E2E_WRONG_SEQUENCE;
+    if (fresh && vehicle_e2e.state == E2E_VALID) {
+        vehicle_seen = 1u;
+        vehicle_fresh_ms = ms_ticks;
+        vehicle_speed_raw = (uint32_t)f->data[0] | (uint32_t)f->data[1] << 8;
+        brake_pressed = f->data[2] & 1u;
+        set_turn_request((f->data[2] >> 1) & 3u);
+    }
+    supervise();
 }
 
 /* All lamp outputs in one port write, refreshed on every update (not only on change). */
@@ -99,12 +166,16 @@ static void send_diag(void) {
         put16(&d[1], (last_status & 1u) ? 1250u : 0u);        /* BrakeLampCurrent, mA */
         put16(&d[3], (last_status >> 1 & 1u) ? 850u : 0u);   /* TurnLeftCurrent */
         put16(&d[5], (last_status >> 2 & 1u) ? 850u : 0u);    /* TurnRightCurrent */
-    } else {
+    } else if (diag_page == 1) {
         put32(&d[1], rx_frames);
         put16(&d[5], (uint16_t)rx_overruns);
         put32(&d[7], ms_ticks / 1000u);
+    } else {
+        d[1] = dtc_vehicle_timeout;
+        d[2] = dtc_vehicle_e2e;
+        put32(&d[3], e2e_errors);
     }
-    diag_page ^= 1u;
+    diag_page = (uint8_t)((diag_page + 1u) % 3u);
     send(ID_LIGHT_DIAG, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
 }
 
@@ -116,15 +187,8 @@ void MCAN0_INT0_IRQHandler(void) {
     while (mcan_receive(MCAN0, &f)) {
         rx_frames++;
         if (f.flags & CAN_FLAG_EXT) continue;
-        if (f.id == ID_VEHICLE_STATE && f.len >= 3) {
-            vehicle_speed_raw = (uint32_t)f.data[0] | (uint32_t)f.data[1] << 8;
-            brake_pressed = f.data[2] & 1u;
-            uint8_t turn = (f.data[2] >> 1) & 3u;
-            if (turn != turn_request) { /* a new request starts with the lamp on */
-                turn_request = turn;
-                blink_on = turn != TURN_OFF;
-                blink_ms = 0;
-            }
+        if (f.id == ID_VEHICLE_STATE) {
+            vehicle_state_received(&f);
         } else if (f.id == ID_LIGHT_COMMAND && f.len >= 2) {
             headlight_mode = f.data[0] & 3u;
             fog_on = (f.data[0] >> 2) & 1u;
@@ -136,6 +200,7 @@ void MCAN0_INT0_IRQHandler(void) {
 
 void SysTick_Handler(void) {
     ms_ticks++;
+    supervise();
     if (turn_request != TURN_OFF && ++blink_ms >= BLINK_HALF_PERIOD_MS) {
         blink_ms = 0;
         blink_on ^= 1u;
