@@ -134,3 +134,25 @@ def test_dtcs_are_reported_on_the_diagnostic_page(vehicle: Vehicle) -> None:
     dtc_pages = [p for p in pages if p is not None and p.signals["DiagPage"] == 2]
     assert dtc_pages[-1].signals["DtcVehicleStateTimeout"] == TEST_FAILED | CONFIRMED
     assert dtc_pages[-1].signals["DtcVehicleStateE2E"] == 0
+
+
+def test_error_frames_on_the_elcs_frames_drive_it_bus_off_and_it_recovers(
+    vehicle: Vehicle,
+) -> None:
+    bus = vehicle.net.bus("can0")
+    bus.inject_errors(40, ids={0x300})  # every LightStatus attempt destroyed, 40 times
+    vehicle.net.run_for(ms=60)
+    assert vehicle.ecu.read_symbol("bus_off_count") == 1  # TEC passed 255 at the 32nd error
+    assert bus.stats.errors == 40
+    before = len(vehicle.status())
+    vehicle.net.run_for(ms=50)
+    assert len(vehicle.status()) > before  # restarted after 128 x 11 bits: sending again
+    assert not vehicle.safe()  # its input was never disturbed
+
+
+def test_error_frames_on_the_input_are_retransmitted_and_tolerated(vehicle: Vehicle) -> None:
+    vehicle.net.bus("can0").inject_errors(10, ids={0x100})
+    vehicle.net.run_for(ms=200)
+    assert not vehicle.safe()  # every VehicleState got through on a retry
+    mcan = vehicle.ecu.peripheral("MCAN0")
+    assert mcan.regs.get_field("ECR", "CEL") > 0  # the controller logged the errors

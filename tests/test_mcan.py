@@ -392,3 +392,49 @@ def test_receive_errors_make_the_node_receive_passive_until_a_good_frame(setup: 
     net.run_for(ms=1)
     assert mcan.regs.get_field("ECR", "RP") == 0 and mcan.regs.get_field("ECR", "REC") == 120
     assert psr(mcan)["EP"] == 0 and psr(mcan)["EW"] == 1  # 120 >= 96: still a warning
+
+
+# ---- error frames on the bus ----
+
+
+def test_error_frames_count_in_sender_and_receiver_and_the_frame_is_sent_again(
+    timed: tuple,
+) -> None:
+    net, mcan, peer = timed
+    bus = net.bus("can0")
+    listener = Mcan("listener", 0, net.clock, (Line(), Line()), memoryview(bytearray(0x2000)),
+                    CAN_CLOCK)  # fmt: skip
+    bus.attach(listener)
+    configure(listener)
+    bus.inject_errors(3, ids={0x123})
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x123, bytes(8)))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=5)
+    assert [f.arbitration_id for f in peer.received] == [0x123]  # once, after three errors
+    assert bus.stats.errors == 3 and bus.stats.frames == 1
+    assert mcan.regs.get_field("ECR", "TEC") == 3 * 8 - 1  # +8 per error, -1 for the success
+    assert listener.regs.get_field("ECR", "REC") == 3 - 1
+    clean = net.bus("can0").duration_ns(CanFrame(0x123, bytes(8)))
+    assert peer.received[0].timestamp_ns > 3 * clean  # the failed attempts took bus time
+
+
+def test_repeated_errors_make_the_sender_passive_then_bus_off(timed: tuple) -> None:
+    net, mcan, peer = timed
+    bus = net.bus("can0")
+    bus.inject_errors(16)
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x100, bytes(16), is_fd=True, brs=True))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=20)
+    assert peer.received[0].esi  # TEC reached 128 before it got through: error passive
+    assert mcan.regs.get_field("ECR", "TEC") == 127 and psr(mcan)["EP"] == 0  # active again
+    assert mcan.regs["IR"] & IR["EP"]  # the status changes were interrupts
+    bus.inject_errors(20)
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x101, bytes(8)))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=20)
+    assert psr(mcan)["BO"] == 1 and mcan.initialising  # TEC passed 255: bus-off
+    assert [f.arbitration_id for f in peer.received] == [0x100]
+    assert mcan.regs["TXBRP"] == 1  # still pending; the firmware decides what to do
+    mcan.write(offset("CCCR"), 4, mcan.regs["CCCR"] & ~1)  # restart: 128 x 11 recessive bits
+    net.run_for(ms=5)
+    assert psr(mcan)["BO"] == 0 and [f.arbitration_id for f in peer.received] == [0x100, 0x101]

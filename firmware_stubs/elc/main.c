@@ -60,6 +60,7 @@ volatile uint8_t safe_state;          /* substitute values in use */
 volatile uint8_t dtc_vehicle_timeout; /* DTC status bytes */
 volatile uint8_t dtc_vehicle_e2e;
 volatile uint32_t e2e_errors;         /* VehicleState frames that failed the check */
+volatile uint32_t bus_off_count;      /* bus-off events; each restarts the controller */
 
 static void send(uint32_t id, uint8_t flags, const uint8_t *data, uint8_t len) {
     can_frame_t f = {.id = id, .len = len, .flags = flags};
@@ -181,8 +182,13 @@ static void send_diag(void) {
 
 void MCAN0_INT0_IRQHandler(void) {
     uint32_t ir = MCAN0->IR;
-    MCAN0->IR = ir & (MCAN_IR_RF0N_Msk | MCAN_IR_RF0L_Msk);
+    MCAN0->IR = ir & (MCAN_IR_RF0N_Msk | MCAN_IR_RF0L_Msk | MCAN_IR_BO_Msk);
     if (ir & MCAN_IR_RF0L_Msk) rx_overruns++;
+    if ((ir & MCAN_IR_BO_Msk) && (MCAN0->PSR & MCAN_PSR_BO_Msk)) {
+        /* Bus-off: restart at once; the controller waits 128 x 11 recessive bits itself. */
+        bus_off_count++;
+        MCAN0->CCCR &= ~MCAN_CCCR_INIT_Msk;
+    }
     can_frame_t f;
     while (mcan_receive(MCAN0, &f)) {
         rx_frames++;
@@ -218,6 +224,7 @@ int main(void) {
     for (uint32_t pin = PIN_BRAKE; pin <= PIN_FOG; pin++) gpio_output(GPIOA, pin);
     last_status = status_byte();
     mcan_init(MCAN0, 500000u, 2000000u);
+    MCAN0->IE |= MCAN_IE_BOE_Msk; /* bus-off on the same line as RX */
     /* CAN RX above the 1 ms scheduler: a frame is handled even while the tick runs. */
     nvic_set_priority(MCAN0_INT0_IRQn, 0x40);
     nvic_set_priority(SysTick_IRQn, 0x80);

@@ -4,14 +4,17 @@ Nodes offer the frame they would send next; when the bus is idle the lowest arbi
 key wins (0 is dominant), the frame occupies the bus for its exact length (stuff bits
 included, the data phase at the data bit rate when BRS is set), every other node receives
 it at the end of its EOF with that virtual timestamp, and the next arbitration starts after
-the intermission. Not modelled here: error frames and fault confinement (they belong to the
-controllers), bit-level collisions of identical IDs (the first attached node wins).
+the intermission. `inject_errors` destroys frames with error frames (a CRC error every node
+sees): the sender's controller counts a transmit error, the others a receive error, and the
+frame is sent again. Fault confinement itself belongs to the controllers. Not modelled:
+bit-level collisions of identical IDs (the first attached node wins), errors a single node
+sees alone, ACK errors of a node alone on the bus.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +23,8 @@ from harness.network.frames import CanFrame
 from harness.network.timing import frame_bits
 
 INTERMISSION_BITS = 3
+ERROR_FRAME_BITS = 6 + 8  # error flag, error delimiter (the intermission follows as usual)
+AFTER_CRC_BITS = 1 + 1 + 7  # ACK slot, ACK delimiter, EOF: where a CRC error is flagged
 
 
 class CanNode(Protocol):
@@ -38,10 +43,14 @@ class CanNode(Protocol):
     def receive(self, frame: CanFrame) -> None:
         """A frame another node sent (timestamped at its end of frame)."""
 
+    def bus_error(self, transmitting: bool) -> None:
+        """An error frame destroyed the frame on the bus; `transmitting`: it was ours."""
+
 
 @dataclass(slots=True)
 class BusStats:
     frames: int = 0
+    errors: int = 0  # error frames
     busy_ns: int = 0
     per_id: Counter[int] = field(default_factory=Counter)
 
@@ -72,6 +81,8 @@ class CanBus:
         self._busy = False
         self._arbitration = clock.deadline(self._arbitrate)
         self._frame_start = 0
+        self._errors_to_inject = 0
+        self._error_ids: frozenset[int] | None = None
 
     def attach(self, node: CanNode) -> None:
         if any(n.name == node.name for n in self.nodes):
@@ -84,6 +95,11 @@ class CanBus:
         at = max(self.clock.cycles, self.clock.cycles if at_ns is None else at_ns)
         if not self._busy and (self._arbitration.at is None or at < self._arbitration.at):
             self._arbitration.arm_at(at)
+
+    def inject_errors(self, count: int = 1, ids: Iterable[int] | None = None) -> None:
+        """Destroy the next `count` frames (only frames with these IDs, if given)."""
+        self._errors_to_inject += count
+        self._error_ids = frozenset(ids) if ids is not None else None
 
     def duration_ns(self, frame: CanFrame) -> int:
         return frame_bits(frame).duration_ns(self.bitrate, self.data_bitrate if frame.brs else None)
@@ -106,10 +122,24 @@ class CanBus:
         duration = self.duration_ns(frame)
         self._busy = True
         start = self.clock.cycles
-        end_of_frame = start + duration - INTERMISSION_BITS * 10**9 // self.bitrate
+        self._frame_start = start
+        bit = 10**9 // self.bitrate
+        if self._errors_to_inject and (self._error_ids is None
+                                       or frame.arbitration_id in self._error_ids):  # fmt: skip
+            self._errors_to_inject -= 1
+            flagged = start + duration - (INTERMISSION_BITS + AFTER_CRC_BITS) * bit
+            self.clock.schedule_at(flagged, lambda: self._error_frame(sender))
+            self.clock.schedule_at(flagged + (ERROR_FRAME_BITS + INTERMISSION_BITS) * bit,
+                                   self._intermission_over)  # fmt: skip
+            return
+        end_of_frame = start + duration - INTERMISSION_BITS * bit
         self.clock.schedule_at(end_of_frame, lambda: self._deliver(sender, frame, end_of_frame))
         self.clock.schedule_at(start + duration, self._intermission_over)
-        self._frame_start = start
+
+    def _error_frame(self, sender: CanNode) -> None:
+        self.stats.errors += 1
+        for node in self.nodes:
+            node.bus_error(transmitting=node is sender)
 
     def _deliver(self, sender: CanNode, frame: CanFrame, at: int) -> None:
         # Busy time is counted as it passes, so the load read at any moment is at most 1.
@@ -185,3 +215,8 @@ class PythonNode:
             self.received.append(frame)
         for listener in self.listeners:
             listener(frame)
+
+    def bus_error(self, transmitting: bool) -> None:
+        """A Python node has no error counters; its frame stays queued and is sent again."""
+        if transmitting:
+            self._offered = None

@@ -20,7 +20,7 @@ Modelled:
   above 255 with INIT set; recovery after INIT clears and 128 x 11 recessive bits), reported
   in ECR (TEC, REC, RP, CEL), PSR (LEC, DLEC, ACT, EP, EW, BO, RESI, RBRS, RFDF; LEC/DLEC
   read as "no change" and the R* flags clear when PSR is read) and IR.EW/EP/BO. Errors come
-  from `transmit_error()` / `receive_error()`: the bus model itself never corrupts frames.
+  from error frames on the bus (`CanBus.inject_errors`) or `transmit_error()` / `receive_error()`.
 - IR/IE/ILS/ILE onto the two interrupt lines.
 Message RAM is plain memory shared with the firmware; only the registers are MMIO. A TX
 buffer is read when its request is added (TXBAR): firmware must not change a pending buffer,
@@ -28,7 +28,7 @@ as on the real IP. RX and TX event timestamps are virtual microseconds modulo 2*
 
 Not modelled (declared, logged when touched): dedicated RX buffers, high-priority messages,
 timestamp and timeout counters, transmitter delay compensation, restricted operation and
-clock stop. Bit-level errors on the bus are not generated here (see `transmit_error`).
+clock stop.
 """
 
 from __future__ import annotations
@@ -614,6 +614,15 @@ class Mcan(Peripheral):
         r[status_reg] = (status & ~0x01003F7F) | fill | ((index + 1) % size) << 8
 
     # ---- fault confinement ----
+
+    def bus_error(self, transmitting: bool) -> None:
+        """An error frame on the bus: our frame failed (it stays pending and is sent again) or
+        we saw a frame fail."""
+        if transmitting:
+            self._offered = None
+            self.transmit_error()
+        elif self._on_bus():
+            self.receive_error()
 
     def transmit_error(self) -> None:
         """A transmit error (bit, stuff, form, CRC or ACK error while sending): TEC += 8."""
