@@ -17,7 +17,7 @@ import pytest
 
 from harness.dbc import Dbc
 from harness.network import CanFrame, Network
-from harness.replay import ReplayOptions, ecu_ids, replay
+from harness.replay import ReplayOptions, replay
 
 VIRTUAL_S = 0.25
 INTERMISSION_BITS = 3
@@ -49,7 +49,7 @@ def test_replay_saturated_trace(
 ) -> None:
     trace = tmp_path / f"saturated-{bitrate}.log"
     frames = saturated_trace(trace, bitrate)
-    options = ReplayOptions(exclude_ids=ecu_ids(Dbc.load(), "ELC"))
+    options = ReplayOptions(exclude_ids=Dbc.load().sent_by("ELC"))
     results = []
 
     def run() -> None:

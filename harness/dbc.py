@@ -60,6 +60,14 @@ class Dbc:
     def names(self) -> list[str]:
         return [m.name for m in self.database.messages]
 
+    def sent_by(self, node: str) -> frozenset[int]:
+        """The IDs of every message `node` transmits."""
+        nodes = {n.name for n in self.database.nodes}
+        if node not in nodes:
+            raise DbcError(f"{self.source}: no node named {node!r} "
+                           f"(nodes: {', '.join(sorted(nodes))})")  # fmt: skip
+        return frozenset(m.frame_id for m in self.database.messages if node in m.senders)
+
     def message(self, name: str) -> Message:
         try:
             return self.database.get_message_by_name(name)

@@ -58,10 +58,7 @@ class RestBus:
         bus: str = "can0",
         e2e: Mapping[str, Profile] | None = None,
     ) -> None:
-        nodes = {n.name for n in dbc.database.nodes}
-        if ecu_node not in nodes:
-            raise ValueError(f"{dbc.source}: no node named {ecu_node!r} "
-                             f"(nodes: {', '.join(sorted(nodes))})")  # fmt: skip
+        own = dbc.sent_by(ecu_node)
         self.network = network
         self.dbc = dbc
         self.node = PythonNode(f"restbus:{bus}", network.bus(bus), keep=False)
@@ -75,7 +72,7 @@ class RestBus:
         for message in dbc.database.messages:
             cycle = message.cycle_time or 0
             receives = any(ecu_node in s.receivers for s in message.signals)
-            if ecu_node in message.senders or not receives or cycle <= 0:
+            if message.frame_id in own or not receives or cycle <= 0:
                 continue
             counters = [s.name for s in message.signals if s.name.endswith("_Counter")]
             self.messages[message.name] = CyclicMessage(

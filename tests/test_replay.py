@@ -15,12 +15,12 @@ from test_cli import harness
 from harness import Machine
 from harness.dbc import Dbc
 from harness.network import CanFrame, Network, PythonNode
-from harness.replay import ReplayOptions, TraceError, TraceRecorder, ecu_ids, read_trace, replay
+from harness.replay import ReplayOptions, TraceError, TraceRecorder, read_trace, replay
 from harness.replay.compare import compare_traces
 from harness.testing import CanTester
 
 DBC = Dbc.load()
-ELC_IDS = ecu_ids(DBC, "ELC")
+ELC_IDS = DBC.sent_by("ELC")
 
 
 def record_drive(elc: Path, path: Path, frames: int = 60) -> None:

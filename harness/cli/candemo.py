@@ -9,7 +9,6 @@ from harness.dbc import Dbc
 from harness.e2e.config import from_dbc
 from harness.machine import Machine
 from harness.network import Network, PythonNode
-from harness.replay.session import ecu_ids
 from harness.restbus import RestBus
 
 STIMULI = (  # (virtual ms, message, signals): the rest-bus sends these from then on
@@ -41,7 +40,7 @@ def run(ms: float = 250) -> None:
     print("with a rest-bus (VehicleState E2E-protected every 10 ms, LightCommand every 100 ms);")
     print(f"VehicleState stops at {STOP_MS} ms. Frames are shown when their content changes:")
     print(f"  {'time (ms)':>10}  {'from':7} {'message':14} signals")
-    own = ecu_ids(dbc, "ELC")
+    own = dbc.sent_by("ELC")
     last: dict[str, str] = {}
     for frame in spy.received:
         decoded = dbc.decode(frame)

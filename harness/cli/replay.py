@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.replay.compare import compare_traces
 from harness.replay.player import ReplayOptions
 from harness.replay.reader import formats
-from harness.replay.session import ecu_ids, replay
+from harness.replay.session import replay
 
 
 def _int(text: str) -> int:
@@ -105,7 +105,7 @@ def _replay(args: argparse.Namespace) -> int:
     if args.ecu_node:
         if dbc is None:
             raise HarnessError("--ecu-node needs --dbc (the DBC says which messages it sends)")
-        exclude |= ecu_ids(dbc, args.ecu_node)
+        exclude |= dbc.sent_by(args.ecu_node)
     channels = None
     if args.channel:
         channels = {(int(k) if k.isdigit() else k): v for k, v in args.channel}

@@ -3,7 +3,7 @@
 from harness.replay.player import ReplayOptions, TracePlayer
 from harness.replay.reader import TraceError, TraceFrame, read_trace
 from harness.replay.recorder import TraceRecorder
-from harness.replay.session import ReplayResult, ecu_ids, replay
+from harness.replay.session import ReplayResult, replay
 
 __all__ = [
     "ReplayOptions",
@@ -12,7 +12,6 @@ __all__ = [
     "TraceFrame",
     "TracePlayer",
     "TraceRecorder",
-    "ecu_ids",
     "read_trace",
     "replay",
 ]

@@ -62,16 +62,6 @@ class ReplayResult:
         return "\n".join(lines)
 
 
-def ecu_ids(dbc: Dbc, node: str) -> frozenset[int]:
-    """The IDs of every message `node` transmits per the DBC."""
-    nodes = {n.name for n in dbc.database.nodes}
-    if node not in nodes:
-        raise ValueError(
-            f"{dbc.source}: no node named {node!r} (nodes: {', '.join(sorted(nodes))})"
-        )
-    return frozenset(m.frame_id for m in dbc.database.messages if node in m.senders)
-
-
 def replay(
     trace: str | Path,
     *,
