@@ -73,6 +73,7 @@ class TracePlayer:
         self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False)
                       for name, bus in network.buses.items()}  # fmt: skip
         self.start_ns = network.now_ns
+        self.first_time_s: float | None = None  # the trace's first timestamp, once read
         self._frames = self._schedule()
         self._next = next(self._frames, None)
         self._deadline = network.clock.deadline(self._inject_due)
@@ -100,7 +101,10 @@ class TracePlayer:
             last = offset
             for record in read_trace(self.trace):
                 self.counts.read += 1
-                first = record.time_s if first is None else first
+                if first is None:
+                    first = record.time_s
+                    if self.first_time_s is None:
+                        self.first_time_s = first
                 relative = record.time_s - first
                 if relative < o.start_s or (o.ids is not None and
                                             record.frame.arbitration_id not in o.ids):  # fmt: skip

@@ -93,9 +93,8 @@ def replay(
         net.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
                       timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
     total_ns = _span_ns(trace, options) if progress is not None else 0
-    first = next(iter(read_trace(trace)), None)
-    origin_s = (first.time_s if first is not None else 0.0) + options.start_s
-    player = TracePlayer(net, trace, options)
+    player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
+    origin_s = (player.first_time_s or 0.0) + options.start_s
     recorder = TraceRecorder(net, output, time_offset_s=origin_s - player.start_ns / 1e9)
     for node in player.nodes.values():
         node.sent_listeners.append(recorder.mark_stimulus)
