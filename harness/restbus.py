@@ -158,10 +158,8 @@ class RestBus:
             profile = _other_data_id(profile)
         data = bytearray(profile.protect(frame.data, counter))
         if fault is Fault.CORRUPT_CRC:
-            crc_byte = getattr(profile, "crc_offset", getattr(profile, "offset", 0))
-            data[crc_byte] ^= 0x01
-        return CanFrame(frame.arbitration_id, bytes(data), frame.is_extended, frame.is_fd,
-                        frame.brs)  # fmt: skip
+            data[profile.crc_byte] ^= 0x01
+        return dataclasses.replace(frame, data=bytes(data))
 
 
 def _other_data_id(profile: Profile) -> Profile:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping
@@ -34,9 +35,7 @@ class CanTester:
 
     def send(self, name: str, **signals: Any) -> None:
         frame = self.dbc.encode(name, **signals)
-        data = self.e2e.protect(name, frame.data)
-        self.send_frame(CanFrame(frame.arbitration_id, data, frame.is_extended, frame.is_fd,
-                                 frame.brs))  # fmt: skip
+        self.send_frame(dataclasses.replace(frame, data=self.e2e.protect(name, frame.data)))
 
     def send_frame(self, frame: CanFrame) -> None:
         self.node.send(frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from harness.network.bridge import RealBusBridge, run_paced
 def protected(dbc: Dbc, **signals: object) -> CanFrame:
     """A VehicleState with a right E2E counter and CRC (what a real VCU sends)."""
     frame = dbc.encode("VehicleState", **signals)
-    data = E2ESender(from_dbc(dbc)).protect("VehicleState", frame.data)
-    return CanFrame(frame.arbitration_id, data)
+    return dataclasses.replace(
+        frame, data=E2ESender(from_dbc(dbc)).protect("VehicleState", frame.data)
+    )
 
 
 def test_ecu_answers_a_python_can_tool_over_a_virtual_bus(firmware: dict[str, Path]) -> None:

@@ -11,6 +11,7 @@ test_golden_traces.py replays every stimulus again and compares the result with 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import can
 
 from harness.dbc import Dbc
 from harness.e2e.config import from_dbc
-from harness.network import CanFrame
 
 HERE = Path(__file__).parent / "stimuli"
 DBC = Dbc.load()
@@ -35,12 +35,8 @@ def write(
                 frame = DBC.encode(message, **signals)
                 if message in E2E:
                     counter = int(str(signals.get(f"{message}_Counter", 0)))
-                    frame = CanFrame(
-                        frame.arbitration_id,
-                        E2E[message].protect(frame.data, counter),
-                        frame.is_extended,
-                        frame.is_fd,
-                        frame.brs,
+                    frame = dataclasses.replace(
+                        frame, data=E2E[message].protect(frame.data, counter)
                     )
                 msg = frame.to_message()
                 msg.timestamp, msg.channel = ms / 1000, 0

@@ -77,6 +77,10 @@ class Profile1:
     nibble_offset: int = 12  # bit (a nibble), for DataIdMode.NIBBLE
     counter_modulo = 15  # 15 is not a valid counter value
 
+    @property
+    def crc_byte(self) -> int:
+        return self.crc_offset
+
     def crc(self, payload: bytes, counter: int) -> int:
         low, high = self.data_id & 0xFF, self.data_id >> 8 & 0xFF
         mode = self.data_id_mode
@@ -119,6 +123,7 @@ class Profile2:
     data_ids: tuple[int, ...]  # 16 data IDs, one per counter value
     max_delta_counter: int = 1
     counter_modulo = 16
+    crc_byte = 0
 
     def __post_init__(self) -> None:
         if len(self.data_ids) != 16:
@@ -149,6 +154,10 @@ class Profile5:
     max_delta_counter: int = 1
     offset: int = 0  # byte of the header (CRC low, CRC high, counter)
     counter_modulo = 256
+
+    @property
+    def crc_byte(self) -> int:
+        return self.offset  # the CRC's low byte
 
     def crc(self, payload: bytes) -> int:
         at = self.offset
