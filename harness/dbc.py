@@ -92,8 +92,9 @@ class Dbc:
             brs=message.is_fd and self._brs(message),
         )
 
-    def decode(self, frame: CanFrame) -> Decoded | None:
-        """The frame's signals, or None for an ID the DBC does not know (kept raw)."""
+    def decode(self, frame: CanFrame, choices: bool = True) -> Decoded | None:
+        """The frame's signals, or None for an ID the DBC does not know (kept raw).
+        Value-table signals decode to their names; with `choices=False`, to their numbers."""
         try:
             message = self.database.get_message_by_frame_id(frame.arbitration_id)
         except KeyError:
@@ -101,7 +102,7 @@ class Dbc:
         if message.is_extended_frame != frame.is_extended:
             return None
         try:
-            signals = message.decode(frame.data, decode_choices=True, allow_truncated=True)
+            signals = message.decode(frame.data, decode_choices=choices, allow_truncated=True)
         except (CantoolsError, ValueError) as err:
             raise DbcError(f"{message.name}: cannot decode {frame.data.hex()}: {err}") from err
         named: dict[str, Any] = {

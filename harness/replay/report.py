@@ -38,18 +38,15 @@ def collect(trace: str | Path, dbc: Dbc, patterns: Iterable[str]) -> Series:
     first: float | None = None
     for record in read_trace(trace):
         first = record.time_s if first is None else first
-        decoded = dbc.decode(record.frame)
+        decoded = dbc.decode(record.frame, choices=False)
         if decoded is None:
             continue
-        raw = dbc.database.get_message_by_name(decoded.name).decode(
-            record.frame.data, decode_choices=False, allow_truncated=True)  # fmt: skip
-        assert isinstance(raw, dict)  # a plain (not container) message decodes to a dict
-        for name, value in raw.items():
+        for name, value in decoded.signals.items():
             key = f"{decoded.name}.{name}"
             if any(fnmatch.fnmatchcase(key, p) for p in patterns):
                 times, values = series.setdefault(key, ([], []))
                 times.append(record.time_s - first)
-                values.append(float(value))  # type: ignore[arg-type]
+                values.append(float(value))
     return series
 
 
