@@ -38,6 +38,8 @@ TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
     Target("busy", (*COMMON, "tests/busy.c"), "never sleeps: measures raw execution speed"),
+    Target("cpushapes", (*COMMON, "tests/cpushapes.c"), "instruction shapes Unicorn got wrong"),
+    Target("semihost", (*COMMON, "tests/semihost.c"), "console output and exit by semihosting"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
     Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD"),
 )
