@@ -26,6 +26,7 @@ from harness.core import native
 from harness.core.cpu import Cpu
 from harness.core.dwt import Dwt
 from harness.core.nvic import SVCALL, SYSTICK, Nvic
+from harness.core.semihosting import SEMIHOSTING_BKPT, Semihosting, UnsupportedCall
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
 from harness.loader import FirmwareImage, load_elf
@@ -51,6 +52,8 @@ UC_ERROR_KINDS = {
     UC_ERR_EXCEPTION: "unhandled CPU exception",
 }
 SVC_TRAP = 2
+BKPT_TRAP = 7
+PREFETCH_ABORT_TRAP = 3
 NATIVE_FAULTS = {
     native.FAULT_BAD_EXC_RETURN: "bad exception return",
     native.FAULT_UNSTACKING: "stack fault on exception return (unstacking)",
@@ -69,6 +72,8 @@ class Snapshot:
     active_depth: int
     sleeping: bool
     idle_cycles: int
+    semihost_output: bytes
+    exit_code: int | None
 
 
 class Machine:
@@ -89,6 +94,9 @@ class Machine:
         self._reset_requested = False
         self.sleeping = False
         self.idle_cycles = 0  # virtual cycles spent asleep in WFI (skipped, not simulated)
+        self.semihosting = Semihosting(
+            self.read_memory, lambda: self.clock.cycles * 100 // self.clock.hz, bytearray()
+        )
         self.nvic = Nvic(
             "SCS", SCS_BASE, self.clock, self.board.num_irqs,
             self.request_stop, self._request_reset, self._sync_returns,
@@ -212,8 +220,27 @@ class Machine:
             self.run_to_cycle(min(end, self.clock.cycles + step))
         return self.now_ms
 
+    @property
+    def semihost_output(self) -> str:
+        """What the firmware wrote to the console through semihosting (`bkpt 0xAB`)."""
+        return self.semihosting.output.decode("utf-8", "replace")
+
+    @property
+    def exit_code(self) -> int | None:
+        """The status the firmware exited with through semihosting, or None while it runs."""
+        return self.semihosting.exit_code
+
+    def run_to_exit(self, *, timeout_ms: float) -> int:
+        """Run until the firmware exits through semihosting (SYS_EXIT); returns its status."""
+        self.run_until(lambda: self.exit_code is not None, timeout_ms=timeout_ms, poll_us=10_000)
+        assert self.exit_code is not None
+        return self.exit_code
+
     def run_to_cycle(self, target: int) -> None:
         clock, ctx, cpu = self.clock, self.cpu.ctx, self.cpu
+        if self.exit_code is not None:  # halted after SYS_EXIT: time passes, nothing runs
+            ctx.cycles = max(ctx.cycles, target)
+            return
         if self.sleeping and not self.nvic.pending and not self._reset_requested:
             nxt = clock.next_deadline()
             if nxt is None or nxt > target:  # asleep until after `target`: nothing to do
@@ -242,6 +269,8 @@ class Machine:
                 self._sync_returns()
                 raise self._memory_fault(err) from err
             self._after_run()
+            if self.exit_code is not None:
+                return
 
     def _sync_returns(self) -> None:
         """Retire in the NVIC the exception returns the native hook completed."""
@@ -277,8 +306,25 @@ class Machine:
                 raise self._fault("SVC at a priority that blocks SVCall (escalates to HardFault)",
                                   pc, None)  # fmt: skip
             return
+        if intno == BKPT_TRAP and self.read_memory(pc, 2) == SEMIHOSTING_BKPT.to_bytes(2, "little"):
+            self._semihosting_call(pc)
+            return
+        if intno == PREFETCH_ABORT_TRAP:
+            mapped = any(lo <= pc <= hi for lo, hi, _ in self.cpu.uc.mem_regions())
+            memory = "non-executable" if mapped else "unmapped"
+            raise self._fault(f"instruction fetch from {memory} memory", pc, pc)
         kind = TRAP_KINDS.get(intno, f"CPU exception {intno}")
         raise self._fault(kind, pc, None)
+
+    def _semihosting_call(self, pc: int) -> None:
+        cpu = self.cpu
+        op = cpu.reg("r0")
+        try:
+            result = self.semihosting.call(op, cpu.reg("r1"))
+        except UnsupportedCall as err:
+            raise self._fault(f"semihosting call not supported: {err}", pc, None) from None
+        cpu.set_reg("r0", result)
+        cpu.set_reg("pc", (pc + 2) | 1)
 
     def _take_exceptions(self) -> None:
         nvic, cpu = self.nvic, self.cpu
@@ -388,6 +434,8 @@ class Machine:
             active_depth=ctx.active_depth,
             sleeping=self.sleeping,
             idle_cycles=self.idle_cycles,
+            semihost_output=bytes(self.semihosting.output),
+            exit_code=self.semihosting.exit_code,
         )
 
     def restore(self, snap: Snapshot) -> None:
@@ -409,6 +457,8 @@ class Machine:
         ctx.returned_count = 0
         self.sleeping = snap.sleeping
         self.idle_cycles = snap.idle_cycles
+        self.semihosting.output[:] = snap.semihost_output
+        self.semihosting.exit_code = snap.exit_code
         self._reset_requested = False
 
 
