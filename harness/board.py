@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from harness.clock import VirtualClock
 from harness.core.dwt import DWT_BLOCK
+from harness.core.fpu import CPACR_BASE, CPACR_BLOCK, FPU_BASE, FPU_BLOCK
 from harness.core.nvic import Nvic, scs_block
 from harness.core.systick import SYSTICK_BLOCK
 from harness.errors import BoardError
@@ -118,6 +119,7 @@ class Board:
     doc: str = ""
     can_clock_hz: int = 40_000_000  # the M_CAN kernel clock (bit timing is derived from it)
     stack_region: str = "SRAM"  # where the initial SP must point; overflows run out below it
+    fpu: bool = False  # a Cortex-M4F: FPv4-SP registers, FP context stacking, CPACR gating
 
     def __post_init__(self) -> None:
         spans = sorted([(r.base, r.end, r.name) for r in self.regions]
@@ -160,5 +162,7 @@ class Board:
             ("SCS", SCS_BASE, scs_block(self.num_irqs)),
             ("SysTick", SYSTICK_BASE, SYSTICK_BLOCK),
             ("DWT", DWT_BASE, DWT_BLOCK),
+            ("COPROC", CPACR_BASE, CPACR_BLOCK),
+            ("FPU", FPU_BASE, FPU_BLOCK),  # declared for both variants, as CMSIS does
         ]
         return core + [(p.name, p.base, PERIPHERAL_KINDS[p.kind][0]) for p in self.peripherals]

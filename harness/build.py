@@ -17,13 +17,18 @@ from harness.paths import PROJECT_ROOT, build_dir
 FIRMWARE_DIR = PROJECT_ROOT / "firmware_stubs"
 
 CFLAGS = (
-    "-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4", "-mfloat-abi=soft",
+    "-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4",
     "-O2", "-g", "-std=c11", "-ffreestanding", "-nostdlib", "-fno-builtin",
     "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror",
 )  # fmt: skip
 LDFLAGS = ("-Wl,--gc-sections", "-Wl,--entry=Reset_Handler")
 INCLUDE_DIRS = ("include", "hal")
 COMMON = ("startup/startup.c", "hal/hal.c", "hal/mcan.c", "hal/runtime.c")
+FLOAT_ABI = {
+    "soft": ("-mfloat-abi=soft",),  # the default board, a Cortex-M4 without FPU
+    # The Cortex-M4F board (zig's cortex_m4 has no FPU feature unless asked for).
+    "hard": ("-mcpu=cortex_m4+vfp4d16sp", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +37,19 @@ class Target:
     sources: tuple[str, ...]
     doc: str
     linker_script: str = "linker/app.ld"
+    float_abi: str = "soft"
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return (*CFLAGS, *FLOAT_ABI[self.float_abi], *LDFLAGS)
 
 
 TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
     Target("busy", (*COMMON, "tests/busy.c"), "never sleeps: measures raw execution speed"),
+    Target("fputest", (*COMMON, "tests/fputest.c"), "FP context across interrupts (M4F board)",
+           float_abi="hard"),
     Target("cpushapes", (*COMMON, "tests/cpushapes.c"), "instruction shapes Unicorn got wrong"),
     Target("semihost", (*COMMON, "tests/semihost.c"), "console output and exit by semihosting"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
@@ -53,7 +65,7 @@ def target(name: str) -> Target:
 
 
 def _inputs_digest(t: Target, src: Path) -> str:
-    h = hashlib.sha256(" ".join((*CFLAGS, *LDFLAGS)).encode())
+    h = hashlib.sha256(" ".join(t.flags).encode())
     files = [src / s for s in (*t.sources, t.linker_script)]
     header_dirs = {*(src / d for d in INCLUDE_DIRS), *((src / s).parent for s in t.sources)}
     for d in sorted(header_dirs):
@@ -96,9 +108,9 @@ def build(
 def _compile(t: Target, src: Path, elf: Path) -> None:
     tmp = elf.with_suffix(f".{os.getpid()}.tmp")
     cmd = [
-        sys.executable, "-m", "ziglang", "cc", *CFLAGS,
+        sys.executable, "-m", "ziglang", "cc", *t.flags,
         *(f"-I{src / d}" for d in INCLUDE_DIRS),
-        "-T", str(src / t.linker_script), *LDFLAGS, "-o", str(tmp),
+        "-T", str(src / t.linker_script), "-o", str(tmp),
         *(str(src / s) for s in t.sources),
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -10,12 +10,16 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from elftools.elf.sections import ARMAttributesSection, SymbolTableSection
 
 from harness.errors import FirmwareLoadError
 
 EM_ARM = 40
 VECTOR_TABLE_NAMES = (".isr_vector", ".vectors", ".vector_table")
+# ARM EABI build attributes (addenda to the AAPCS): what the code expects of the FPU.
+FP_ARCH_NAMES = {1: "VFPv1", 2: "VFPv2", 3: "VFPv3", 4: "VFPv3-D16", 5: "VFPv4", 6: "VFPv4-D16",
+                 7: "FP for ARMv8", 8: "FP for ARMv8-D16"}  # fmt: skip
+VFP_ARGS_IN_REGISTERS = 1  # Tag_ABI_VFP_args: FP arguments in VFP registers (hard float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,9 @@ class FirmwareImage:
     segments: tuple[Segment, ...]
     symbols: dict[str, Symbol] = field(hash=False)
     vector_table: int  # address of the vector table (its first word is the initial SP)
+    # What the ELF's build attributes say it needs of an FPU ("" for none): e.g.
+    # "Tag_FP_arch VFPv4-D16, Tag_ABI_VFP_args VFP registers".
+    fpu_requirement: str = ""
     _functions: tuple[tuple[int, int, str], ...] = field(default=(), hash=False, repr=False)
 
     def symbol(self, name: str) -> Symbol:
@@ -144,6 +151,7 @@ def _parse(path: Path, raw: bytes) -> FirmwareImage:
         segments=tuple(segments),
         symbols=symbols,
         vector_table=vector_table,
+        fpu_requirement=_fpu_requirement(elf),
         _functions=tuple(sorted(by_address.values())),
     )
 
@@ -154,3 +162,19 @@ def _vector_table_address(elf: ELFFile, segments: list[Segment]) -> int:
         if section is not None and section["sh_size"] >= 8:
             return int(section["sh_addr"])
     return min(s.address for s in segments if s.data)
+
+
+def _fpu_requirement(elf: ELFFile) -> str:
+    """The FP build attributes that need an FPU to run, as readable text ("" for none)."""
+    section = elf.get_section_by_name(".ARM.attributes")
+    if not isinstance(section, ARMAttributesSection):
+        return ""
+    needs = []
+    for sub in section.iter_subsections():
+        for subsub in sub.iter_subsubsections():
+            for attr in subsub.iter_attributes():
+                if attr.tag == "TAG_FP_ARCH" and attr.value:
+                    needs.append(f"Tag_FP_arch {FP_ARCH_NAMES.get(attr.value, attr.value)}")
+                elif attr.tag == "TAG_ABI_VFP_ARGS" and attr.value == VFP_ARGS_IN_REGISTERS:
+                    needs.append("Tag_ABI_VFP_args VFP registers")
+    return ", ".join(needs)

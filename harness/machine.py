@@ -25,6 +25,7 @@ from harness.clock import VirtualClock
 from harness.core import native
 from harness.core.cpu import Cpu
 from harness.core.dwt import Dwt
+from harness.core.fpu import CPACR_BASE, FPU_BASE, Cpacr, FpuRegisters
 from harness.core.nvic import SVCALL, SYSTICK, Nvic
 from harness.core.semihosting import SEMIHOSTING_BKPT, Semihosting, UnsupportedCall
 from harness.core.systick import SysTick
@@ -58,6 +59,7 @@ NATIVE_FAULTS = {
     native.FAULT_BAD_EXC_RETURN: "bad exception return",
     native.FAULT_UNSTACKING: "stack fault on exception return (unstacking)",
     native.FAULT_STACKING: "stack overflow during exception entry (stacking)",
+    native.FAULT_NOCP: "FP instruction with the FPU disabled (CPACR CP10/CP11): NOCP UsageFault",
 }
 
 
@@ -89,6 +91,12 @@ class Machine:
     ) -> None:
         self.image = firmware if isinstance(firmware, FirmwareImage) else load_elf(firmware)
         self.board = board.with_clock(clock_hz) if clock_hz else board
+        if self.image.fpu_requirement and not self.board.fpu:
+            raise FirmwareLoadError(
+                f"{self.image.path}: built for an FPU ({self.image.fpu_requirement}) but board "
+                f"{self.board.name} has none; run it on an FPU board (ASILB-M4F) or build it "
+                "with -mfloat-abi=soft"
+            )
         self.cpu = Cpu(self.board)
         self.clock = VirtualClock(self.board.core_clock_hz, self.cpu.ctx)
         self._reset_requested = False
@@ -106,7 +114,10 @@ class Machine:
             "SCS": self.nvic,
             "SysTick": self.systick,
             "DWT": Dwt("DWT", DWT_BASE, self.clock),
+            "COPROC": Cpacr("COPROC", CPACR_BASE, self.clock, self.cpu.ctx, self.board.fpu),
         }
+        if self.board.fpu:
+            self.peripherals["FPU"] = FpuRegisters("FPU", FPU_BASE, self.clock, self.cpu.ctx)
         context = BuildContext(self.board, self.clock, self.nvic, self._region_bytes)
         for spec in self.board.peripherals:
             self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](spec, context)
@@ -286,6 +297,10 @@ class Machine:
         if reasons & native.STOP_FAULT:
             if ctx.fault_kind == native.FAULT_BAD_EXC_RETURN:
                 kind = f"bad exception return (EXC_RETURN 0x{ctx.fault_exc_return:08X})"
+                raise self._fault(kind, ctx.trap_pc, None)
+            if ctx.fault_kind == native.FAULT_NOCP and not self.board.fpu:
+                kind = (f"FP instruction on a core without an FPU (board {self.board.name}): "
+                        "NOCP UsageFault")  # fmt: skip
                 raise self._fault(kind, ctx.trap_pc, None)
             raise self._fault(NATIVE_FAULTS[ctx.fault_kind], ctx.trap_pc, ctx.fault_addr)
         if reasons & native.STOP_TRAP:

@@ -3,11 +3,13 @@
 Options (all under --harness-):
   --harness-firmware=ELF|TARGET   firmware under test (default: the bundled `elc` target)
   --harness-dbc=PATH              communication matrix (default: dbc/exterior_light.dbc)
+  --harness-board=NAME            board (default ASILB-M4; ASILB-M4F has an FPU)
   --harness-bitrate=N / --harness-data-bitrate=N   can0 bit rates (500000 / 2000000)
-Marker: @pytest.mark.harness_firmware("canecho") picks another firmware for one test.
+Markers: @pytest.mark.harness_firmware("canecho") picks another firmware for one test,
+@pytest.mark.harness_board("ASILB-M4F") another board.
 
-Fixtures: harness_firmware (the ELF path), harness_dbc, harness_network (a fresh network
-with can0), harness_ecu (the firmware booted on it, fresh per test), harness_can (a
+Fixtures: harness_firmware (the ELF path), harness_board, harness_dbc, harness_network (a
+fresh network with can0), harness_ecu (the firmware booted on it, fresh per test), harness_can (a
 `CanTester`: send / expect / expect_cycle / expect_silence in virtual time).
 Every test gets its own network and machine: nothing is shared between tests or xdist workers.
 """
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.board import Board
+from harness.boards import BOARDS, DEFAULT_BOARD
 from harness.build import TARGETS, build
 from harness.dbc import PROJECT_DBC, Dbc
 from harness.machine import Machine
@@ -31,6 +35,7 @@ BOOT_TIMEOUT_MS = 100
 @dataclass(frozen=True, slots=True)
 class Settings:
     firmware: str
+    board: str
     dbc: Path
     bitrate: int
     data_bitrate: int
@@ -44,6 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "firmware-simulation harness")
     group.addoption("--harness-firmware", default="elc",
                     help="firmware ELF, or a bundled target name (default: elc)")  # fmt: skip
+    group.addoption("--harness-board", default=DEFAULT_BOARD.name, choices=sorted(BOARDS),
+                    help=f"board (default {DEFAULT_BOARD.name})")  # fmt: skip
     group.addoption("--harness-dbc", default=str(PROJECT_DBC), help="DBC file")
     group.addoption("--harness-bitrate", type=int, default=500_000, help="can0 bit rate")
     group.addoption("--harness-data-bitrate", type=int, default=2_000_000,
@@ -54,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "harness_firmware(elf_or_target): firmware under test for this test"
     )
+    config.addinivalue_line("markers", "harness_board(name): board for this test's ECU")
     bitrate, data_bitrate = (config.getoption("--harness-bitrate"),
                              config.getoption("--harness-data-bitrate"))  # fmt: skip
     if bitrate <= 0 or data_bitrate < bitrate:
@@ -62,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"(got {bitrate} and {data_bitrate})"
         )
     config.stash[SETTINGS] = Settings(config.getoption("--harness-firmware"),
+                                      config.getoption("--harness-board"),
                                       Path(config.getoption("--harness-dbc")),
                                       bitrate, data_bitrate)  # fmt: skip
     config.stash[ELF_CACHE] = {}
@@ -74,6 +83,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError(
                     f"{item.nodeid}: @pytest.mark.harness_firmware takes one ELF path or "
                     f"target name, got args={mark.args!r} kwargs={mark.kwargs!r}"
+                )
+        for mark in item.iter_markers("harness_board"):
+            if len(mark.args) != 1 or mark.args[0] not in BOARDS or mark.kwargs:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.harness_board takes one board name "
+                    f"({', '.join(BOARDS)}), got args={mark.args!r} kwargs={mark.kwargs!r}"
                 )
 
 
@@ -100,6 +115,12 @@ def harness_firmware(request: pytest.FixtureRequest) -> Path:
     return _resolve(request.config, chosen)
 
 
+@pytest.fixture
+def harness_board(request: pytest.FixtureRequest) -> Board:
+    mark = request.node.get_closest_marker("harness_board")
+    return BOARDS[mark.args[0] if mark else request.config.stash[SETTINGS].board]
+
+
 @pytest.fixture(scope="session")
 def harness_dbc(pytestconfig: pytest.Config) -> Dbc:
     return Dbc.load(pytestconfig.stash[SETTINGS].dbc)
@@ -114,9 +135,11 @@ def harness_network(pytestconfig: pytest.Config) -> Network:
 
 
 @pytest.fixture
-def harness_ecu(harness_network: Network, harness_firmware: Path) -> Machine:
+def harness_ecu(
+    harness_network: Network, harness_firmware: Path, harness_board: Board
+) -> Machine:
     """The firmware on MCAN0/can0, run until its CAN controller is on the bus."""
-    ecu = harness_network.add_ecu("ECU", Machine(harness_firmware))
+    ecu = harness_network.add_ecu("ECU", Machine(harness_firmware, harness_board))
     mcan = ecu.peripheral("MCAN0")
     harness_network.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
                               timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip

@@ -76,3 +76,17 @@ def test_firmware_fault_is_reported_without_traceback(firmware: dict[str, Path])
     assert result.returncode == 2
     assert "error: " in result.stderr and "no symbol named 'no_such_symbol'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_on_the_fpu_board_with_semihosting_exit(firmware: dict[str, Path]) -> None:
+    hard_float = str(firmware["fputest"])
+    refused = harness("run", "--firmware", hard_float, "--ms", "1")
+    assert refused.returncode == 2
+    assert "built for an FPU" in refused.stderr and "ASILB-M4F" in refused.stderr
+    result = harness("run", "--board", "ASILB-M4F", "--firmware", hard_float, "--ms", "20",
+                     "--symbol", "done")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "done = 1" in result.stdout
+    exited = harness("run", "--firmware", str(firmware["semihost"]), "--ms", "100")
+    assert exited.returncode == 3  # the firmware's own exit status
+    assert "hello world" in exited.stdout and "exited with status 3" in exited.stdout

@@ -102,3 +102,34 @@ def test_parallel_workers_share_nothing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+def test_board_by_option_and_marker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_user="""
+import pytest
+
+def test_default(harness_ecu, harness_board):
+    assert harness_ecu.board.name == harness_board.name
+
+@pytest.mark.harness_board("ASILB-M4F")
+def test_fpu_board(harness_ecu):
+    assert harness_ecu.board.fpu
+
+@pytest.mark.harness_board("ASILB-M9")
+def test_unknown(harness_ecu):
+    pass
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*harness_board takes one board name (ASILB-M4, ASILB-M4F)*"])
+    pytester.makepyfile(
+        test_user="""
+def test_fpu_board(harness_ecu):
+    assert harness_ecu.board.fpu
+"""
+    )
+    pytester.runpytest("-p", "no:cacheprovider", "--harness-board=ASILB-M4F").assert_outcomes(
+        passed=1
+    )

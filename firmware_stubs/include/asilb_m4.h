@@ -188,6 +188,56 @@ typedef struct {
 #define DWT_CTRL_NUMCOMP_Pos 28U
 #define DWT_CTRL_NUMCOMP_Msk (0xFUL << 28U)
 
+/* SCB coprocessor access control (the FPU's enable) */
+typedef struct {
+    volatile uint32_t CPACR;                 /* +0x000 Coprocessor access control: 0b01 privileged, 0b11 full access (CP10 = CP11) */
+} COPROC_Type;
+#define COPROC_CPACR_CP10_Pos 20U
+#define COPROC_CPACR_CP10_Msk (0x3UL << 20U)
+#define COPROC_CPACR_CP11_Pos 22U
+#define COPROC_CPACR_CP11_Msk (0x3UL << 22U)
+
+/* Floating-point unit system registers (Cortex-M4F) */
+typedef struct {
+    volatile uint32_t FPCCR;                 /* +0x000 FP context control (the context is stacked eagerly) */
+    volatile const uint32_t FPCAR;           /* +0x004 FP context address: S0 of the last extended frame */
+    volatile uint32_t FPDSCR;                /* +0x008 FP default status control */
+    volatile const uint32_t MVFR0;           /* +0x00C Media and FP feature 0 */
+    volatile const uint32_t MVFR1;           /* +0x010 Media and FP feature 1 */
+} FPU_Type;
+#define FPU_FPCCR_LSPACT_Pos 0U
+#define FPU_FPCCR_LSPACT_Msk (0x1UL << 0U)
+#define FPU_FPCCR_USER_Pos 1U
+#define FPU_FPCCR_USER_Msk (0x1UL << 1U)
+#define FPU_FPCCR_THREAD_Pos 3U
+#define FPU_FPCCR_THREAD_Msk (0x1UL << 3U)
+#define FPU_FPCCR_HFRDY_Pos 4U
+#define FPU_FPCCR_HFRDY_Msk (0x1UL << 4U)
+#define FPU_FPCCR_MMRDY_Pos 5U
+#define FPU_FPCCR_MMRDY_Msk (0x1UL << 5U)
+#define FPU_FPCCR_BFRDY_Pos 6U
+#define FPU_FPCCR_BFRDY_Msk (0x1UL << 6U)
+#define FPU_FPCCR_MONRDY_Pos 8U
+#define FPU_FPCCR_MONRDY_Msk (0x1UL << 8U)
+#define FPU_FPCCR_LSPEN_Pos 30U
+#define FPU_FPCCR_LSPEN_Msk (0x1UL << 30U)
+#define FPU_FPCCR_ASPEN_Pos 31U
+#define FPU_FPCCR_ASPEN_Msk (0x1UL << 31U)
+#define FPU_FPCAR_ADDRESS_Pos 3U
+#define FPU_FPCAR_ADDRESS_Msk (0x1FFFFFFFUL << 3U)
+#define FPU_FPDSCR_RMode_Pos 22U
+#define FPU_FPDSCR_RMode_Msk (0x3UL << 22U)
+#define FPU_FPDSCR_FZ_Pos 24U
+#define FPU_FPDSCR_FZ_Msk (0x1UL << 24U)
+#define FPU_FPDSCR_DN_Pos 25U
+#define FPU_FPDSCR_DN_Msk (0x1UL << 25U)
+#define FPU_FPDSCR_AHP_Pos 26U
+#define FPU_FPDSCR_AHP_Msk (0x1UL << 26U)
+#define FPU_MVFR0_VALUE_Pos 0U
+#define FPU_MVFR0_VALUE_Msk (0xFFFFFFFFUL << 0U)
+#define FPU_MVFR1_VALUE_Pos 0U
+#define FPU_MVFR1_VALUE_Msk (0xFFFFFFFFUL << 0U)
+
 /* General-purpose I/O port */
 typedef struct {
     volatile uint32_t DIR;                   /* +0x000 Direction: 1 = output */
@@ -654,6 +704,8 @@ typedef struct {
 #define SCS ((SCS_Type *)0xE000E000UL)
 #define SysTick ((SysTick_Type *)0xE000E010UL)
 #define DWT ((DWT_Type *)0xE0001000UL)
+#define COPROC ((COPROC_Type *)0xE000ED88UL)
+#define FPU ((FPU_Type *)0xE000EF34UL)
 #define GPIOA ((GPIO_Type *)0x40000000UL)
 #define GPIOB ((GPIO_Type *)0x40000400UL)
 #define TIM2 ((TIM_Type *)0x40001000UL)

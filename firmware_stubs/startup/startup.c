@@ -64,6 +64,11 @@ const vector_t vector_table[16 + NUM_IRQS] = {
 };
 
 void Reset_Handler(void) {
+#if defined(__ARM_FP)
+    /* Hard-float builds: enable CP10/CP11 before any FP instruction, as CMSIS SystemInit does. */
+    COPROC->CPACR |= COPROC_CPACR_CP10_Msk | COPROC_CPACR_CP11_Msk;
+    __asm volatile("dsb\n isb" ::: "memory");
+#endif
     uint32_t *src = &_sidata;
     for (uint32_t *dst = &_sdata; dst < &_edata;) *dst++ = *src++;
     for (uint32_t *dst = &_sbss; dst < &_ebss;) *dst++ = 0;

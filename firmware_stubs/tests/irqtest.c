@@ -11,7 +11,7 @@ enum {
     SC_UNPRIVILEGED, SC_FRAME, SC_FAULT_UNMAPPED_READ, SC_FAULT_FLASH_WRITE, SC_FAULT_UNDEFINED,
     SC_FAULT_BAD_EXC_RETURN, SC_FAULT_STACK_OVERFLOW, SC_SYSRESET, SC_SVC, SC_PENDSV,
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
-    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_COUNT,
+    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_FAULT_FP, SC_COUNT,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -134,6 +134,9 @@ void TIM3_IRQHandler(void) {
 }
 
 /* ---- faults, each in a function of its own so the report can name it ---- */
+
+/* `vmov s0, r0`, encoded by hand: this soft-float build has no FP instructions of its own. */
+__attribute__((noinline)) void fault_fp(void) { __asm volatile(".inst.w 0xEE000A10" ::: "memory"); }
 
 __attribute__((noinline)) uint32_t fault_unmapped_read(void) {
     return *(volatile uint32_t *)0x30000000u;
@@ -291,6 +294,7 @@ int main(void) {
     case SC_FAULT_UNDEFINED: fault_undefined(); break;
     case SC_FAULT_BUS_ERROR: fault_bus_error(); break;
     case SC_FAULT_FETCH: fault_fetch(); break;
+    case SC_FAULT_FP: fault_fp(); break;
     case SC_FAULT_BAD_EXC_RETURN:
         prio(7, 0x80);
         STIR_PEND(7);

@@ -5,6 +5,8 @@ Two M_CAN CAN FD controllers share a 16 KB message RAM. Later issues add the LIN
 flash-controller, watchdog and security peripherals here.
 """
 
+from dataclasses import replace
+
 from harness.board import Board, Partition, PeripheralSpec, Region
 
 KB = 1024
@@ -36,3 +38,9 @@ ASILB_M4 = Board(
     num_irqs=64,
     doc="ASIL-B automotive MCU, Cortex-M4 core (no FPU)",
 )
+
+# The same part with the FPU option: a Cortex-M4F (FPv4-SP, single precision).
+ASILB_M4F = replace(
+    ASILB_M4, name="ASILB-M4F", cpu="cortex-m4f", fpu=True,
+    doc="ASIL-B automotive MCU, Cortex-M4F core (FPv4-SP FPU)",
+)  # fmt: skip

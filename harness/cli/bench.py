@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from harness.cli import options
 from harness.machine import Machine
 
 
@@ -13,12 +14,13 @@ def add_subparser(sub: Any) -> None:
     p = sub.add_parser("bench", help="measure boot time and virtual MHz of a firmware")
     p.add_argument("--firmware", required=True, help="Cortex-M ELF file")
     p.add_argument("--ms", type=float, default=1000.0, help="virtual milliseconds to run")
+    options.add_board(p)
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    machine = Machine(args.firmware)
+    machine = Machine(args.firmware, board=options.board(args))
     boot = time.perf_counter() - t0
     snap = machine.snapshot()
     t1 = time.perf_counter()

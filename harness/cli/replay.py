@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from harness.cli import options as cli_options
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.replay.compare import compare_traces
@@ -29,6 +30,7 @@ def add_subparser(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay a bus trace into firmware in virtual time")
     p.add_argument("trace", help=f"trace file ({', '.join(formats())}, optionally .gz)")
     p.add_argument("--firmware", help="ECU firmware ELF (MCAN0 on can0, MCAN1 on can1)")
+    cli_options.add_board(p)
     p.add_argument("--dbc", help="DBC for message names (and --ecu-node)")
     p.add_argument("--output", "-o", help="write the replay's bus trace here (format by suffix)")
     p.add_argument("--ecu-node", help="leave out what this DBC node sent in the recording")
@@ -117,8 +119,9 @@ def _replay(args: argparse.Namespace) -> int:
     progress = None if args.no_progress or not sys.stderr.isatty() else _progress_bar()
     try:
         result = replay(args.trace, firmware=args.firmware, output=args.output, options=options,
-                        dbc=dbc, bitrate=args.bitrate, data_bitrate=args.data_bitrate,
-                        tail_ms=args.tail_ms, progress=progress)  # fmt: skip
+                        board=cli_options.board(args), dbc=dbc, bitrate=args.bitrate,
+                        data_bitrate=args.data_bitrate, tail_ms=args.tail_ms,
+                        progress=progress)  # fmt: skip
     finally:
         if progress is not None:
             progress.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 import can
 
+from harness.cli import options
 from harness.errors import HarnessError
 from harness.machine import Machine
 from harness.network import Network
@@ -17,6 +18,7 @@ from harness.network.bridge import RealBusBridge, run_paced
 def add_subparser(sub: Any) -> None:
     p = sub.add_parser("run", help="run firmware for a span of virtual time, or bridged to CAN")
     p.add_argument("--firmware", required=True, help="Cortex-M ELF file")
+    options.add_board(p)
     p.add_argument(
         "--ms",
         type=float,
@@ -48,7 +50,7 @@ def _open(spec: str) -> can.BusABC:
 
 
 def _run(args: argparse.Namespace) -> int:
-    machine = Machine(args.firmware)
+    machine = Machine(args.firmware, board=options.board(args))
     start = time.perf_counter()
     if args.can0 or args.can1:
         _run_bridged(args, machine)
@@ -63,11 +65,16 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.symbol:
         value = machine.read_symbol(name)
         print(f"{name} = {value if isinstance(value, int) else value.hex()}")
+    if machine.semihost_output:
+        print(machine.semihost_output, end="" if machine.semihost_output.endswith("\n") else "\n")
     ms = machine.now_ms
     print(
         f"ran {ms:g} ms of virtual time ({machine.cycles} cycles) in {wall:.3f} s wall: "
         f"{machine.cycles / wall / 1e6:.0f} virtual MHz, {ms / 1000 / wall:.1f}x real time"
     )
+    if machine.exit_code is not None:
+        print(f"firmware exited with status {machine.exit_code} (semihosting)")
+        return machine.exit_code
     return 0
 
 

@@ -86,6 +86,7 @@ class Cpu:
         self.lib = native.library()
         self.ctx = native.new_context()
         self.ctx.n_code = len(self.memory)
+        self.ctx.fpu = int(board.fpu)
         for i, mem in enumerate(self.memory):
             self.ctx.code_base[i] = mem.region.base
             self.ctx.code_size[i] = mem.region.size

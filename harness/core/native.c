@@ -10,8 +10,11 @@
  *     the hook), so a block is counted only when it is going to run;
  *   - an interrupt hook completes exception returns (EXC_RETURN) and reports every other
  *     trap (SVC, BKPT, UDF, faults) to Python;
- *   - harness_exc_entry() pushes the 8-word exception frame for an exception that the
- *     Python NVIC has chosen.
+ *   - harness_exc_entry() pushes the exception frame for an exception that the Python NVIC
+ *     has chosen: 8 words, or 26 with the FP context (S0-S15, FPSCR) when the core has an
+ *     FPU and CONTROL.FPCA is set. The FP context is stacked eagerly (never lazily);
+ *   - the block hook, which decodes every block it counts, finds FP instructions in blocks
+ *     about to run while the FPU is absent or disabled (CPACR): a precise NOCP fault.
  * Policy (which exception, priorities, pending state) stays in Python; this file is only
  * mechanism. Unicorn's API is reached through function pointers passed in the context, so
  * the helper links against nothing and is built with the bundled zig toolchain.
@@ -28,14 +31,22 @@ typedef int (*uc_emu_start_fn)(uc_engine *, uint64_t, uint64_t, uint64_t, size_t
 
 /* Order must match REG_ORDER in native.py. */
 enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, BASEPRI,
-       FAULTMASK, NREGS };
+       FAULTMASK, S0, FPSCR, NREGS }; /* S1-S15 follow S0 in Unicorn's numbering */
 
 /* Stop reasons (bit mask), mirrored in native.py. */
 enum { STOP_DEADLINE = 1, STOP_TRAP = 2, STOP_RETURN = 4, STOP_MASK = 8, STOP_FAULT = 16,
        STOP_REQUEST = 32, STOP_SLEEP = 64 };
 
 /* Fault kinds detected here, mirrored in native.py. */
-enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING };
+enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP };
+
+#define CONTROL_SPSEL 2u
+#define CONTROL_FPCA 4u
+/* Unicorn's core (a v8-M model in secure state) keeps SFPA beside FPCA; an FP context is
+ * live only when both are set, else its next FP instruction starts a new one (FPSCR reset). */
+#define CONTROL_FP_ACTIVE 0xCu
+#define BASIC_FRAME 0x20u
+#define FP_FRAME 0x68u
 
 #define MAX_CODE_REGIONS 4
 #define UC_HOOK_INTR 1
@@ -59,6 +70,9 @@ typedef struct {
     uint32_t stopping;       /* a stop is on its way: blocks entered until then do not run */
     uint32_t watch_masks;    /* something is pending but masked: stop when a mask changes */
     uint32_t watched_primask, watched_basepri, watched_faultmask;
+    uint32_t fpu;            /* the core has an FPU: extended frames, EXC_RETURN 0xFFFFFFEx */
+    uint32_t fp_enabled;     /* CPACR grants CP10 and CP11: FP instructions may run */
+    uint32_t fpcar;          /* FPCAR: where the last extended frame put S0 */
     uint32_t n_code;
     uint32_t code_base[MAX_CODE_REGIONS];
     uint32_t code_size[MAX_CODE_REGIONS];
@@ -81,12 +95,22 @@ static void wr(harness_ctx *c, uc_engine *uc, int reg, uint32_t v) {
     c->reg_write(uc, c->regs[reg], &v);
 }
 
-/* Instructions in a block of Thumb code; *last gets its last instruction's first halfword. */
-static uint32_t count_thumb(const uint8_t *p, uint32_t size, uint16_t *last) {
+#define NO_FP_INSN 0xFFFFFFFFu
+
+/* Instructions in a block of Thumb code; *last gets its last instruction's first halfword and
+ * *fp the offset of its first FP instruction (a CP10/CP11 coprocessor encoding), if any. */
+static uint32_t count_thumb(const uint8_t *p, uint32_t size, uint16_t *last, uint32_t *fp) {
     uint32_t n = 0, off = 0;
     while (off < size) {
         uint16_t hw = (uint16_t)(p[off] | (p[off + 1] << 8));
-        off += (hw >> 11) >= 0x1D ? 4 : 2; /* 0b11101/0b11110/0b11111: 32-bit encoding */
+        if ((hw >> 11) >= 0x1D) { /* 0b11101/0b11110/0b11111: 32-bit encoding */
+            if ((hw & 0xEC00u) == 0xEC00u && off + 3 < size && (p[off + 3] & 0x0Eu) == 0x0Au &&
+                *fp == NO_FP_INSN)
+                *fp = off; /* coprocessor space, coproc 0b101x: VFP */
+            off += 4;
+        } else {
+            off += 2;
+        }
         *last = hw;
         n++;
     }
@@ -94,15 +118,15 @@ static uint32_t count_thumb(const uint8_t *p, uint32_t size, uint16_t *last) {
 }
 
 static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size,
-                                   uint16_t *last) {
+                                   uint16_t *last, uint32_t *fp) {
     for (uint32_t i = 0; i < c->n_code; i++) {
         if (addr - c->code_base[i] < c->code_size[i] &&
             addr + size - c->code_base[i] <= c->code_size[i])
-            return count_thumb(c->code_host[i] + (addr - c->code_base[i]), size, last);
+            return count_thumb(c->code_host[i] + (addr - c->code_base[i]), size, last, fp);
     }
     uint8_t buf[4096];
     if (size <= sizeof buf && c->mem_read(uc, addr, buf, size) == 0)
-        return count_thumb(buf, size, last);
+        return count_thumb(buf, size, last, fp);
     return size / 2;
 }
 
@@ -134,8 +158,16 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
         return;
     }
     uint16_t last = 0;
+    uint32_t fp = NO_FP_INSN;
     c->last_block = (uint32_t)address;
-    c->cycles += count_instructions(c, uc, (uint32_t)address, size, &last);
+    uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &last, &fp);
+    if (fp != NO_FP_INSN && !c->fp_enabled) { /* NOCP UsageFault, before the block runs */
+        c->fault_kind = FAULT_NOCP;
+        c->fault_addr = c->trap_pc = (uint32_t)address + fp;
+        stop(c, uc, STOP_FAULT);
+        return;
+    }
+    c->cycles += n;
     /* WFI ends a translated block and the run: remember where, to tell a sleep from a stop. */
     c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
 }
@@ -150,21 +182,32 @@ static int fail(harness_ctx *c, uint32_t kind, uint32_t addr) {
 static int exception_return(harness_ctx *c, uc_engine *uc, uint32_t exc_return) {
     c->fault_exc_return = exc_return;
     uint32_t low = exc_return & 0xF;
-    if ((exc_return & 0xFFFFFFF0u) != 0xFFFFFFF0u || (low != 1 && low != 9 && low != 0xD))
+    /* Bit 4 clear (0xFFFFFFEx) says an FP context was stacked: only with an FPU. */
+    uint32_t high = exc_return & 0xFFFFFFF0u;
+    int fp_frame = high == 0xFFFFFFE0u;
+    if ((high != 0xFFFFFFF0u && !(fp_frame && c->fpu)) || (low != 1 && low != 9 && low != 0xD))
         return fail(c, FAULT_BAD_EXC_RETURN, exc_return);
     int to_thread = low != 1, use_psp = low == 0xD;
     if (to_thread != (c->active_depth == 1)) return fail(c, FAULT_BAD_EXC_RETURN, exc_return);
 
     uint32_t frame_sp = use_psp ? rd(c, uc, PSP) : rd(c, uc, SP);
-    uint32_t f[8];
-    if (c->mem_read(uc, frame_sp, f, sizeof f) != 0) return fail(c, FAULT_UNSTACKING, frame_sp);
+    uint32_t f[FP_FRAME / 4];
+    uint32_t frame_size = fp_frame ? FP_FRAME : BASIC_FRAME;
+    if (c->mem_read(uc, frame_sp, f, frame_size) != 0) return fail(c, FAULT_UNSTACKING, frame_sp);
     uint32_t xpsr = f[7];
     uint32_t restored_ipsr = xpsr & 0x1FF;
     if ((restored_ipsr == 0) != to_thread) return fail(c, FAULT_BAD_EXC_RETURN, exc_return);
-    uint32_t new_sp = frame_sp + 0x20 + ((xpsr >> 9) & 1) * 4;
+    uint32_t new_sp = frame_sp + frame_size + ((xpsr >> 9) & 1) * 4;
 
-    uint32_t control = rd(c, uc, CONTROL);
-    wr(c, uc, CONTROL, (control & ~2u) | (use_psp ? 2u : 0u));
+    if (fp_frame) {
+        for (int i = 0; i < 16; i++) c->reg_write(uc, c->regs[S0] + i, &f[8 + i]);
+        wr(c, uc, FPSCR, f[24]);
+    }
+    /* Written while still in handler mode: CONTROL is not writable from unprivileged code. */
+    uint32_t control = rd(c, uc, CONTROL) & ~(CONTROL_SPSEL | CONTROL_FP_ACTIVE);
+    if (use_psp) control |= CONTROL_SPSEL;
+    if (fp_frame) control |= CONTROL_FP_ACTIVE;
+    wr(c, uc, CONTROL, control);
     wr(c, uc, IPSR, restored_ipsr); /* switches mode and, with SPSEL, the active SP */
     wr(c, uc, SP, new_sp);
     wr(c, uc, R0, f[0]);
@@ -197,20 +240,34 @@ static void intr_hook(uc_engine *uc, uint32_t intno, void *user) {
     stop(c, uc, STOP_TRAP);
 }
 
-/* ARMv7-M ExceptionEntry() without FP context: push the frame, enter handler mode. */
+/* ARMv7-M ExceptionEntry(): push the frame (with the FP context when one is live), enter
+ * handler mode. */
 int harness_exc_entry(uc_engine *uc, harness_ctx *c, uint32_t exc, uint32_t handler) {
     uint32_t ipsr = rd(c, uc, IPSR);
     uint32_t control = rd(c, uc, CONTROL);
     uint32_t sp = rd(c, uc, SP);
     uint32_t xpsr = rd(c, uc, XPSR);
-    uint32_t frame = (sp - 0x20) & ~7u;
-    uint32_t f[8] = {rd(c, uc, R0),  rd(c, uc, R1), rd(c, uc, R2),        rd(c, uc, R3),
-                     rd(c, uc, R12), rd(c, uc, LR), rd(c, uc, PC) & ~1u,
-                     (xpsr & ~(1u << 9)) | ((sp & 4) ? (1u << 9) : 0)};
-    if (c->mem_write(uc, frame, f, sizeof f) != 0) return fail(c, FAULT_STACKING, frame);
+    int fp_frame = c->fpu && (control & CONTROL_FPCA);
+    uint32_t frame_size = fp_frame ? FP_FRAME : BASIC_FRAME;
+    uint32_t frame = (sp - frame_size) & ~7u;
+    uint32_t f[FP_FRAME / 4] = {rd(c, uc, R0),  rd(c, uc, R1), rd(c, uc, R2), rd(c, uc, R3),
+                                rd(c, uc, R12), rd(c, uc, LR), rd(c, uc, PC) & ~1u,
+                                (xpsr & ~(1u << 9)) | ((sp & 4) ? (1u << 9) : 0)};
+    if (fp_frame) {
+        for (int i = 0; i < 16; i++) c->reg_read(uc, c->regs[S0] + i, &f[8 + i]);
+        f[24] = rd(c, uc, FPSCR);
+        f[25] = 0; /* reserved */
+    }
+    if (c->mem_write(uc, frame, f, frame_size) != 0) return fail(c, FAULT_STACKING, frame);
     wr(c, uc, SP, frame);
     uint32_t exc_return = ipsr != 0 ? 0xFFFFFFF1u : (control & 2) ? 0xFFFFFFFDu : 0xFFFFFFF9u;
+    if (fp_frame) {
+        exc_return &= ~0x10u;
+        c->fpcar = frame + BASIC_FRAME;
+    }
     wr(c, uc, IPSR, exc);
+    /* The handler starts with no FP context (after IPSR: privileged now, CONTROL writable). */
+    if (fp_frame) wr(c, uc, CONTROL, control & ~CONTROL_FP_ACTIVE);
     wr(c, uc, XPSR, (xpsr & 0xF80F0000u) | (1u << 24) | exc); /* flags kept, IT cleared */
     wr(c, uc, LR, exc_return);
     wr(c, uc, PC, handler | 1);

@@ -24,12 +24,13 @@ REG_ORDER = (
     arm_const.UC_ARM_REG_PC, arm_const.UC_ARM_REG_XPSR, arm_const.UC_ARM_REG_SP,
     arm_const.UC_ARM_REG_IPSR, arm_const.UC_ARM_REG_CONTROL, arm_const.UC_ARM_REG_PSP,
     arm_const.UC_ARM_REG_MSP, arm_const.UC_ARM_REG_PRIMASK, arm_const.UC_ARM_REG_BASEPRI,
-    arm_const.UC_ARM_REG_FAULTMASK,
+    arm_const.UC_ARM_REG_FAULTMASK, arm_const.UC_ARM_REG_S0, arm_const.UC_ARM_REG_FPSCR,
 )  # fmt: skip
+assert arm_const.UC_ARM_REG_S15 == arm_const.UC_ARM_REG_S0 + 15  # native.c indexes S0 + i
 
 STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK = 1, 2, 4, 8
 STOP_FAULT, STOP_REQUEST, STOP_SLEEP = 16, 32, 64
-FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING = 0, 1, 2, 3
+FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP = 0, 1, 2, 3, 4
 MAX_CODE_REGIONS = 4
 
 
@@ -56,6 +57,9 @@ class NativeContext(ctypes.Structure):
         ("watched_primask", ctypes.c_uint32),
         ("watched_basepri", ctypes.c_uint32),
         ("watched_faultmask", ctypes.c_uint32),
+        ("fpu", ctypes.c_uint32),
+        ("fp_enabled", ctypes.c_uint32),
+        ("fpcar", ctypes.c_uint32),
         ("n_code", ctypes.c_uint32),
         ("code_base", ctypes.c_uint32 * MAX_CODE_REGIONS),
         ("code_size", ctypes.c_uint32 * MAX_CODE_REGIONS),

@@ -130,7 +130,7 @@ def svd(board: Board) -> str:
     _sub(dev, "description", board.doc)
     cpu = ET.SubElement(dev, "cpu")
     for tag, text in (("name", "CM4"), ("revision", "r0p1"), ("endian", "little"),
-                      ("mpuPresent", "false"), ("fpuPresent", "false"),
+                      ("mpuPresent", "false"), ("fpuPresent", str(board.fpu).lower()),
                       ("nvicPrioBits", 4), ("vendorSystickConfig", "false")):  # fmt: skip
         _sub(cpu, tag, text)
     _sub(dev, "addressUnitBits", 8)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.board import Board
+from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
 from harness.machine import Machine
 from harness.network.network import Network
@@ -68,6 +70,7 @@ def replay(
     firmware: str | Path | None = None,
     output: str | Path | None = None,
     options: ReplayOptions | None = None,
+    board: Board = DEFAULT_BOARD,
     dbc: Dbc | None = None,
     bitrate: int = 500_000,
     data_bitrate: int = 2_000_000,
@@ -87,7 +90,7 @@ def replay(
     for name in sorted(set((options.channels or {}).values()) | {"can0"}):
         net.can_bus(name, bitrate, data_bitrate)
     if firmware is not None:
-        ecu = net.add_ecu("ECU", Machine(firmware), can0="can0",
+        ecu = net.add_ecu("ECU", Machine(firmware, board), can0="can0",
                           can1="can1" if "can1" in net.buses else None)  # fmt: skip
         mcan = ecu.peripheral("MCAN0")
         net.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
