@@ -26,7 +26,7 @@ from harness.core import native
 from harness.core.cpu import Cpu
 from harness.core.dwt import Dwt
 from harness.core.fpu import CPACR_BASE, FPU_BASE, Cpacr, FpuRegisters
-from harness.core.nvic import SVCALL, SYSTICK, Nvic
+from harness.core.nvic import FIRST_IRQ, SVCALL, SYSTICK, Nvic
 from harness.core.semihosting import SEMIHOSTING_BKPT, Semihosting, UnsupportedCall
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
@@ -52,6 +52,8 @@ UC_ERROR_KINDS = {
     UC_ERR_INSN_INVALID: "undefined instruction",
     UC_ERR_EXCEPTION: "unhandled CPU exception",
 }
+SYSTEM_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault",
+                     11: "SVCall", 12: "DebugMon", 14: "PendSV", 15: "SysTick"}  # fmt: skip
 SVC_TRAP = 2
 BKPT_TRAP = 7
 PREFETCH_ABORT_TRAP = 3
@@ -353,9 +355,12 @@ class Machine:
         while (exc := nvic.exception_to_take(*masks)) is not None:
             vector = nvic.vtor + 4 * exc
             handler = cpu.read_word(vector)
-            if handler is None:
-                raise self._fault(f"vector table entry for exception {exc} unreadable",
-                                  cpu.pc, vector)  # fmt: skip
+            problem = self._vector_problem(handler)
+            if problem:
+                raise self._fault(
+                    f"bad vector for {self._exception_name(exc)}: the entry at 0x{vector:08X} "
+                    f"holds {_hex(handler)} ({problem})", cpu.pc, vector)  # fmt: skip
+            assert handler is not None
             if not cpu.enter_exception(exc, handler):
                 raise self._fault(NATIVE_FAULTS[ctx.fault_kind], cpu.pc, ctx.fault_addr)
             nvic.activate(exc)
@@ -366,6 +371,25 @@ class Machine:
         # allow it, so that it is taken at the right instruction.
         pending = int(bool(nvic.pending) and nvic.highest_pending() is not None)
         ctx.stop_on_return = ctx.watch_masks = pending
+
+    def _vector_problem(self, handler: int | None) -> str | None:
+        """Why a vector table entry cannot be taken, as ARMv7-M would fault on it."""
+        if handler is None:
+            return "the table lies outside memory"
+        if handler == 0:
+            return "no handler: a zero entry runs into whatever lies at address 0"
+        if not handler & 1:
+            return "Thumb bit clear: INVSTATE UsageFault, escalated to HardFault"
+        if self.board.region_at(handler & ~1) is None:
+            return "the handler lies outside the memory map"
+        return None
+
+    def _exception_name(self, exc: int) -> str:
+        if exc < FIRST_IRQ:
+            return SYSTEM_EXCEPTIONS.get(exc, f"exception {exc}")
+        irq = exc - FIRST_IRQ
+        owners = [name for p in self.board.peripherals for name, n in p.irq_names() if n == irq]
+        return f"IRQ {irq}" + (f" ({', '.join(owners)})" if owners else "")
 
     # ---- faults ----
 

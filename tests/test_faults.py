@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from irqtest import run
 
-from harness import FirmwareFault
+from harness import FirmwareFault, load_elf
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,23 @@ def test_unexpected_interrupt_stops_in_default_handler(elf: Path) -> None:
         run(elf, "UNEXPECTED_IRQ")
     assert info.value.kind == "breakpoint (BKPT)"
     assert info.value.function == "Default_Handler"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "value", "problem"),
+    [("VECTOR_NO_THUMB", None, "Thumb bit clear: INVSTATE UsageFault"),
+     ("VECTOR_ZERO", 0, "no handler: a zero entry")],
+)  # fmt: skip
+def test_bad_vector_stops_at_once_naming_exception_entry_and_value(
+    elf: Path, scenario: str, value: int | None, problem: str
+) -> None:
+    with pytest.raises(FirmwareFault) as info:
+        run(elf, scenario)
+    fault = info.value
+    assert fault.kind.startswith("bad vector for IRQ 5: the entry at ")
+    assert problem in fault.kind
+    assert fault.address is not None and fault.address % 512 == 0x54  # VTOR + 4 * (16 + 5)
+    if value is None:  # the real handler's address with bit 0 cleared
+        value = load_elf(elf).symbol("IRQ5_Handler").address
+    assert f"holds 0x{value:08X}" in fault.kind
+    assert fault.function == "broken_vector"  # stopped where the interrupt was taken

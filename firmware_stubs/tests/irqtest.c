@@ -11,7 +11,8 @@ enum {
     SC_UNPRIVILEGED, SC_FRAME, SC_FAULT_UNMAPPED_READ, SC_FAULT_FLASH_WRITE, SC_FAULT_UNDEFINED,
     SC_FAULT_BAD_EXC_RETURN, SC_FAULT_STACK_OVERFLOW, SC_SYSRESET, SC_SVC, SC_PENDSV,
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
-    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_FAULT_FP, SC_COUNT,
+    SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_FAULT_FP,
+    SC_VECTOR_NO_THUMB, SC_VECTOR_ZERO, SC_COUNT,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -134,6 +135,20 @@ void TIM3_IRQHandler(void) {
 }
 
 /* ---- faults, each in a function of its own so the report can name it ---- */
+
+/* A copy of the vector table in SRAM with IRQ 5's entry broken, then IRQ 5. */
+extern void (*const vector_table[16 + NUM_IRQS])(void);
+static void prio(int irq, uint8_t p);
+static uint32_t ram_vectors[16 + NUM_IRQS] __attribute__((aligned(512)));
+
+__attribute__((noinline)) void broken_vector(uint32_t entry) {
+    for (uint32_t i = 0; i < 16 + NUM_IRQS; i++) ram_vectors[i] = (uint32_t)vector_table[i];
+    ram_vectors[16 + 5] = entry;
+    SCS->VTOR = (uint32_t)ram_vectors;
+    __asm volatile("dsb\n isb" ::: "memory");
+    prio(5, 0x40);
+    STIR_PEND(5);
+}
 
 /* `vmov s0, r0`, encoded by hand: this soft-float build has no FP instructions of its own. */
 __attribute__((noinline)) void fault_fp(void) { __asm volatile(".inst.w 0xEE000A10" ::: "memory"); }
@@ -295,6 +310,8 @@ int main(void) {
     case SC_FAULT_BUS_ERROR: fault_bus_error(); break;
     case SC_FAULT_FETCH: fault_fetch(); break;
     case SC_FAULT_FP: fault_fp(); break;
+    case SC_VECTOR_NO_THUMB: broken_vector((uint32_t)IRQ5_Handler & ~1u); break;
+    case SC_VECTOR_ZERO: broken_vector(0); break;
     case SC_FAULT_BAD_EXC_RETURN:
         prio(7, 0x80);
         STIR_PEND(7);
