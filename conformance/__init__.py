@@ -1,0 +1,1 @@
+"""Differential conformance of the harness's emulated core against QEMU (see sweep.py)."""
