@@ -215,9 +215,13 @@ def reconfigure(m: Mcan, **registers: int) -> None:
     m.write(offset("CCCR"), 4, registers.get("CCCR", cccr) & ~0b11)
 
 
+def txfqs(m: Mcan) -> int:
+    return m.read(offset("TXFQS"), 4)
+
+
 def queue_frame(m: Mcan, frame: CanFrame, marker: int = 0, event: bool = False) -> int:
     """Firmware's TX FIFO/queue step: write at the put index, request it; returns the index."""
-    put = m.regs.get_field("TXFQS", "TFQPI")
+    put = txfqs(m) >> 16 & 0x1F
     write_tx_element(m.ram, TX_BUFFERS + 72 * put, frame, marker, event)
     m.write(offset("TXBAR"), 4, 1 << put)
     return put
@@ -239,16 +243,16 @@ def timed() -> tuple[Network, Mcan, PythonNode]:
 def test_tx_fifo_sends_in_request_order(setup: tuple) -> None:
     net, mcan, peer, _ = setup
     reconfigure(mcan, TXBC=TX_BUFFERS | 2 << 16 | 3 << 24)  # 2 dedicated + 3-element FIFO
-    assert mcan.regs["TXFQS"] == 3 | 2 << 8 | 2 << 16  # 3 free, get = put = 2
+    assert txfqs(mcan) == 3 | 2 << 8 | 2 << 16  # 3 free, get = put = 2
     puts = [queue_frame(mcan, CanFrame(ident)) for ident in (0x300, 0x100, 0x200)]
-    assert puts == [2, 3, 4] and mcan.regs.get_field("TXFQS", "TFQF") == 1
+    assert puts == [2, 3, 4] and txfqs(mcan) >> 21 & 1
     queue_frame(mcan, CanFrame(0x50))  # full: ignored
     assert mcan.regs["TXBRP"] == 0b11100
     mcan.write(offset("IE"), 4, mcan.regs["IE"] | IR["TFE"])
     net.run_for(ms=2)
     assert [f.arbitration_id for f in peer.received] == [0x300, 0x100, 0x200]  # FIFO order
-    assert mcan.regs.get_field("TXFQS", "TFFL") == 3 and mcan.regs["IR"] & IR["TFE"]
-    assert mcan.regs.get_field("TXFQS", "TFGI") == 2  # wrapped round to the first element
+    assert txfqs(mcan) & 0x3F == 3 and mcan.regs["IR"] & IR["TFE"]
+    assert txfqs(mcan) >> 8 & 0x1F == 2  # wrapped round to the first element
 
 
 def test_tx_fifo_competes_with_dedicated_buffers_by_id(setup: tuple) -> None:
@@ -266,10 +270,10 @@ def test_tx_queue_sends_lowest_id_first(setup: tuple) -> None:
     net, mcan, peer, _ = setup
     reconfigure(mcan, TXBC=TX_BUFFERS | 0 << 16 | 3 << 24 | 1 << 30)  # 3-element queue
     puts = [queue_frame(mcan, CanFrame(ident)) for ident in (0x300, 0x100, 0x200)]
-    assert puts == [0, 1, 2] and mcan.regs.get_field("TXFQS", "TFQF") == 1
+    assert puts == [0, 1, 2] and txfqs(mcan) >> 21 & 1
     net.run_for(ms=2)
     assert [f.arbitration_id for f in peer.received] == [0x100, 0x200, 0x300]
-    assert mcan.regs["TXFQS"] == 0  # put index back to the first free buffer, not full
+    assert txfqs(mcan) == 0  # put index back to the first free buffer, not full
 
 
 def test_tx_event_fifo_records_sent_frames(setup: tuple) -> None:
@@ -438,3 +442,148 @@ def test_repeated_errors_make_the_sender_passive_then_bus_off(timed: tuple) -> N
     mcan.write(offset("CCCR"), 4, mcan.regs["CCCR"] & ~1)  # restart: 128 x 11 recessive bits
     net.run_for(ms=5)
     assert psr(mcan)["BO"] == 0 and [f.arbitration_id for f in peer.received] == [0x100, 0x101]
+
+
+# ---- configured as other drivers configure it (not the project's HAL) ----
+
+TX_CONFIGS = {
+    # name: (TXBC fields beyond the start address, how many frames the driver can queue)
+    "buffers only": (3 << 16, 3),
+    "FIFO only": (0 << 16 | 4 << 24, 4),
+    "queue only": (0 << 16 | 4 << 24 | 1 << 30, 4),
+    "buffers + FIFO": (2 << 16 | 3 << 24, 5),
+    "buffers + queue": (2 << 16 | 3 << 24 | 1 << 30, 5),
+}
+
+
+def fresh_controller() -> tuple[Network, Mcan, PythonNode]:
+    """A controller just out of reset, configured by the test itself."""
+    net = Network()
+    bus = net.can_bus("can0", 500_000, 2_000_000)
+    mcan = Mcan("ecu", 0, net.clock, (Line(), Line()), memoryview(bytearray(0x2000)), CAN_CLOCK)
+    bus.attach(mcan)
+    mcan.bus_request.append(bus.request)
+    return net, mcan, PythonNode("peer", bus)
+
+
+def send_like_a_driver(m: Mcan, frame: CanFrame, ndtb: int, slot: int) -> bool:
+    """Dedicated buffers by number, FIFO/queue at the put index after checking TFQF."""
+    if slot < ndtb:
+        index = slot
+    else:
+        status = txfqs(m)
+        if status >> 21 & 1:
+            return False  # full: the driver refuses the send
+        index = status >> 16 & 0x1F
+    write_tx_element(m.ram, TX_BUFFERS + 72 * index, frame)
+    m.write(offset("TXBAR"), 4, 1 << index)
+    return True
+
+
+@pytest.mark.parametrize("config", list(TX_CONFIGS))
+def test_every_tx_configuration_sends(config: str) -> None:
+    net, mcan, peer = fresh_controller()
+    txbc, capacity = TX_CONFIGS[config]
+    configure(mcan)
+    reconfigure(mcan, TXBC=TX_BUFFERS | txbc)
+    ndtb, tfqs, queue = txbc >> 16 & 0x3F, txbc >> 24 & 0x3F, txbc >> 30 & 1
+    if tfqs and not queue:  # a FIFO starts empty: free level = its size, not full
+        assert txfqs(mcan) & 0x3F == tfqs and not txfqs(mcan) >> 21 & 1
+    frames = [CanFrame(0x200 + i, bytes([i])) for i in range(capacity)]
+    assert all(send_like_a_driver(mcan, f, ndtb, i) for i, f in enumerate(frames))
+    assert not send_like_a_driver(mcan, CanFrame(0x7FF), ndtb, capacity) or not tfqs
+    net.run_for(ms=5)
+    assert sorted(f.arbitration_id for f in peer.received) == [f.arbitration_id for f in frames]
+    assert mcan.regs["TXBRP"] == 0
+    if tfqs and not queue:
+        assert txfqs(mcan) & 0x3F == tfqs  # empty again
+
+
+def test_fifo_only_driver_sends_right_after_reset() -> None:
+    # The stock-driver set-up that never transmitted: no dedicated buffers, a 3-deep FIFO,
+    # configured straight after reset (TXFQS has not been written by anyone).
+    net, mcan, peer = fresh_controller()
+    w = lambda reg, value: mcan.write(offset(reg), 4, value)  # noqa: E731
+    w("CCCR", 0b11)
+    w("NBTP", (3 << 25) | (62 << 8) | 15)
+    w("TXBC", TX_BUFFERS | 3 << 24)
+    w("CCCR", 0)
+    assert txfqs(mcan) == 3 | 0 << 8 | 0 << 16  # 3 free, get = put = 0, not full
+    assert send_like_a_driver(mcan, CanFrame(0x123, b"hi"), 0, 0)
+    net.run_for(ms=1)
+    assert [f.arbitration_id for f in peer.received] == [0x123]
+
+
+def test_setting_cce_resets_fifo_and_transmit_state(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, TXBC=TX_BUFFERS | 1 << 16 | 3 << 24, TXEFC=EVENTS | 2 << 16)
+    peer.send(CanFrame(0x111))
+    peer.send(CanFrame(0x112))
+    queue_frame(mcan, CanFrame(0x300), event=True)
+    net.run_for(ms=2)  # two frames in RX FIFO 0, one TX event, TXBTO set
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x400))
+    mcan.write(offset("CCCR"), 4, 1)  # INIT: the requests below stay pending
+    mcan.write(offset("TXBAR"), 4, 1)
+    queue_frame(mcan, CanFrame(0x401))
+    mcan.write(offset("TXBCR"), 4, 1 << 2)  # one cancelled: TXBCF
+    assert mcan.regs["RXF0S"] & 0x7F == 2 and mcan.regs["TXEFS"] & 0x3F == 1
+    assert mcan.regs["TXBRP"] == 1 and mcan.regs["TXBCF"] and mcan.regs["TXBTO"]
+    mcan.write(offset("CCCR"), 4, 0b11)  # CCE: the re-initialisation starts
+    for name in ("RXF0S", "RXF1S", "TXBRP", "TXBTO", "TXBCF", "TXEFS", "HPMS"):
+        assert mcan.read(offset(name), 4) == 0, name
+    assert txfqs(mcan) == 3 | 1 << 8 | 1 << 16  # empty FIFO from its first element
+    mcan.write(offset("CCCR"), 4, 0)
+    net.run_for(ms=2)
+    assert [f.arbitration_id for f in peer.received] == [0x300]  # dropped requests stay dropped
+    assert queue_frame(mcan, CanFrame(0x222)) == 1
+    net.run_for(ms=1)
+    assert peer.received[-1].arbitration_id == 0x222
+
+
+def test_interrupt_handler_that_writes_back_what_it_read(setup: tuple) -> None:
+    net, mcan, peer, lines = setup
+    peer.send(CanFrame(0x123))
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x050))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=1)
+    seen = mcan.read(offset("IR"), 4)
+    assert seen == IR["RF0N"] | IR["TC"] and lines[0].level and lines[1].level
+    peer.send(CanFrame(0x300))  # into FIFO 1, between the handler's read and its write-back
+    net.run_for(ms=1)
+    mcan.write(offset("IR"), 4, seen)  # clears exactly what the handler saw
+    assert mcan.regs["IR"] == IR["RF1N"] and lines[0].level and not lines[1].level
+    assert fifo_status(mcan, 0)[0] == 1 and fifo_status(mcan, 1)[0] == 1
+
+
+def test_bus_monitoring_and_back(setup: tuple) -> None:
+    net, mcan, peer, _ = setup
+    reconfigure(mcan, CCCR=mcan.regs["CCCR"] | 1 << 5)  # MON
+    peer.send(CanFrame(0x123))
+    write_tx_element(mcan.ram, TX_BUFFERS, CanFrame(0x050))
+    mcan.write(offset("TXBAR"), 4, 1)  # ignored while monitoring
+    net.run_for(ms=1)
+    assert fifo_status(mcan, 0)[0] == 1 and peer.received == [] and mcan.regs["TXBRP"] == 0
+    reconfigure(mcan, CCCR=mcan.regs["CCCR"] & ~(1 << 5))
+    mcan.write(offset("TXBAR"), 4, 1)
+    net.run_for(ms=1)
+    assert [f.arbitration_id for f in peer.received] == [0x050]
+
+
+# Reset values from the register table of Bosch's M_CAN user's manual, revision 3.2.1 (the
+# revision CREL reports), for every register the model declares.
+BOSCH_RESET_VALUES = {
+    "CREL": 0x32150320, "ENDN": 0x87654321, "DBTP": 0x00000A33, "CCCR": 0x00000001,
+    "NBTP": 0x06000A03, "ECR": 0, "PSR": 0x00000707, "IR": 0, "IE": 0, "ILS": 0, "ILE": 0,
+    "GFC": 0, "SIDFC": 0, "XIDFC": 0, "XIDAM": 0x1FFFFFFF, "HPMS": 0, "RXF0C": 0, "RXF0S": 0,
+    "RXF0A": 0, "RXBC": 0, "RXF1C": 0, "RXF1S": 0, "RXF1A": 0, "RXESC": 0, "TXBC": 0,
+    "TXFQS": 0, "TXESC": 0, "TXBRP": 0, "TXBAR": 0, "TXBCR": 0, "TXBTO": 0, "TXBCF": 0,
+    "TXBTIE": 0, "TXBCIE": 0, "TXEFC": 0, "TXEFS": 0, "TXEFA": 0,
+    "TEST": 0x00000080,  # TEST.RX follows the recessive bus (the table's 0 leaves RX as 'x')
+}  # fmt: skip
+
+
+def test_reset_values_match_the_bosch_register_table() -> None:
+    _, mcan, _ = fresh_controller()
+    declared = {reg.name for reg in MCAN_BLOCK.registers}
+    assert set(BOSCH_RESET_VALUES) <= declared
+    assert {n: mcan.read(offset(n), 4) for n in BOSCH_RESET_VALUES} == BOSCH_RESET_VALUES

@@ -311,7 +311,8 @@ typedef struct {
     volatile uint32_t XIDFC;                 /* +0x088 Extended ID filter configuration */
     uint32_t RESERVED5[1];
     volatile uint32_t XIDAM;                 /* +0x090 Extended ID AND mask */
-    uint32_t RESERVED6[3];
+    volatile const uint32_t HPMS;            /* +0x094 High priority message status (high-priority messages are not modelled) */
+    uint32_t RESERVED6[2];
     volatile uint32_t RXF0C;                 /* +0x0A0 RX FIFO 0 configuration */
     volatile const uint32_t RXF0S;           /* +0x0A4 RX FIFO 0 status */
     volatile uint32_t RXF0A;                 /* +0x0A8 RX FIFO 0 acknowledge */
@@ -615,6 +616,14 @@ typedef struct {
 #define MCAN_XIDFC_LSE_Msk (0x7FUL << 16U)
 #define MCAN_XIDAM_EIDM_Pos 0U
 #define MCAN_XIDAM_EIDM_Msk (0x1FFFFFFFUL << 0U)
+#define MCAN_HPMS_BIDX_Pos 0U
+#define MCAN_HPMS_BIDX_Msk (0x3FUL << 0U)
+#define MCAN_HPMS_MSI_Pos 6U
+#define MCAN_HPMS_MSI_Msk (0x3UL << 6U)
+#define MCAN_HPMS_FIDX_Pos 8U
+#define MCAN_HPMS_FIDX_Msk (0x7FUL << 8U)
+#define MCAN_HPMS_FLST_Pos 15U
+#define MCAN_HPMS_FLST_Msk (0x1UL << 15U)
 #define MCAN_RXF0C_F0SA_Pos 2U
 #define MCAN_RXF0C_F0SA_Msk (0x3FFFUL << 2U)
 #define MCAN_RXF0C_F0S_Pos 16U

@@ -3,13 +3,15 @@
 Modelled:
 - CCCR.INIT/CCE configuration protection (DBTP, NBTP, TEST, filters, FIFO/buffer set-up and
   CCCR's mode bits only change with INIT = CCE = 1; CCE clears with INIT), FDOE/BRSE.
+  Setting CCE resets HPMS, RXF0S, RXF1S, TXFQS, TXBRP, TXBTO, TXBCF and TXEFS and drops the
+  pending transmit requests, as the M_CAN 3.2.1 user's manual says.
 - Bit timing: NBTP/DBTP give the frame durations on the bus.
 - Standard and extended ID filters (range, dual, classic mask; FIFO 0/1 or reject; XIDAM),
   the global filter for non-matching and remote frames.
 - RX FIFO 0 and 1 (fill level, get/put index, watermark, full, acknowledge, blocking and
   overwrite mode, message lost).
 - TX: dedicated buffers plus a TX FIFO or TX queue (TXBC.NDTB/TFQS/TFQM, TXFQS put/get
-  index, free level, full), TXBAR/TXBRP/TXBTO, cancellation (TXBCR/TXBCF); arbitration
+  index, free level = TFQS when empty, full), TXBAR/TXBRP/TXBTO, cancellation (TXBCR/TXBCF); arbitration
   inside the controller by lowest ID, then lowest buffer index (the FIFO takes part with its
   oldest element). TX event FIFO (EFC, message marker, watermark, full, lost, acknowledge).
 - Test modes: external loopback (TEST.LBCK: its own frames are also received), internal
@@ -106,7 +108,9 @@ class TxRequest:
 
 class Mcan(Peripheral):
     block = MCAN_BLOCK
-    extra_state: ClassVar[tuple[str, ...]] = ("_pending", "_offered", "_looping", "_tec", "_rec")
+    extra_state: ClassVar[tuple[str, ...]] = (
+        "_pending", "_offered", "_looping", "_tec", "_rec", "_fifo_get", "_fifo_used",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -127,12 +131,16 @@ class Mcan(Peripheral):
         self._offered: int | None = None  # the request offered to the bus's arbitration
         self._looping: int | None = None  # the request in internal loopback
         self._tec = self._rec = 0  # fault confinement counters (ECR shows them saturated)
+        # TX FIFO: its oldest element (counted from its first buffer) and elements in use.
+        # TXFQS is derived from these on every read.
+        self._fifo_get = self._fifo_used = 0
         self._setup: Setup | None = None
         self._filters: dict[bool, tuple[bytes, list[mram.Filter]]] = {}
         self._loopback = self.deadline(self._loopback_done)
         self._recovery = self.deadline(self._recovered)
         r = self.regs
         r.on_read["PSR"] = self._read_psr
+        r.on_read["TXFQS"] = lambda _i: self.txfqs
         r.on_write["TXBAR"] = self._write_txbar
         r.on_write["TXBCR"] = self._write_txbcr
         r.on_write["RXF0A"] = lambda _i, w, _n: self._acknowledge(0, w & 0x3F)
@@ -172,18 +180,26 @@ class Mcan(Peripheral):
             r["TEST"] = MCAN_BLOCK.register("TEST").reset  # leaving test mode resets TEST
         r["CCCR"] = new
         self._setup = None
+        if new & CCCR_INIT and new & CCCR_CCE and not old & CCCR_CCE:
+            self._configuration_reset()
         if old & CCCR_INIT and not new & CCCR_INIT:
             self._left_init()
         if not old & CCCR_INIT and new & CCCR_INIT:
             self._loopback.disarm()
             self.regs.set_field("PSR", "ACT", ACT_SYNCHRONISING)
 
+    def _configuration_reset(self) -> None:
+        """Setting CCE: the FIFO and transmit state registers reset, requests are dropped."""
+        r = self.regs
+        for name in ("HPMS", "RXF0S", "RXF1S", "TXBRP", "TXBTO", "TXBCF", "TXEFS"):
+            r[name] = MCAN_BLOCK.register(name).reset
+        self._pending = {}
+        self._offered = self._looping = None
+        self._loopback.disarm()
+        self._fifo_get = self._fifo_used = 0
+
     def _left_init(self) -> None:
         s = self.setup
-        if s.fifo_queue and not s.queue_mode:
-            get, used = self._fifo_state(s)
-            self._set_fifo_state(s, get, used)
-        self._sync_queue(s)
         if self.regs.get_field("PSR", "BO"):
             bits = RECOVERY_BITS * self.clock.hz // s.nominal_bitrate
             self._recovery.arm_in(bits)  # bus-off recovery: 128 x 11 recessive bits
@@ -262,6 +278,7 @@ class Mcan(Peripheral):
         self._pending = {}
         self._offered = self._looping = None
         self._tec = self._rec = 0
+        self._fifo_get = self._fifo_used = 0
         self._setup = None
 
     def restore(self, state: Any) -> None:
@@ -298,25 +315,34 @@ class Mcan(Peripheral):
         r["TXBRP"] |= requested
         r["TXBTO"] &= ~requested
         r["TXBCF"] &= ~requested
-        self._sync_queue(s)
         if requested:
             self._wake_bus()
 
     # The TX FIFO: elements dedicated..dedicated+fifo_queue-1, sent oldest first from the get
-    # index; TXFQS holds its get index and free level, the put index follows from them.
+    # index; the put index follows from the get index and the fill.
 
     def _fifo_state(self, s: Setup) -> tuple[int, int]:
         """(get index, elements in use) of the TX FIFO."""
-        status = self.regs["TXFQS"]
-        get, free = status >> 8 & 0x1F, status & 0x3F
-        if not s.dedicated <= get < s.tx_buffers or free > s.fifo_queue:
-            return s.dedicated, 0  # not set up yet
-        return get, s.fifo_queue - free
+        return s.dedicated + self._fifo_get % max(s.fifo_queue, 1), self._fifo_used
 
     def _set_fifo_state(self, s: Setup, get: int, used: int) -> None:
+        self._fifo_get, self._fifo_used = get - s.dedicated, used
+
+    @property
+    def txfqs(self) -> int:
+        """TXFQS: in FIFO mode free level (TFQS when empty), get and put index, full; in
+        queue mode the first free queue buffer, full."""
+        s = self.setup
+        if not s.fifo_queue:
+            return 0
+        if s.queue_mode:
+            pending = self.regs["TXBRP"]
+            free = [i for i in range(s.dedicated, s.tx_buffers) if not pending >> i & 1]
+            return (free[0] if free else 0) << 16 | int(not free) << 21
+        get, used = self._fifo_state(s)
         put = s.dedicated + (get - s.dedicated + used) % s.fifo_queue
         free = s.fifo_queue - used
-        self.regs["TXFQS"] = free | get << 8 | put << 16 | int(free == 0) << 21
+        return free | get << 8 | put << 16 | int(free == 0) << 21
 
     def _fifo_requests(self, requested: int, s: Setup) -> int:
         """In FIFO mode only the put index may be requested; it then moves on."""
@@ -344,14 +370,6 @@ class Mcan(Peripheral):
         self._set_fifo_state(s, get, used)
         return used == 0
 
-    def _sync_queue(self, s: Setup) -> None:
-        """TX queue mode: the put index is the first free queue buffer."""
-        if not (s.fifo_queue and s.queue_mode):
-            return
-        pending = self.regs["TXBRP"]
-        free = [i for i in range(s.dedicated, s.tx_buffers) if not pending >> i & 1]
-        self.regs["TXFQS"] = (free[0] if free else 0) << 16 | int(not free) << 21
-
     def _as_sent(self, frame: CanFrame) -> CanFrame:
         cccr = self.regs["CCCR"]
         if frame.is_fd and not cccr & CCCR_FDOE:  # FD disabled: sent as a classic frame
@@ -376,7 +394,6 @@ class Mcan(Peripheral):
         s = self.setup
         if s.fifo_queue and not s.queue_mode:
             self._fifo_release(s)
-        self._sync_queue(s)
         if cancelled & r["TXBCIE"]:
             r["IR"] |= IR["TCF"]
             self.update_interrupts()
@@ -435,10 +452,8 @@ class Mcan(Peripheral):
         self._count_success(frame)
         raised = IR["TC"] if r["TXBTIE"] & bit else 0
         s = self.setup
-        if s.dedicated <= index and s.fifo_queue:
-            if not s.queue_mode and self._fifo_release(s):
-                raised |= IR["TFE"]
-            self._sync_queue(s)
+        if s.dedicated <= index and s.fifo_queue and not s.queue_mode and self._fifo_release(s):
+            raised |= IR["TFE"]
         if request.event:
             raised |= self._store_event(frame, request.marker)
         r["IR"] |= raised

@@ -93,6 +93,10 @@ MCAN_BLOCK = Block(
         Register("XIDFC", 0x088, (Field("FLESA", 2, 14), Field("LSE", 16, 7)),
                  "Extended ID filter configuration"),
         Register("XIDAM", 0x090, (Field("EIDM", 0, 29, reset=0x1FFFFFFF),), "Extended ID AND mask"),
+        Register("HPMS", 0x094, (
+            Field("BIDX", 0, 6, RO, modelled=False), Field("MSI", 6, 2, RO, modelled=False),
+            Field("FIDX", 8, 7, RO, modelled=False), Field("FLST", 15, 1, RO, modelled=False),
+        ), "High priority message status (high-priority messages are not modelled)"),
         *_fifo(0, 0x0A0),
         Register("RXBC", 0x0AC, (Field("RBSA", 2, 14, modelled=False),), "RX buffer configuration"),
         *_fifo(1, 0x0B0),
