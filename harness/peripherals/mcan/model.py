@@ -11,9 +11,10 @@ Modelled:
 - RX FIFO 0 and 1 (fill level, get/put index, watermark, full, acknowledge, blocking and
   overwrite mode, message lost).
 - TX: dedicated buffers plus a TX FIFO or TX queue (TXBC.NDTB/TFQS/TFQM, TXFQS put/get
-  index, free level = TFQS when empty, full), TXBAR/TXBRP/TXBTO, cancellation (TXBCR/TXBCF); arbitration
-  inside the controller by lowest ID, then lowest buffer index (the FIFO takes part with its
-  oldest element). TX event FIFO (EFC, message marker, watermark, full, lost, acknowledge).
+  index, free level = TFQS when empty, full), TXBAR/TXBRP/TXBTO, cancellation (TXBCR/TXBCF);
+  arbitration inside the controller by lowest ID, then lowest buffer index (the FIFO takes
+  part with its oldest element). TX event FIFO (EFC, message marker, watermark, full, lost,
+  acknowledge).
 - Test modes: external loopback (TEST.LBCK: its own frames are also received), internal
   loopback (LBCK + CCCR.MON: nothing on the bus, frames looped back after their duration),
   bus monitoring (CCCR.MON: receive only, no transmit requests).
