@@ -338,8 +338,8 @@ class Mcan(Peripheral):
             return 0
         if s.queue_mode:
             pending = self.regs["TXBRP"]
-            free = [i for i in range(s.dedicated, s.tx_buffers) if not pending >> i & 1]
-            return (free[0] if free else 0) << 16 | int(not free) << 21
+            idle = [i for i in range(s.dedicated, s.tx_buffers) if not pending >> i & 1]
+            return (idle[0] if idle else 0) << 16 | int(not idle) << 21
         get, used = self._fifo_state(s)
         put = s.dedicated + (get - s.dedicated + used) % s.fifo_queue
         free = s.fifo_queue - used
