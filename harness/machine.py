@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 # Unicorn interrupt numbers (QEMU's EXCP_*) that end a run as a fault.
 TRAP_KINDS = {
     1: "undefined instruction",
-    3: "instruction fetch fault (prefetch abort)",
     4: "data access fault (bus fault)",
     7: "breakpoint (BKPT)",
     17: "coprocessor instruction (no FPU on this core)",
