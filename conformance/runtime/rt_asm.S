@@ -9,6 +9,7 @@
      * let the object say it was built for one (Tag_FP_arch), or loaders refuse it on a
      * core without. */
     .eabi_attribute Tag_FP_arch, 0
+    .eabi_attribute Tag_ABI_HardFP_use, 0
 
     .text
     .global SysTick_Handler
