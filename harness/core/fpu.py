@@ -13,6 +13,8 @@ privileged-only access (CP10 = 0b01 admits unprivileged code too).
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.clock import VirtualClock
 from harness.core.native import NativeContext
 from harness.peripherals.base import Peripheral
@@ -81,7 +83,7 @@ class Cpacr(Peripheral):
         super().reset()
         self._apply()
 
-    def restore(self, state: object) -> None:
+    def restore(self, state: Any) -> None:
         super().restore(state)
         self._apply()
 
@@ -93,4 +95,16 @@ class FpuRegisters(Peripheral):
 
     def __init__(self, name: str, base: int, clock: VirtualClock, ctx: NativeContext) -> None:
         super().__init__(name, base, clock)
+        self._ctx = ctx
         self.regs.on_read["FPCAR"] = lambda _i: ctx.fpcar & ~7
+
+    def reset(self) -> None:
+        super().reset()
+        self._ctx.fpcar = 0
+
+    def snapshot(self) -> Any:
+        return super().snapshot(), self._ctx.fpcar
+
+    def restore(self, state: Any) -> None:
+        registers, self._ctx.fpcar = state
+        super().restore(registers)
