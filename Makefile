@@ -4,7 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench firmware lint clean
+.PHONY: demo test bench firmware lint clean conformance debian-deps
+
+# The Debian tools of the conformance sweep (tests/test_conformance.py needs them too).
+DEBIAN_PACKAGES := qemu-system-arm csmith libcsmith-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+CONFORMANCE_PROGRAMS ?= 300
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,8 +32,16 @@ bench: firmware
 	$(PY) benchmarks/report.py build/benchmarks.json
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check harness tests benchmarks traces
+	$(VENV)/bin/ruff check harness tests benchmarks traces conformance
 	$(VENV)/bin/mypy
+
+# The emulated core against QEMU: csmith programs x {clang, gcc} x {-O0,-O1,-O2,-Os,-O3}.
+conformance: firmware
+	$(PY) -m conformance.sweep --programs $(CONFORMANCE_PROGRAMS) --jobs 2
+
+debian-deps:
+	$(SUDO) apt-get install -y $(DEBIAN_PACKAGES) || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y $(DEBIAN_PACKAGES); }
 
 clean:
 	rm -rf build

@@ -70,6 +70,7 @@ conformance_fp_dump:
     .section .rodata.conformance_fp_canaries, "a"
     .balign 4
     .global conformance_fp_canaries
+    .type conformance_fp_canaries, %object
 conformance_fp_canaries:
     .set i, 0
     .rept 32
