@@ -28,6 +28,7 @@ from conformance.runners import (
     ALL_VARIANTS,
     ERROR,
     EXIT,
+    FAULT,
     TIMEOUT,
     RunResult,
     Variant,
@@ -105,6 +106,18 @@ def _save(spec: BuildSpec, variant: str, qemu: str, harness: str) -> str:
     return str(d / f"{stem}.{{qemu,harness}}.txt")
 
 
+FAULT_EXITS = {128 + n for n in (3, 4, 5, 6)}  # the runtime's exit from HardFault .. UsageFault
+
+
+def faulted_alike(ref: RunResult, run: RunResult) -> bool:
+    """QEMU ran into a fault handler right where the harness stopped with a fault (the harness
+    stops the run on a fault instead of taking the firmware's handler)."""
+    if ref.status != EXIT or ref.exit_code not in FAULT_EXITS:
+        return False
+    rest = ref.output[len(run.output) :] if ref.output.startswith(run.output) else ""
+    return rest.lstrip().startswith("*** unexpected exception")
+
+
 def judge(spec: BuildSpec, variant: Variant, ref: RunResult, run: RunResult) -> Divergence | None:
     """None when the harness run matches the reference, else what differs."""
     reason = ""
@@ -112,6 +125,8 @@ def judge(spec: BuildSpec, variant: Variant, ref: RunResult, run: RunResult) -> 
         if ref.output.startswith(run.output):
             return None  # out of budget, and right so far: a timeout, not a divergence
         reason = f"timed out ({run.detail}) after printing something else"
+    elif run.status == FAULT and faulted_alike(ref, run):
+        return None  # QEMU took a fault exception where the harness stopped with FirmwareFault
     elif run.status != EXIT:
         reason = f"{run.status}: {run.detail}"
     elif run.output != ref.output:

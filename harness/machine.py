@@ -61,6 +61,8 @@ NATIVE_FAULTS = {
     native.FAULT_UNSTACKING: "stack fault on exception return (unstacking)",
     native.FAULT_STACKING: "stack overflow during exception entry (stacking)",
     native.FAULT_NOCP: "FP instruction with the FPU disabled (CPACR CP10/CP11): NOCP UsageFault",
+    native.FAULT_UNALIGNED: "unaligned access (UsageFault UNALIGNED: LDM/STM, LDRD/STRD, "
+    "exclusives and VLDR/VLDM/VSTM need an aligned address; the base register is the address)",
 }
 
 
@@ -299,6 +301,11 @@ class Machine:
             if ctx.fault_kind == native.FAULT_BAD_EXC_RETURN:
                 kind = f"bad exception return (EXC_RETURN 0x{ctx.fault_exc_return:08X})"
                 raise self._fault(kind, ctx.trap_pc, None)
+            if ctx.fault_kind == native.FAULT_TOO_MANY_CHECKS:
+                raise SimulationError(
+                    f"more than {native.ALIGN_SET_SIZE * 3 // 4} load/store-multiple "
+                    "instructions to check for alignment; the harness cannot track them all"
+                )
             if ctx.fault_kind == native.FAULT_NOCP and not self.board.fpu:
                 kind = (f"FP instruction on a core without an FPU (board {self.board.name}): "
                         "NOCP UsageFault")  # fmt: skip
@@ -429,7 +436,7 @@ class Machine:
         if found is not None and found[0].region.kind == "flash":
             self._flash_generation += 1
             found[0].data[found[1] : found[1] + len(data)] = data
-            self.cpu.uc.ctl_remove_cache(address, address + len(data))
+            self.cpu.code_changed(address, address + len(data))
         else:
             self.cpu.uc.mem_write(address, bytes(data))
 
@@ -481,7 +488,7 @@ class Machine:
         for mem, data in zip(self.cpu.memories("ram"), snap.sram, strict=True):
             mem.data[:] = data
             # Code may run from RAM: drop translations of what was just overwritten.
-            self.cpu.uc.ctl_remove_cache(mem.region.base, mem.region.end)
+            self.cpu.code_changed(mem.region.base, mem.region.end)
         if snap.flash_generation != self._flash_generation:
             for mem, data in zip(self.cpu.memories("flash"), snap.flash, strict=True):
                 mem.data[:] = data

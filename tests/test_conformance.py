@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Machine
+from harness import FirmwareFault, Machine
 from harness.boards import ASILB_M4F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,15 +88,16 @@ def test_fp_corruption_is_reported() -> None:
     assert "FP context corrupted: s0 = 0xC0DE0000\n" in m.semihost_output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="harness divergence found by the sweep: LDM/STM/LDRD/STRD at an address that is not "
-    "word-aligned must take a UsageFault (UNALIGNED) on ARMv7-M, as on QEMU; the harness performs "
-    "the access (seed 163, gcc, every level: `ldmia r2, {r0, r1, r2}` with r2 = 0x20000076)",
-)
-def test_known_divergence_unaligned_ldm() -> None:
-    """Kept in view, not in the sample: remove the mark when the harness faults like QEMU."""
+def test_unaligned_ldm_faults_as_on_qemu() -> None:
+    """The divergence the full sweep found (seed 163, gcc, every level): `ldmia r2, {r0-r2}`
+    with r2 = 0x20000076 takes a UsageFault on QEMU, as ARMv7-M requires; the harness used to
+    perform the access. Now both stop there, with the same output before it."""
     _require_tools()
-    specs = sweep.plan([163], ["gcc"], ["O2"], [runners.PLAIN], qemu_timeout_s=QEMU_TIMEOUT_S)
+    specs = sweep.plan([163], ["gcc"], list(toolchain.LEVELS), [runners.PLAIN],
+                       qemu_timeout_s=QEMU_TIMEOUT_S)  # fmt: skip
     summary = sweep.sweep(specs)
     assert not summary.divergences, "\n".join(d.report() for d in summary.divergences)
+    assert summary.runs == 2 * len(toolchain.LEVELS)
+    elf = toolchain.build(toolchain.generate(163), "gcc", "O2")
+    with pytest.raises(FirmwareFault, match=r"unaligned access \(UsageFault UNALIGNED"):
+        Machine(elf).run_to_exit(timeout_ms=2000)

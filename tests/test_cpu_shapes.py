@@ -29,3 +29,8 @@ def test_branch_target_after_it_store_not_executed_runs(shapes: Machine) -> None
 def test_load_after_itte_block_and_back_edge_runs(shapes: Machine) -> None:
     # Sum of table[0..7] = 36 and four odd entries: 36 * 16 + 4.
     assert shapes.read_symbol("result_itte_backedge") == 36 * 16 + 4
+
+
+def test_unaligned_ldr_and_aligned_ldm_still_run(shapes: Machine) -> None:
+    assert shapes.read_symbol("result_unaligned_ldr") == 0x54433221
+    assert shapes.read_symbol("result_aligned_ldm") == 1 + 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from irqtest import run
+from irqtest import run, start
 
 from harness import FirmwareFault, load_elf
 
@@ -86,3 +86,21 @@ def test_bad_vector_stops_at_once_naming_exception_entry_and_value(
         value = load_elf(elf).symbol("IRQ5_Handler").address
     assert f"holds 0x{value:08X}" in fault.kind
     assert fault.function == "broken_vector"  # stopped where the interrupt was taken
+
+
+@pytest.mark.parametrize(
+    ("scenario", "function", "offset"),
+    [("FAULT_UNALIGNED_LDM", "fault_unaligned_ldm", 2),
+     ("FAULT_UNALIGNED_STRD", "fault_unaligned_strd", 6)],
+)  # fmt: skip
+def test_unaligned_multiword_access_is_a_usage_fault(
+    elf: Path, scenario: str, function: str, offset: int
+) -> None:
+    # ARMv7-M faults on LDM/STM/LDRD/STRD at an address that is not word-aligned; Unicorn
+    # performs them, QEMU faults (found by the conformance sweep: gcc's `ldmia r2, {...}`).
+    m = start(elf, scenario)
+    words = m.image.symbol("unaligned_words").address
+    with pytest.raises(FirmwareFault, match=r"unaligned access \(UsageFault UNALIGNED") as info:
+        m.run_until(lambda: m.read_symbol("done") == 1, timeout_ms=5)
+    assert info.value.function == function and info.value.address == words + offset
+    assert m.read_memory(words, 16) == bytes.fromhex("11111111222222223333333344444444")

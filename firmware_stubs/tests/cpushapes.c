@@ -8,6 +8,7 @@
 
 volatile uint32_t result_it_store_branch;
 volatile uint32_t result_itte_backedge;
+volatile uint32_t result_unaligned_ldr, result_aligned_ldm;
 volatile uint32_t done;
 volatile uint32_t sink;
 static volatile uint32_t table[8] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -67,7 +68,20 @@ __attribute__((naked, noinline)) static uint32_t itte_backedge(volatile uint32_t
         "pop {r4, r5, r6, pc}\n");
 }
 
+/* What stays allowed: a plain LDR at an odd address (CCR.UNALIGN_TRP = 0), an aligned LDM. */
+static volatile uint8_t bytes[8] = {0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87};
+
+__attribute__((naked, noinline)) static uint32_t unaligned_ldr(volatile uint8_t *p) {
+    __asm volatile("ldr r0, [r0, #1]\n bx lr\n");
+}
+
+__attribute__((naked, noinline)) static uint32_t aligned_ldm(volatile uint32_t *p) {
+    __asm volatile("ldm r0, {r1, r2}\n adds r0, r1, r2\n bx lr\n");
+}
+
 int main(void) {
+    result_unaligned_ldr = unaligned_ldr(bytes);
+    result_aligned_ldm = aligned_ldm(table);
     result_it_store_branch = it_store_branch(&sink);
     result_itte_backedge = itte_backedge(table);
     done = 1;

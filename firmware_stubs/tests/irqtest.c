@@ -12,7 +12,8 @@ enum {
     SC_FAULT_BAD_EXC_RETURN, SC_FAULT_STACK_OVERFLOW, SC_SYSRESET, SC_SVC, SC_PENDSV,
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
     SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_FAULT_FP,
-    SC_VECTOR_NO_THUMB, SC_VECTOR_ZERO, SC_COUNT,
+    SC_VECTOR_NO_THUMB, SC_VECTOR_ZERO, SC_FAULT_UNALIGNED_LDM, SC_FAULT_UNALIGNED_STRD,
+    SC_COUNT,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -148,6 +149,19 @@ __attribute__((noinline)) void broken_vector(uint32_t entry) {
     __asm volatile("dsb\n isb" ::: "memory");
     prio(5, 0x40);
     STIR_PEND(5);
+}
+
+/* Multi-word accesses at an address that is not word-aligned: UsageFault on ARMv7-M. */
+volatile uint32_t unaligned_words[4] = {0x11111111u, 0x22222222u, 0x33333333u, 0x44444444u};
+
+__attribute__((noinline)) void fault_unaligned_ldm(void) {
+    __asm volatile("adds r3, %0, #2\n ldm r3, {r1, r2}" :: "r"(unaligned_words) : "r1", "r2", "r3",
+                   "memory");
+}
+
+__attribute__((noinline)) void fault_unaligned_strd(void) {
+    __asm volatile("adds r3, %0, #6\n movs r1, #0\n movs r2, #0\n strd r1, r2, [r3]"
+                   :: "r"(unaligned_words) : "r1", "r2", "r3", "memory");
 }
 
 /* `vmov s0, r0`, encoded by hand: this soft-float build has no FP instructions of its own. */
@@ -312,6 +326,8 @@ int main(void) {
     case SC_FAULT_FP: fault_fp(); break;
     case SC_VECTOR_NO_THUMB: broken_vector((uint32_t)IRQ5_Handler & ~1u); break;
     case SC_VECTOR_ZERO: broken_vector(0); break;
+    case SC_FAULT_UNALIGNED_LDM: fault_unaligned_ldm(); break;
+    case SC_FAULT_UNALIGNED_STRD: fault_unaligned_strd(); break;
     case SC_FAULT_BAD_EXC_RETURN:
         prio(7, 0x80);
         STIR_PEND(7);

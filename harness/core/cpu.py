@@ -88,6 +88,7 @@ class Cpu:
         self.ctx.n_code = len(self.memory)
         self.ctx.fpu = int(board.fpu)
         for i, mem in enumerate(self.memory):
+            self.ctx.code_is_flash[i] = int(mem.region.kind == "flash")
             self.ctx.code_base[i] = mem.region.base
             self.ctx.code_size[i] = mem.region.size
             self.ctx.code_host[i] = mem.address
@@ -246,6 +247,12 @@ class Cpu:
 
     def flush_code_cache(self) -> None:
         self.uc.ctl_flush_tb()
+        self.ctx.code_generation += 1  # and the native helper's decoded blocks
+
+    def code_changed(self, begin: int, end: int) -> None:
+        """Code in [begin, end) was rewritten from outside the core: translate it again."""
+        self.uc.ctl_remove_cache(begin, end)
+        self.ctx.code_generation += 1
 
     def _invalid_access(
         self, uc: Uc, access: int, address: int, size: int, value: int, _ud: object

@@ -14,7 +14,12 @@
  *     has chosen: 8 words, or 26 with the FP context (S0-S15, FPSCR) when the core has an
  *     FPU and CONTROL.FPCA is set. The FP context is stacked eagerly (never lazily);
  *   - the block hook, which decodes every block it counts, finds FP instructions in blocks
- *     about to run while the FPU is absent or disabled (CPACR): a precise NOCP fault.
+ *     about to run while the FPU is absent or disabled (CPACR): a precise NOCP fault;
+ *   - alignment: ARMv7-M faults (UsageFault UNALIGNED) on LDM/STM, LDRD/STRD, exclusives and
+ *     VLDR/VSTR/VLDM/VSTM at an address that is not word-aligned, whatever CCR.UNALIGN_TRP
+ *     says; Unicorn 2.1.4 (QEMU 5.0) performs them. The block hook finds such instructions
+ *     the first time their block runs, puts a code hook on each (then has the block
+ *     translated again, so the hook is in it), and the hook checks the base register.
  * Policy (which exception, priorities, pending state) stays in Python; this file is only
  * mechanism. Unicorn's API is reached through function pointers passed in the context, so
  * the helper links against nothing and is built with the bundled zig toolchain.
@@ -28,6 +33,7 @@ typedef int (*uc_mem_fn)(uc_engine *, uint64_t, void *, size_t);
 typedef int (*uc_stop_fn)(uc_engine *);
 typedef int (*uc_hook_add_fn)(uc_engine *, size_t *, int, void *, void *, uint64_t, uint64_t, ...);
 typedef int (*uc_emu_start_fn)(uc_engine *, uint64_t, uint64_t, uint64_t, size_t);
+typedef int (*uc_ctl_fn)(uc_engine *, int, ...);
 
 /* Order must match REG_ORDER in native.py. */
 enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, BASEPRI,
@@ -35,10 +41,11 @@ enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, 
 
 /* Stop reasons (bit mask), mirrored in native.py. */
 enum { STOP_DEADLINE = 1, STOP_TRAP = 2, STOP_RETURN = 4, STOP_MASK = 8, STOP_FAULT = 16,
-       STOP_REQUEST = 32, STOP_SLEEP = 64 };
+       STOP_REQUEST = 32, STOP_SLEEP = 64, STOP_RETRANSLATE = 128 };
 
 /* Fault kinds detected here, mirrored in native.py. */
-enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP };
+enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP,
+       FAULT_UNALIGNED, FAULT_TOO_MANY_CHECKS };
 
 #define CONTROL_SPSEL 2u
 #define CONTROL_FPCA 4u
@@ -50,7 +57,11 @@ enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT
 
 #define MAX_CODE_REGIONS 4
 #define UC_HOOK_INTR 1
+#define UC_HOOK_CODE 4
 #define UC_HOOK_BLOCK 8
+#define UC_CTL_TB_REMOVE_CACHE_W2 ((1 << 30) | (2 << 26) | 9) /* UC_CTL_WRITE(REMOVE_CACHE, 2) */
+#define ALIGN_SET_SIZE 16384 /* instructions with an alignment check (open addressing) */
+#define DECODE_CACHE_SIZE 4096 /* decoded flash blocks, direct-mapped by address */
 
 typedef struct {
     uint64_t cycles;         /* virtual cycles executed (1 per instruction) */
@@ -73,7 +84,17 @@ typedef struct {
     uint32_t fpu;            /* the core has an FPU: extended frames, EXC_RETURN 0xFFFFFFEx */
     uint32_t fp_enabled;     /* CPACR grants CP10 and CP11: FP instructions may run */
     uint32_t fpcar;          /* FPCAR: where the last extended frame put S0 */
+    uint32_t retranslate_begin, retranslate_end; /* a block to translate again, with hooks */
+    uint32_t checked_count;  /* instructions in checked[] */
+    uint32_t checked[ALIGN_SET_SIZE]; /* addresses that carry an alignment hook */
+    uint32_t code_generation; /* bumped from Python whenever flash contents change */
+    struct {
+        uint32_t address, size, generation, instructions, fp;
+        uint16_t last;
+    } decoded[DECODE_CACHE_SIZE]; /* flash blocks only: firmware cannot rewrite flash */
+    int gpr[15];             /* Unicorn's ids of r0-r12, sp, lr */
     uint32_t n_code;
+    uint32_t code_is_flash[MAX_CODE_REGIONS];
     uint32_t code_base[MAX_CODE_REGIONS];
     uint32_t code_size[MAX_CODE_REGIONS];
     const uint8_t *code_host[MAX_CODE_REGIONS];
@@ -83,6 +104,7 @@ typedef struct {
     uc_stop_fn emu_stop;
     uc_hook_add_fn hook_add;
     uc_emu_start_fn emu_start;
+    uc_ctl_fn ctl;
 } harness_ctx;
 
 static uint32_t rd(harness_ctx *c, uc_engine *uc, int reg) {
@@ -96,38 +118,148 @@ static void wr(harness_ctx *c, uc_engine *uc, int reg, uint32_t v) {
 }
 
 #define NO_FP_INSN 0xFFFFFFFFu
+#define MAX_ALIGNED_PER_BLOCK 32
 
-/* Instructions in a block of Thumb code; *last gets its last instruction's first halfword and
- * *fp the offset of its first FP instruction (a CP10/CP11 coprocessor encoding), if any. */
-static uint32_t count_thumb(const uint8_t *p, uint32_t size, uint16_t *last, uint32_t *fp) {
-    uint32_t n = 0, off = 0;
+/* What the block hook learns from decoding a block. */
+typedef struct {
+    uint16_t last;          /* first halfword of the last instruction */
+    uint32_t fp;            /* offset of the first FP instruction, or NO_FP_INSN */
+    uint32_t n_aligned;     /* instructions that must be checked for alignment */
+    uint32_t aligned[MAX_ALIGNED_PER_BLOCK]; /* their offsets */
+} block_info;
+
+/* For a Thumb instruction that needs an aligned address whatever CCR.UNALIGN_TRP says
+ * (ARMv7-M A3.2.1): its base register, with *mask the address bits that must be zero; -1 for
+ * any other instruction. PUSH/POP (16-bit) are left out: SP is always word-aligned. */
+static int aligned_base(uint16_t hw1, uint16_t hw2, uint32_t *mask) {
+    *mask = 3;
+    if ((hw1 >> 11) < 0x1D) return (hw1 & 0xF000u) == 0xC000u ? (hw1 >> 8) & 7 : -1; /* LDM/STM */
+    int rn = hw1 & 0xF;
+    uint32_t op1 = (hw1 >> 7) & 3, op2 = (hw1 >> 4) & 3;
+    if ((hw1 & 0xFE40u) == 0xE800u) return op1 == 1 || op1 == 2 ? rn : -1; /* LDM/STM .W */
+    if ((hw1 & 0xFE40u) == 0xE840u) {   /* dual, exclusive, table branch */
+        if (op1 & 2 || op2 & 2) return rn; /* LDRD/STRD */
+        if (op1 == 0) return rn;           /* LDREX/STREX */
+        *mask = 1;
+        return ((hw2 >> 4) & 0xF) == 5 ? rn : -1; /* LDREXH/STREXH; not B, not TBB/TBH */
+    }
+    if ((hw1 & 0xEE00u) == 0xEC00u && ((hw2 >> 8) & 0xE) == 0xA && ((hw1 >> 4) & 0x1A) != 0)
+        return rn; /* VLDR/VSTR/VLDM/VSTM/VPUSH/VPOP (not the 64-bit register moves) */
+    return -1;
+}
+
+/* Instructions in a block of Thumb code, and what the hooks need to know about them. Locals,
+ * not `info`, in the loop: `p` is a byte pointer, which may alias anything. */
+static uint32_t count_thumb(const uint8_t *p, uint32_t size, block_info *info) {
+    uint32_t n = 0, off = 0, fp = NO_FP_INSN, n_aligned = 0, mask;
+    uint16_t hw = 0;
     while (off < size) {
-        uint16_t hw = (uint16_t)(p[off] | (p[off + 1] << 8));
-        if ((hw >> 11) >= 0x1D) { /* 0b11101/0b11110/0b11111: 32-bit encoding */
-            if ((hw & 0xEC00u) == 0xEC00u && off + 3 < size && (p[off + 3] & 0x0Eu) == 0x0Au &&
-                *fp == NO_FP_INSN)
-                *fp = off; /* coprocessor space, coproc 0b101x: VFP */
-            off += 4;
-        } else {
-            off += 2;
+        hw = (uint16_t)(p[off] | (p[off + 1] << 8));
+        uint32_t len = (hw >> 11) >= 0x1D ? 4 : 2; /* 0b11101/0b11110/0b11111: 32-bit */
+        /* Rare encodings only: LDM/STM (16-bit), 0xE8xx/0xE9xx, coprocessor space. */
+        if (__builtin_expect((hw & 0xF000u) == 0xC000u || (hw & 0xEC00u) == 0xEC00u ||
+                                 (hw & 0xFE00u) == 0xE800u, 0)) {
+            uint16_t hw2 = len == 4 && off + 3 < size ? (uint16_t)(p[off + 2] | p[off + 3] << 8)
+                                                      : 0;
+            if ((hw & 0xEC00u) == 0xEC00u && (hw2 & 0x0E00u) == 0x0A00u && fp == NO_FP_INSN)
+                fp = off; /* coprocessor space, coproc 0b101x: VFP */
+            int rn = aligned_base(hw, hw2, &mask);
+            if (rn >= 0 && rn != 15 && n_aligned < MAX_ALIGNED_PER_BLOCK)
+                info->aligned[n_aligned++] = off;
         }
-        *last = hw;
+        off += len;
         n++;
     }
+    info->last = hw;
+    info->fp = fp;
+    info->n_aligned = n_aligned;
     return n;
 }
 
-static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size,
-                                   uint16_t *last, uint32_t *fp) {
+/* Host bytes of [addr, addr + size) when one region holds them; *flash says if it is flash. */
+static const uint8_t *host_code_in(harness_ctx *c, uint32_t addr, uint32_t size, int *flash) {
     for (uint32_t i = 0; i < c->n_code; i++) {
         if (addr - c->code_base[i] < c->code_size[i] &&
-            addr + size - c->code_base[i] <= c->code_size[i])
-            return count_thumb(c->code_host[i] + (addr - c->code_base[i]), size, last, fp);
+            addr + size - c->code_base[i] <= c->code_size[i]) {
+            *flash = (int)c->code_is_flash[i];
+            return c->code_host[i] + (addr - c->code_base[i]);
+        }
     }
+    return NULL;
+}
+
+static const uint8_t *host_code(harness_ctx *c, uint32_t addr, uint32_t size) {
+    int flash;
+    return host_code_in(c, addr, size, &flash);
+}
+
+static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size,
+                                   block_info *info) {
+    int flash = 0;
+    const uint8_t *p = host_code_in(c, addr, size, &flash);
+    if (p) return count_thumb(p, size, info);
     uint8_t buf[4096];
     if (size <= sizeof buf && c->mem_read(uc, addr, buf, size) == 0)
-        return count_thumb(buf, size, last, fp);
+        return count_thumb(buf, size, info);
+    info->last = 0;
+    info->fp = NO_FP_INSN;
+    info->n_aligned = 0;
     return size / 2;
+}
+
+/* ---- alignment checks: a code hook on each instruction that needs an aligned address ---- */
+
+static void stop(harness_ctx *c, uc_engine *uc, uint32_t reason);
+
+static void alignment_hook(uc_engine *uc, uint64_t address, uint32_t size, void *user) {
+    harness_ctx *c = (harness_ctx *)user;
+    (void)size;
+    if (c->stopping) return;
+    uint8_t bytes[4] = {0};
+    const uint8_t *p = host_code(c, (uint32_t)address, 4);
+    if (!p && c->mem_read(uc, address, bytes, 4) != 0) return;
+    if (!p) p = bytes;
+    uint32_t mask, base = 0;
+    int rn = aligned_base((uint16_t)(p[0] | p[1] << 8), (uint16_t)(p[2] | p[3] << 8), &mask);
+    if (rn < 0 || rn == 15) return; /* the code changed since the hook was put here */
+    c->reg_read(uc, c->gpr[rn], &base);
+    if (base & mask) { /* UsageFault UNALIGNED, before the access */
+        c->fault_kind = FAULT_UNALIGNED;
+        c->fault_addr = base;
+        c->trap_pc = (uint32_t)address;
+        stop(c, uc, STOP_FAULT);
+    }
+}
+
+/* Add `addr` to the set of checked instructions; 1 if it was new, -1 if the set is full. */
+static int check_added(harness_ctx *c, uint32_t addr) {
+    uint32_t i = ((addr >> 1) * 2654435761u) >> 18; /* 14 bits: ALIGN_SET_SIZE */
+    while (c->checked[i]) {
+        if (c->checked[i] == addr) return 0;
+        i = (i + 1) & (ALIGN_SET_SIZE - 1);
+    }
+    if (c->checked_count >= ALIGN_SET_SIZE * 3 / 4) return -1;
+    c->checked[i] = addr;
+    c->checked_count++;
+    return 1;
+}
+
+/* New instructions to check in this block: hook them; 1 if the block must be translated
+ * again (with the hooks in it), -1 if there are too many to track. */
+static int instrument(harness_ctx *c, uc_engine *uc, uint32_t block, const block_info *info) {
+    int added = 0;
+    for (uint32_t i = 0; i < info->n_aligned; i++) {
+        uint32_t addr = block + info->aligned[i];
+        int fresh = check_added(c, addr);
+        if (fresh < 0) return -1;
+        if (fresh) {
+            size_t handle = 0;
+            c->hook_add(uc, &handle, UC_HOOK_CODE, (void *)alignment_hook, c, (uint64_t)addr,
+                        (uint64_t)addr);
+            added = 1;
+        }
+    }
+    return added;
 }
 
 #define THUMB_WFI 0xBF30
@@ -157,19 +289,58 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
         stop(c, uc, STOP_MASK);
         return;
     }
-    uint16_t last = 0;
-    uint32_t fp = NO_FP_INSN;
     c->last_block = (uint32_t)address;
-    uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &last, &fp);
-    if (fp != NO_FP_INSN && !c->fp_enabled) { /* NOCP UsageFault, before the block runs */
+    /* Decoding dominates the cost of hot code: a flash block is decoded once (its alignment
+     * hooks are in place by the time it is cached). */
+    uint32_t slot = ((uint32_t)address >> 1) & (DECODE_CACHE_SIZE - 1);
+    if (c->decoded[slot].address == (uint32_t)address && c->decoded[slot].size == size &&
+        c->decoded[slot].generation == c->code_generation) {
+        if (c->decoded[slot].fp != NO_FP_INSN && !c->fp_enabled) {
+            c->fault_kind = FAULT_NOCP;
+            c->fault_addr = c->trap_pc = (uint32_t)address + c->decoded[slot].fp;
+            stop(c, uc, STOP_FAULT);
+            return;
+        }
+        c->cycles += c->decoded[slot].instructions;
+        uint16_t last = c->decoded[slot].last;
+        c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
+        return;
+    }
+    block_info info;
+    uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &info);
+    if (info.fp != NO_FP_INSN && !c->fp_enabled) { /* NOCP UsageFault, before the block runs */
         c->fault_kind = FAULT_NOCP;
-        c->fault_addr = c->trap_pc = (uint32_t)address + fp;
+        c->fault_addr = c->trap_pc = (uint32_t)address + info.fp;
         stop(c, uc, STOP_FAULT);
         return;
     }
+    if (info.n_aligned) {
+        int status = instrument(c, uc, (uint32_t)address, &info);
+        if (status < 0) {
+            c->fault_kind = FAULT_TOO_MANY_CHECKS;
+            c->trap_pc = (uint32_t)address;
+            stop(c, uc, STOP_FAULT);
+            return;
+        }
+        if (status > 0) { /* not run yet: translated again with its hooks, then counted */
+            c->retranslate_begin = (uint32_t)address;
+            c->retranslate_end = (uint32_t)address + size;
+            stop(c, uc, STOP_RETRANSLATE);
+            return;
+        }
+    }
+    int flash = 0;
+    if (host_code_in(c, (uint32_t)address, size, &flash) && flash) {
+        c->decoded[slot].address = (uint32_t)address;
+        c->decoded[slot].size = size;
+        c->decoded[slot].generation = c->code_generation;
+        c->decoded[slot].instructions = n;
+        c->decoded[slot].fp = info.fp;
+        c->decoded[slot].last = info.last;
+    }
     c->cycles += n;
     /* WFI ends a translated block and the run: remember where, to tell a sleep from a stop. */
-    c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
+    c->sleep_pc = (info.last == THUMB_WFI || info.last == THUMB_WFE) ? (uint32_t)address + size : 0;
 }
 
 static int fail(harness_ctx *c, uint32_t kind, uint32_t addr) {
@@ -277,13 +448,19 @@ int harness_exc_entry(uc_engine *uc, harness_ctx *c, uint32_t exc, uint32_t hand
 
 /* Resume at the current PC until a stop; returns Unicorn's uc_err. */
 int harness_run(uc_engine *uc, harness_ctx *c) {
-    c->stop_reasons = 0;
+    int err;
     c->stop_request = 0;
-    c->stopping = 0;
-    c->sleep_pc = 0;
-    /* `until` is an address where the run ends; no Thumb PC is ever odd, so this never is.
-     * (0 would end it at the reset vector of a bootloader at address 0.) */
-    int err = c->emu_start(uc, rd(c, uc, PC) | 1, 0xFFFFFFFFu, 0, 0);
+    for (;;) {
+        c->stop_reasons = 0;
+        c->stopping = 0;
+        c->sleep_pc = 0;
+        /* `until` is an address where the run ends; no Thumb PC is ever odd, so this never
+         * is. (0 would end it at the reset vector of a bootloader at address 0.) */
+        err = c->emu_start(uc, rd(c, uc, PC) | 1, 0xFFFFFFFFu, 0, 0);
+        if (err || c->stop_reasons != STOP_RETRANSLATE) break;
+        c->ctl(uc, UC_CTL_TB_REMOVE_CACHE_W2, (uint64_t)c->retranslate_begin,
+               (uint64_t)c->retranslate_end);
+    }
     if (c->sleep_pc && (rd(c, uc, PC) & ~1u) == c->sleep_pc) c->stop_reasons |= STOP_SLEEP;
     return err;
 }

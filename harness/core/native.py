@@ -31,6 +31,23 @@ assert arm_const.UC_ARM_REG_S15 == arm_const.UC_ARM_REG_S0 + 15  # native.c inde
 STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK = 1, 2, 4, 8
 STOP_FAULT, STOP_REQUEST, STOP_SLEEP = 16, 32, 64
 FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP = 0, 1, 2, 3, 4
+FAULT_UNALIGNED, FAULT_TOO_MANY_CHECKS = 5, 6
+ALIGN_SET_SIZE = 16384
+DECODE_CACHE_SIZE = 4096
+
+
+class DecodedBlock(ctypes.Structure):
+    _fields_ = [
+        ("address", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("generation", ctypes.c_uint32),
+        ("instructions", ctypes.c_uint32),
+        ("fp", ctypes.c_uint32),
+        ("last", ctypes.c_uint16),
+    ]
+
+GPR_ORDER = (*(getattr(arm_const, f"UC_ARM_REG_R{n}") for n in range(13)),
+             arm_const.UC_ARM_REG_SP, arm_const.UC_ARM_REG_LR)  # fmt: skip
 MAX_CODE_REGIONS = 4
 
 
@@ -60,7 +77,15 @@ class NativeContext(ctypes.Structure):
         ("fpu", ctypes.c_uint32),
         ("fp_enabled", ctypes.c_uint32),
         ("fpcar", ctypes.c_uint32),
+        ("retranslate_begin", ctypes.c_uint32),
+        ("retranslate_end", ctypes.c_uint32),
+        ("checked_count", ctypes.c_uint32),
+        ("checked", ctypes.c_uint32 * ALIGN_SET_SIZE),
+        ("code_generation", ctypes.c_uint32),
+        ("decoded", DecodedBlock * DECODE_CACHE_SIZE),
+        ("gpr", ctypes.c_int * len(GPR_ORDER)),
         ("n_code", ctypes.c_uint32),
+        ("code_is_flash", ctypes.c_uint32 * MAX_CODE_REGIONS),
         ("code_base", ctypes.c_uint32 * MAX_CODE_REGIONS),
         ("code_size", ctypes.c_uint32 * MAX_CODE_REGIONS),
         ("code_host", ctypes.c_void_p * MAX_CODE_REGIONS),
@@ -72,6 +97,7 @@ class NativeContext(ctypes.Structure):
         ("emu_stop", ctypes.c_void_p),
         ("hook_add", ctypes.c_void_p),
         ("emu_start", ctypes.c_void_p),
+        ("ctl", ctypes.c_void_p),
     ]
 
 
@@ -120,5 +146,9 @@ def new_context() -> NativeContext:
     ctx.emu_stop = _fn("uc_emu_stop")
     ctx.hook_add = _fn("uc_hook_add")
     ctx.emu_start = _fn("uc_emu_start")
+    ctx.ctl = _fn("uc_ctl")
+    for i, reg in enumerate(GPR_ORDER):
+        ctx.gpr[i] = reg
     ctx.deadline = 2**64 - 1
+    ctx.code_generation = 1  # the zeroed cache entries belong to no generation
     return ctx
