@@ -129,7 +129,9 @@ def generate(seed: int, directory: Path | None = None) -> Path:
     d = directory or program_dir()
     path = d / f"seed{seed}.c"
     if not path.exists():
-        text = _run(["csmith", "--seed", str(seed), *CSMITH_OPTIONS], f"csmith --seed {seed}")
+        # csmith leaves a platform.info in its working directory: keep it out of the checkout.
+        text = _run(["csmith", "--seed", str(seed), *CSMITH_OPTIONS], f"csmith --seed {seed}",
+                    cwd=d)  # fmt: skip
         _atomic_write(path, text.encode())
     return path
 
