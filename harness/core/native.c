@@ -164,7 +164,8 @@ static uint32_t count_thumb(const uint8_t *p, uint32_t size, block_info *info) {
             if ((hw & 0xEC00u) == 0xEC00u && (hw2 & 0x0E00u) == 0x0A00u && fp == NO_FP_INSN)
                 fp = off; /* coprocessor space, coproc 0b101x: VFP */
             int rn = aligned_base(hw, hw2, &mask);
-            if (rn >= 0 && rn != 15 && n_aligned < MAX_ALIGNED_PER_BLOCK)
+            /* SP is always word-aligned (its bits 1:0 read as zero), PC-relative is aligned */
+            if (rn >= 0 && rn != 13 && rn != 15 && n_aligned < MAX_ALIGNED_PER_BLOCK)
                 info->aligned[n_aligned++] = off;
         }
         off += len;
