@@ -227,15 +227,20 @@ def queue_frame(m: Mcan, frame: CanFrame, marker: int = 0, event: bool = False) 
     return put
 
 
-@pytest.fixture
-def timed() -> tuple[Network, Mcan, PythonNode]:
-    """A controller on the network's own clock, for behaviour that takes time on its own."""
+def fresh_controller() -> tuple[Network, Mcan, PythonNode]:
+    """A controller just out of reset, configured by the test itself."""
     net = Network()
     bus = net.can_bus("can0", 500_000, 2_000_000)
     mcan = Mcan("ecu", 0, net.clock, (Line(), Line()), memoryview(bytearray(0x2000)), CAN_CLOCK)
     bus.attach(mcan)
     mcan.bus_request.append(bus.request)
-    peer = PythonNode("peer", bus)
+    return net, mcan, PythonNode("peer", bus)
+
+
+@pytest.fixture
+def timed() -> tuple[Network, Mcan, PythonNode]:
+    """A controller on the network's own clock, for behaviour that takes time on its own."""
+    net, mcan, peer = fresh_controller()
     configure(mcan)
     return net, mcan, peer
 
@@ -454,16 +459,6 @@ TX_CONFIGS = {
     "buffers + FIFO": (2 << 16 | 3 << 24, 5),
     "buffers + queue": (2 << 16 | 3 << 24 | 1 << 30, 5),
 }
-
-
-def fresh_controller() -> tuple[Network, Mcan, PythonNode]:
-    """A controller just out of reset, configured by the test itself."""
-    net = Network()
-    bus = net.can_bus("can0", 500_000, 2_000_000)
-    mcan = Mcan("ecu", 0, net.clock, (Line(), Line()), memoryview(bytearray(0x2000)), CAN_CLOCK)
-    bus.attach(mcan)
-    mcan.bus_request.append(bus.request)
-    return net, mcan, PythonNode("peer", bus)
 
 
 def send_like_a_driver(m: Mcan, frame: CanFrame, ndtb: int, slot: int) -> bool:
