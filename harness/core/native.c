@@ -91,7 +91,7 @@ typedef struct {
     struct {
         uint32_t address, size, generation, instructions, fp;
         uint16_t last;
-    } decoded[DECODE_CACHE_SIZE]; /* flash blocks only: firmware cannot rewrite flash */
+    } decoded[DECODE_CACHE_SIZE + 1]; /* flash blocks; the last is scratch for RAM */
     int gpr[15];             /* Unicorn's ids of r0-r12, sp, lr */
     uint32_t n_code;
     uint32_t code_is_flash[MAX_CODE_REGIONS];
@@ -291,32 +291,14 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
         return;
     }
     c->last_block = (uint32_t)address;
-    /* Decoding dominates the cost of hot code: a flash block is decoded once (its alignment
-     * hooks are in place by the time it is cached). */
+    /* Decoding dominates the cost of hot code: a flash block is decoded (and its alignment
+     * hooks put in place) once. */
     uint32_t slot = ((uint32_t)address >> 1) & (DECODE_CACHE_SIZE - 1);
-    if (c->decoded[slot].address == (uint32_t)address && c->decoded[slot].size == size &&
-        c->decoded[slot].generation == c->code_generation) {
-        if (c->decoded[slot].fp != NO_FP_INSN && !c->fp_enabled) {
-            c->fault_kind = FAULT_NOCP;
-            c->fault_addr = c->trap_pc = (uint32_t)address + c->decoded[slot].fp;
-            stop(c, uc, STOP_FAULT);
-            return;
-        }
-        c->cycles += c->decoded[slot].instructions;
-        uint16_t last = c->decoded[slot].last;
-        c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
-        return;
-    }
-    block_info info;
-    uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &info);
-    if (info.fp != NO_FP_INSN && !c->fp_enabled) { /* NOCP UsageFault, before the block runs */
-        c->fault_kind = FAULT_NOCP;
-        c->fault_addr = c->trap_pc = (uint32_t)address + info.fp;
-        stop(c, uc, STOP_FAULT);
-        return;
-    }
-    if (info.n_aligned) {
-        int status = instrument(c, uc, (uint32_t)address, &info);
+    if (c->decoded[slot].address != (uint32_t)address || c->decoded[slot].size != size ||
+        c->decoded[slot].generation != c->code_generation) {
+        block_info info;
+        uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &info);
+        int status = info.n_aligned ? instrument(c, uc, (uint32_t)address, &info) : 0;
         if (status < 0) {
             c->fault_kind = FAULT_TOO_MANY_CHECKS;
             c->trap_pc = (uint32_t)address;
@@ -329,9 +311,10 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
             stop(c, uc, STOP_RETRANSLATE);
             return;
         }
-    }
-    int flash = 0;
-    if (host_code_in(c, (uint32_t)address, size, &flash) && flash) {
+        int flash = 0;
+        if (!host_code_in(c, (uint32_t)address, size, &flash) || !flash) {
+            slot = DECODE_CACHE_SIZE; /* RAM code may be rewritten by firmware: never cached */
+        }
         c->decoded[slot].address = (uint32_t)address;
         c->decoded[slot].size = size;
         c->decoded[slot].generation = c->code_generation;
@@ -339,9 +322,16 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
         c->decoded[slot].fp = info.fp;
         c->decoded[slot].last = info.last;
     }
-    c->cycles += n;
+    if (c->decoded[slot].fp != NO_FP_INSN && !c->fp_enabled) { /* NOCP, before the block runs */
+        c->fault_kind = FAULT_NOCP;
+        c->fault_addr = c->trap_pc = (uint32_t)address + c->decoded[slot].fp;
+        stop(c, uc, STOP_FAULT);
+        return;
+    }
+    c->cycles += c->decoded[slot].instructions;
     /* WFI ends a translated block and the run: remember where, to tell a sleep from a stop. */
-    c->sleep_pc = (info.last == THUMB_WFI || info.last == THUMB_WFE) ? (uint32_t)address + size : 0;
+    uint16_t last = c->decoded[slot].last;
+    c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
 }
 
 static int fail(harness_ctx *c, uint32_t kind, uint32_t addr) {

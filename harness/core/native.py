@@ -82,7 +82,7 @@ class NativeContext(ctypes.Structure):
         ("checked_count", ctypes.c_uint32),
         ("checked", ctypes.c_uint32 * ALIGN_SET_SIZE),
         ("code_generation", ctypes.c_uint32),
-        ("decoded", DecodedBlock * DECODE_CACHE_SIZE),
+        ("decoded", DecodedBlock * (DECODE_CACHE_SIZE + 1)),
         ("gpr", ctypes.c_int * len(GPR_ORDER)),
         ("n_code", ctypes.c_uint32),
         ("code_is_flash", ctypes.c_uint32 * MAX_CODE_REGIONS),
