@@ -113,7 +113,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def csmith_version() -> str:
-    return _run(["csmith", "--version"], "csmith --version").split("\n")[0].strip()
+    d = work_dir()
+    d.mkdir(parents=True, exist_ok=True)  # csmith writes a platform.info where it runs
+    return _run(["csmith", "--version"], "csmith --version", cwd=d).split("\n")[0].strip()
 
 
 def program_dir() -> Path:
