@@ -8,8 +8,9 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from harness import Machine, boards
+from harness import Machine
 from harness.board import Board
+from harness.boards import ASILB_M4F, DEFAULT_BOARD
 from harness.errors import FirmwareFault, VirtualTimeout
 
 QEMU_COMMAND = (
@@ -28,25 +29,15 @@ class Variant:
     """One way of running the ELF on the harness."""
 
     name: str
-    board: str  # attribute of harness.boards
+    board: Board
     tick_reload: int = 0  # SysTick period in cycles; 0 = no tick
     fp_clobber: bool = False  # FPU enabled, canaries in s0-s31/FPSCR, handler clobbers s0-s15
 
 
-PLAIN = Variant("plain", "DEFAULT_BOARD")
-TICK = Variant("tick", "DEFAULT_BOARD", tick_reload=997)
-TICK_FPU = Variant("tick-fpu", "ASILB_M4F", tick_reload=991, fp_clobber=True)
+PLAIN = Variant("plain", DEFAULT_BOARD)
+TICK = Variant("tick", DEFAULT_BOARD, tick_reload=997)
+TICK_FPU = Variant("tick-fpu", ASILB_M4F, tick_reload=991, fp_clobber=True)
 ALL_VARIANTS = (PLAIN, TICK, TICK_FPU)
-
-
-def board_of(variant: Variant) -> Board | None:
-    """The variant's board, or None while the harness does not have it."""
-    board = getattr(boards, variant.board, None)
-    return board if isinstance(board, Board) else None
-
-
-def available_variants() -> tuple[Variant, ...]:
-    return tuple(v for v in ALL_VARIANTS if board_of(v) is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +67,7 @@ def run_qemu(elf: Path, timeout_s: float) -> RunResult:
 
 
 def run_harness(elf: Path, variant: Variant, budget_ms: float) -> RunResult:
-    board = board_of(variant)
-    if board is None:
-        return RunResult(ERROR, "", None, f"the harness has no board {variant.board}")
-    m = Machine(elf, board=board)
+    m = Machine(elf, board=variant.board)
     if variant.tick_reload:
         m.write_symbol("conformance_tick_reload", variant.tick_reload)
     if variant.fp_clobber:
