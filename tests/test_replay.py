@@ -363,3 +363,63 @@ def test_cli_replay_writes_a_report(drive: Path, firmware: dict[str, Path], tmp_
     assert f"report     {report}" in result.stdout and "LightStatus" in report.read_text()
     missing = harness("replay", str(drive), "--plot", "LightStatus.BrakeLamp")
     assert missing.returncode == 2 and "--plot needs --dbc, --report and --output" in missing.stderr
+
+
+# ---- vendor files python-can reads, as vendors write them ----
+
+CANALYZER_EXPORT = """date Mon Dec 1 10:00:00.000 am 2026
+base hex  timestamps absolute
+   0.010000 1  123             Rx   d 2 01 02
+   0.020000 1  124             Rx   d 1 03
+   0.030000 CANFD   1 Rx        125                                   1 0 8  8 01 02 03 04 05 06 07 08   0    0     3000        0 0 0 0 0
+   0.040000 CANFD   1 Rx        126                                   0 0 3  0    0    0        0        0 0 0 0 0
+   0.050000 CANFD   1 Rx        127                                   0 0 2  2 0A 0B    0    0        0        0 0 0 0 0
+"""  # noqa: E501
+
+
+def test_asc_export_without_triggerblock_and_classic_frames_on_an_fd_channel(
+    tmp_path: Path,
+) -> None:
+    # No 'Begin Triggerblock' (python-can's header parser then swallows the first frame, 0x123),
+    # and CANFD lines whose flags have no EDL bit: classic frames, one of them remote.
+    path = tmp_path / "export.asc"
+    path.write_text(CANALYZER_EXPORT)
+    got = [(f.frame.arbitration_id, f.frame.is_fd, f.frame.brs, f.frame.is_remote, f.frame.data)
+           for f in read_trace(path)]  # fmt: skip
+    assert got == [
+        (0x123, False, False, False, b"\x01\x02"),
+        (0x124, False, False, False, b"\x03"),
+        (0x125, True, True, False, bytes(range(1, 9))),  # EDL | BRS
+        (0x126, False, False, True, b""),  # a classic remote frame, DLC 3
+        (0x127, False, False, False, b"\x0a\x0b"),
+    ]
+
+
+def test_trc_whose_last_line_has_no_newline_is_whole(tmp_path: Path) -> None:
+    msgs = stimulus_messages(fd=False)
+    trc = write_trace(tmp_path / "peak.trc", msgs)
+    trc.write_text(trc.read_text().rstrip("\n"))
+    assert len(list(read_trace(trc))) == len(msgs)
+    log = write_trace(tmp_path / "cut.log", msgs)  # candump: a cut line still parses
+    log.write_text(log.read_text().rstrip("\n")[:-2])
+    with pytest.raises(TraceError, match=r"cut\.log: line \d+: truncated"):
+        list(read_trace(log))
+
+
+def test_an_output_format_without_can_fd_is_refused_before_the_run(
+    drive: Path, firmware: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(TraceError, match=r"out\.trc: \.trc output cannot hold CAN FD frames"):
+        replay(drive, firmware=firmware["elc"], output=tmp_path / "out.trc")
+    assert not (tmp_path / "out.trc").exists()
+
+
+def test_odd_candump_data_and_a_directory_are_named(tmp_path: Path) -> None:
+    log = tmp_path / "odd.log"
+    log.write_text("(1.000000) can0 123#0102\n(1.001000) can0 124#ABC\n")
+    with pytest.raises(TraceError, match=r"odd\.log: line 2: odd number of hex digits"):
+        list(read_trace(log))
+    log.write_text("(1.000000) can0 123#0102\n(1.001000) can0 124##1AABB\n(1.002000) can0 125#R\n")
+    assert [f.frame.data for f in read_trace(log)] == [b"\x01\x02", b"\xaa\xbb", b""]
+    with pytest.raises(TraceError, match="is a directory, not a trace file"):
+        list(read_trace(tmp_path))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,9 +72,75 @@ class _CountingLines:
         self._file.close()
 
 
+_ASC_MESSAGE_LINE = re.compile(r"\s*\d+\.\d+\s+(?:\d+|CANFD)\s")
+_ASC_HEADER_END = re.compile(r"\s*(?:no\s+)?internal\s+events", re.I)
+_ASC_TRIGGERBLOCK = re.compile(r"\s*begin\s+triggerblock", re.I)
+_ASC_EDL = 0x1000  # CANFD line flags: Extended Data Length, i.e. an FD frame
+
+
+class _AscLines(_CountingLines):
+    """python-can's ASC reader ends its header at the first line it does not know, and that
+    line is lost: in an export with no 'Begin Triggerblock' (nor 'internal events logged'),
+    the first frame. A header-ending line is handed to it just before the first frame."""
+
+    def __init__(self, file: IO[str]) -> None:
+        super().__init__(file)
+        self.has_triggerblock = False
+        self._header_ended = False
+        self._held: str | None = None
+
+    def __next__(self) -> str:
+        if self._held is not None:
+            text, self._held = self._held, None
+        else:
+            text = self._file.readline()
+            if not text:
+                raise StopIteration
+            if not self.has_triggerblock and _ASC_TRIGGERBLOCK.match(text):
+                self.has_triggerblock = self._header_ended = True
+            elif not self._header_ended:
+                if _ASC_HEADER_END.match(text):
+                    self._header_ended = True
+                elif _ASC_MESSAGE_LINE.match(text):
+                    self._header_ended = True
+                    self._held = text
+                    return "no internal events logged\n"  # not a line of the file: not counted
+        self.line += 1
+        self.last = text
+        return text
+
+    def readline(self) -> str:
+        try:
+            return next(self)
+        except StopIteration:
+            return ""
+
+
+def _asc_classic_on_fd(msg: can.Message, line: str) -> None:
+    # CAN FD has no remote frames; other classic frames show in the flags (no EDL bit).
+    if msg.is_fd and (msg.is_remote_frame or asc_frame_is_fd(line) is False):
+        msg.is_fd = msg.bitrate_switch = False  # a classic frame on a CAN FD channel
+
+
+def asc_frame_is_fd(line: str) -> bool | None:
+    """Whether a `CANFD` line of an ASC file holds an FD frame, from its flags' EDL bit (a CAN FD
+    channel also carries classic frames); None if the line has no flags column."""
+    tokens = line.split()
+    if len(tokens) < 10 or tokens[1] != "CANFD":
+        return None
+    brs = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
+    try:
+        flags = int(tokens[brs + 4 + int(tokens[brs + 3]) + 2], 16)
+    except (IndexError, ValueError):
+        return None
+    return bool(flags & _ASC_EDL)
+
+
 def read_trace(path: str | Path) -> Iterator[TraceFrame]:
     """The frames of a trace file, in file order. Error frames (bus events) are skipped."""
     path = Path(path)
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory, not a trace file")
     if not path.is_file():
         raise TraceError(f"{path}: no such trace file")
     suffixes = [s.lower() for s in path.suffixes]
@@ -94,9 +161,14 @@ def read_trace(path: str | Path) -> Iterator[TraceFrame]:
     opener: Any = gzip.open if compressed else open
     if text:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline=None) as raw:
-            counted = _CountingLines(raw)
+            counted = _AscLines(raw) if suffix == ".asc" else _CountingLines(raw)
             reader = _open_reader(path, reader_type, counted, lambda: f"line {counted.line}")
-            yield from _frames(path, reader, lambda _n: f"line {counted.line}")
+            check: Callable[[can.Message], None] | None = None
+            if suffix == ".asc":
+                check = lambda msg: _asc_classic_on_fd(msg, counted.last)  # noqa: E731
+            elif suffix == ".log":
+                check = lambda _msg: _check_candump_data(path, counted)  # noqa: E731
+            yield from _frames(path, reader, lambda _n: f"line {counted.line}", check)
             _check_text_complete(path, suffix, counted)
         return
     with opener(path, "rb") as raw:
@@ -134,7 +206,13 @@ class _SkippedRecords(logging.Handler):
             self.problem = f"{self.where()}: {record.getMessage()}"
 
 
-def _frames(path: Path, reader: Any, where: Callable[[int], str]) -> Iterator[TraceFrame]:
+def _frames(
+    path: Path,
+    reader: Any,
+    where: Callable[[int], str],
+    check: Callable[[can.Message], None] | None = None,
+) -> Iterator[TraceFrame]:
+    """`check` sees each message with its line still current: it may correct or refuse it."""
     count = 0
     messages = iter(reader)
     skipped = _SkippedRecords(lambda: where(count + 1))
@@ -157,11 +235,24 @@ def _frames(path: Path, reader: Any, where: Callable[[int], str]) -> Iterator[Tr
             continue
         if not msg.is_fd and len(msg.data) > 8:
             msg.is_fd = True  # CSV and SQLite traces do not store the FD flag; the length shows it
+        if check is not None:
+            check(msg)
         try:
             frame = CanFrame.from_message(msg)
         except (FrameError, TypeError, ValueError) as err:
             raise TraceError(f"{path}: {where(count)}: {err}") from err
         yield TraceFrame(msg.timestamp, msg.channel, frame, msg.is_rx)
+
+
+_CANDUMP_DATA = re.compile(r"#(#[0-9A-Fa-f])?([0-9A-Fa-f]*)")
+
+
+def _check_candump_data(path: Path, lines: _CountingLines) -> None:
+    """python-can reads `123#ABC` as two bytes: an odd number of hex digits is a broken line."""
+    match = _CANDUMP_DATA.search(lines.last)
+    if match and len(match.group(2)) % 2:
+        raise TraceError(f"{path}: line {lines.line}: odd number of hex digits in the data "
+                         f"({match.group(2)!r})")  # fmt: skip
 
 
 def _check_blf_size(path: Path, reader: Any) -> None:
@@ -175,9 +266,11 @@ def _check_blf_size(path: Path, reader: Any) -> None:
 
 def _check_text_complete(path: Path, suffix: str, lines: _CountingLines) -> None:
     """A cut-off text trace ends mid-line (python-can skips or shortens such a line), and an
-    ASC file without its closing 'End TriggerBlock' line was not written to the end."""
-    if lines.last and not lines.last.endswith("\n"):
+    ASC file that opened a trigger block without closing it was not written to the end. A TRC
+    line states its length (DLC), so a last line without a newline is a whole one."""
+    if lines.last and not lines.last.endswith("\n") and suffix != ".trc":
         raise TraceError(f"{path}: line {lines.line}: truncated (the file ends mid-line)")
-    if suffix == ".asc" and lines.last.strip().lower() != "end triggerblock":
+    triggerblock = isinstance(lines, _AscLines) and lines.has_triggerblock
+    if triggerblock and lines.last.strip().lower() != "end triggerblock":
         raise TraceError(f"{path}: line {lines.line}: truncated: no 'End TriggerBlock' line at "
                          f"the end")  # fmt: skip

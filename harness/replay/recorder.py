@@ -48,6 +48,18 @@ class IdStats:
         return math.sqrt(self.m2 / (self.count - 2)) if self.count > 2 else 0.0
 
 
+NO_FD_FORMATS = (".trc",)  # python-can's TRC writer drops CAN FD frames without a word
+
+
+def check_output_format(path: str | Path) -> None:
+    """Refuse, before anything runs, an output format that cannot hold what the buses carry:
+    they are CAN FD buses, and python-can's TRC writer silently drops every FD frame."""
+    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
+    if suffixes and suffixes[-1] in NO_FD_FORMATS:
+        raise TraceError(f"{path}: {suffixes[-1]} output cannot hold CAN FD frames (python-can's "
+                         "writer drops them); write .asc, .blf or .log instead")  # fmt: skip
+
+
 class TraceRecorder:
     def __init__(self, network: Network, path: str | Path | None = None,
                  time_offset_s: float = 0.0) -> None:  # fmt: skip
@@ -55,6 +67,7 @@ class TraceRecorder:
         self.time_offset_s = time_offset_s
         self.writer: can.Listener | None = None
         if self.path is not None:
+            check_output_format(self.path)
             try:
                 self.writer = can.Logger(str(self.path))
             except ValueError as err:  # python-can: unknown suffix, or no gzip for it

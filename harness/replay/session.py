@@ -18,7 +18,7 @@ from harness.machine import Machine
 from harness.network.network import Network
 from harness.replay.player import ReplayOptions, TracePlayer
 from harness.replay.reader import read_trace
-from harness.replay.recorder import IdStats, TraceRecorder
+from harness.replay.recorder import IdStats, TraceRecorder, check_output_format
 
 BOOT_TIMEOUT_MS = 100.0
 CHUNK_NS = 50_000_000  # progress is reported every 50 ms of virtual time
@@ -85,6 +85,8 @@ def replay(
     """
     options = options or ReplayOptions()
     trace = Path(trace)
+    if output is not None:
+        check_output_format(output)  # before the ECU boots, not after the run
     wall = time.perf_counter()
     net = Network()
     for name in sorted(set((options.channels or {}).values()) | {"can0"}):
