@@ -8,6 +8,7 @@ unknown signal (with the message's signals), a value outside the signal's range.
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,17 @@ class DbcError(HarnessError):
     """A DBC file that cannot be used, or a message / signal / value it does not allow."""
 
 
+log = logging.getLogger(__name__)
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     name: str
     signals: dict[str, Any]  # physical values; value-table entries as their names
     timestamp_ns: int
     frame: CanFrame
+    # Why the signals could not be decoded (e.g. a multiplexer value the DBC does not
+    # describe); the frame then has no signals and is compared by its raw bytes.
+    problem: str | None = None
 
 
 class Dbc:
@@ -42,6 +48,7 @@ class Dbc:
     def __init__(self, database: Database, source: str = "<database>") -> None:
         self.database = database
         self.source = source
+        self._undecodable: set[str] = set()  # messages already reported as undecodable
 
     @classmethod
     def load(cls, path: str | Path = PROJECT_DBC) -> Dbc:
@@ -104,7 +111,11 @@ class Dbc:
         try:
             signals = message.decode(frame.data, decode_choices=choices, allow_truncated=True)
         except (CantoolsError, ValueError) as err:
-            raise DbcError(f"{message.name}: cannot decode {frame.data.hex()}: {err}") from err
+            problem = f"{message.name}: cannot decode {frame.data.hex() or 'no data'}: {err}"
+            if message.name not in self._undecodable:  # say it once per message, never fatal
+                self._undecodable.add(message.name)
+                log.warning("%s (%s); such frames are kept raw", problem, self.source)
+            return Decoded(message.name, {}, frame.timestamp_ns, frame, problem)
         named: dict[str, Any] = {
             str(k): str(v) if isinstance(v, NamedSignalValue) else v
             for k, v in dict(signals).items()

@@ -118,6 +118,8 @@ class CanTester:
 
 
 def _meets(decoded: Decoded, conditions: dict[str, Condition]) -> bool:
+    if decoded.problem is not None:
+        return False  # a frame the DBC cannot decode meets no condition on its signals
     for signal, expected in conditions.items():
         if signal not in decoded.signals:
             raise AssertionError(f"{decoded.name} has no signal {signal!r}; its signals: "

@@ -100,3 +100,30 @@ def test_malformed_dbc_names_the_file_and_the_line(tmp_path: Path) -> None:
         Dbc.load(broken)
     with pytest.raises(DbcError, match=r"missing\.dbc: cannot read"):
         Dbc.load(tmp_path / "missing.dbc")
+
+
+def test_a_multiplexer_value_the_dbc_does_not_describe_is_kept_raw_and_flagged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import can
+
+    from harness.replay.compare import compare_traces
+
+    dbc = Dbc.load()
+    page7 = CanFrame(0x310, bytes([7]) + bytes(63), is_fd=True)  # LightDiag has pages 0-2
+    decoded = dbc.decode(page7)
+    assert decoded is not None and decoded.name == "LightDiag" and decoded.signals == {}
+    assert decoded.problem is not None and "LightDiag: cannot decode 07" in decoded.problem
+    assert dbc.decode(page7) is not None
+    assert len([r for r in caplog.records if "LightDiag" in r.getMessage()]) == 1  # said once
+    # Compared by raw bytes, never fatal: the same frame matches, a different one differs.
+    paths = []
+    for name, last in (("a.asc", 0), ("b.asc", 1)):
+        with can.Logger(str(tmp_path / name)) as out:
+            data = bytes([7]) + bytes(62) + bytes([last])
+            out.on_message_received(can.Message(timestamp=1.0, arbitration_id=0x310, data=data,
+                                                is_extended_id=False, is_fd=True))  # fmt: skip
+        paths.append(tmp_path / name)
+    assert compare_traces(paths[0], paths[0], dbc=dbc).equal
+    diff = compare_traces(paths[0], paths[1], dbc=dbc)
+    assert not diff.equal and "LightDiag" in diff.report()

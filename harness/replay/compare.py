@@ -68,9 +68,12 @@ def _occurrences(path: Path, dbc: Dbc | None, masked: list[str],
     for record in read_trace(path):
         first = record.time_s if first is None else first
         decoded = dbc.decode(record.frame) if dbc is not None else None
-        if decoded is not None:
+        values: dict[str, Any]
+        if decoded is not None and decoded.problem is not None:
+            key, values = decoded.name, {"data": record.frame.data.hex()}  # undecodable: raw
+        elif decoded is not None:
             key = decoded.name
-            values: dict[str, Any] = {
+            values = {
                 name: value for name, value in decoded.signals.items()
                 if not _masked(f"{key}.{name}", masked)
             }  # fmt: skip
