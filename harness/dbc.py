@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class Dbc:
             raise DbcError(f"{path}: not a valid DBC: {err}") from err
         if not isinstance(database, Database):
             raise DbcError(f"{path}: not a CAN database")
+        _check_every_definition_loaded(path, database)
         return cls(database, str(path))
 
     @property
@@ -134,7 +136,12 @@ class Dbc:
         for signal in message.signals:
             if signal.name in given:
                 value = given[signal.name]
-                if isinstance(value, str) and signal.choices:
+                if isinstance(value, str):
+                    if not signal.choices:
+                        raise DbcError(
+                            f"{message.name}.{signal.name}: {value!r} is a value name, but the "
+                            "signal has no value table; give a number"
+                        )
                     value = self._choice(message, signal.name, signal.choices, value)
                 values[signal.name] = value
             elif signal.multiplexer_ids is None or self._selected(message, signal, given):
@@ -184,3 +191,35 @@ class Dbc:
         definitions = self.database.dbc.attribute_definitions if self.database.dbc else {}
         definition = definitions.get("CANFD_BRS")
         return definition is None or str(definition.default_value) == "1"
+
+
+_BO = re.compile(r"BO_\s+(\d+)\s+(\w+)\s*:\s*\d+\s+\w+")
+_SG = re.compile(r"\s+SG_\s+(\w+)\s")
+# Vector's container for signals that belong to no message: cantools leaves it out, rightly.
+_PSEUDO_MESSAGES = {"VECTOR__INDEPENDENT_SIG_MSG"}
+
+
+def _check_every_definition_loaded(path: Path, database: Database) -> None:
+    """cantools skips a message or signal it cannot parse (a file cut mid-line, say) without a
+    word: every BO_ and SG_ line of the file must have become a message or a signal."""
+    loaded = {m.name: {s.name for s in m.signals} for m in database.messages}
+    message: str | None = None
+    text = path.read_text(encoding="cp1252", errors="replace")  # cantools' default encoding
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("BO_ "):
+            found = _BO.match(line)
+            if found is None:
+                raise DbcError(f"{path}: line {number}: message definition not understood "
+                               f"(cut short?): {line.strip()!r}")  # fmt: skip
+            message = found.group(2)
+            if message not in loaded and message not in _PSEUDO_MESSAGES:
+                raise DbcError(f"{path}: line {number}: message {message} did not load")
+        elif line.lstrip().startswith("SG_ ") and message is not None:
+            signal = _SG.match(line)
+            if message in _PSEUDO_MESSAGES:
+                continue
+            if signal is None or signal.group(1) not in loaded[message]:
+                raise DbcError(f"{path}: line {number}: signal of {message} did not load: "
+                               f"{line.strip()!r}")  # fmt: skip
+        elif line.strip():
+            message = None if not line.startswith((" ", "\t")) else message

@@ -127,3 +127,25 @@ def test_a_multiplexer_value_the_dbc_does_not_describe_is_kept_raw_and_flagged(
     assert compare_traces(paths[0], paths[0], dbc=dbc).equal
     diff = compare_traces(paths[0], paths[1], dbc=dbc)
     assert not diff.equal and "LightDiag" in diff.report()
+
+
+def test_a_dbc_cut_short_names_the_definition_that_did_not_load(tmp_path: Path) -> None:
+    text = PROJECT_DBC.read_text()
+    cut = tmp_path / "cut.dbc"
+    cut.write_text(text[: text.index("BO_ 784") + 12])  # cantools loads it, without LightDiag
+    with pytest.raises(DbcError, match=r"cut\.dbc: line \d+: message definition not understood "
+                       r"\(cut short\?\): 'BO_ 784 Ligh'"):  # fmt: skip
+        Dbc.load(cut)
+    lines = text.splitlines(keepends=True)
+    broken = tmp_path / "broken.dbc"  # a signal cut mid-line: an error with its line, too
+    at = next(i for i, line in enumerate(lines) if line.startswith(" SG_ DiagPage"))
+    cut_signal = " SG_ DiagPage M : 0|8@1+ (1,0) [0|\n"
+    broken.write_text("".join([*lines[:at], cut_signal, *lines[at + 1 :]]))
+    with pytest.raises(DbcError, match=r"broken\.dbc: .*line \d+"):  # cantools names this one
+        Dbc.load(broken)
+
+
+def test_a_name_for_a_signal_without_value_table_says_so() -> None:
+    with pytest.raises(DbcError, match=r"VehicleState\.Speed: 'fast' is a value name, but the "
+                       r"signal has no value table"):  # fmt: skip
+        Dbc.load().encode("VehicleState", Speed="fast")
