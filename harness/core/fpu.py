@@ -75,8 +75,7 @@ class Cpacr(Peripheral):
     def _apply(self) -> None:
         if not self._fpu:
             self.regs["CPACR"] = 0
-        value = self.regs["CPACR"]
-        cp10, cp11 = value >> 20 & 3, value >> 22 & 3
+        cp10, cp11 = self.regs.get_field("CPACR", "CP10"), self.regs.get_field("CPACR", "CP11")
         self._ctx.fp_enabled = int(cp10 == cp11 and cp10 in (1, 3))
 
     def reset(self) -> None:

@@ -194,10 +194,11 @@ static const uint8_t *host_code(harness_ctx *c, uint32_t addr, uint32_t size) {
     return host_code_in(c, addr, size, &flash);
 }
 
+/* *flash says whether the block lies in flash (so its decoding may be cached). */
 static uint32_t count_instructions(harness_ctx *c, uc_engine *uc, uint32_t addr, uint32_t size,
-                                   block_info *info) {
-    int flash = 0;
-    const uint8_t *p = host_code_in(c, addr, size, &flash);
+                                   block_info *info, int *flash) {
+    *flash = 0;
+    const uint8_t *p = host_code_in(c, addr, size, flash);
     if (p) return count_thumb(p, size, info);
     uint8_t buf[4096];
     if (size <= sizeof buf && c->mem_read(uc, addr, buf, size) == 0)
@@ -297,7 +298,8 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
     if (c->decoded[slot].address != (uint32_t)address || c->decoded[slot].size != size ||
         c->decoded[slot].generation != c->code_generation) {
         block_info info;
-        uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &info);
+        int flash;
+        uint32_t n = count_instructions(c, uc, (uint32_t)address, size, &info, &flash);
         int status = info.n_aligned ? instrument(c, uc, (uint32_t)address, &info) : 0;
         if (status < 0) {
             c->fault_kind = FAULT_TOO_MANY_CHECKS;
@@ -311,10 +313,7 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
             stop(c, uc, STOP_RETRANSLATE);
             return;
         }
-        int flash = 0;
-        if (!host_code_in(c, (uint32_t)address, size, &flash) || !flash) {
-            slot = DECODE_CACHE_SIZE; /* RAM code may be rewritten by firmware: never cached */
-        }
+        if (!flash) slot = DECODE_CACHE_SIZE; /* RAM code may be rewritten: never cached */
         c->decoded[slot].address = (uint32_t)address;
         c->decoded[slot].size = size;
         c->decoded[slot].generation = c->code_generation;
