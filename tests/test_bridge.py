@@ -15,6 +15,7 @@ from harness.e2e import E2ESender
 from harness.e2e.config import from_dbc
 from harness.network import CanFrame, Network
 from harness.network.bridge import RealBusBridge, run_paced
+from harness.network.can import PythonNode
 
 
 def protected(dbc: Dbc, **signals: object) -> CanFrame:
@@ -101,3 +102,93 @@ def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
             _out, err = ecu.communicate(timeout=30)
     assert status and status[0]["BrakeLamp"] == 0, err
     assert status[-1]["BrakeLamp"] == 1, f"no BrakeLamp=1 in {len(status)} LightStatus frames"
+
+
+def _udp_group() -> str:
+    import os
+
+    return f"239.75.{os.getpid() % 250}.{time.perf_counter_ns() % 250 + 1}"  # xdist-safe
+
+
+def test_frames_the_bridge_sent_never_come_back_in(firmware: dict[str, Path]) -> None:
+    """udp_multicast hands a bus its own frames back: without the echo filter one frame into
+    the echo firmware (which answers with ID + 1) becomes an endless storm."""
+    group = _udp_group()
+    with (
+        can.Bus(interface="udp_multicast", channel=group) as tool,
+        can.Bus(interface="udp_multicast", channel=group) as edge,
+    ):
+        net = Network()
+        net.can_bus("can0", 500_000, 2_000_000)
+        net.add_ecu("ECHO", Machine(firmware["canecho"]))
+        bridge = RealBusBridge(net, "can0", edge)
+        run_paced(net, [bridge], duration_s=0.02)  # bus-on
+        tool.send(can.Message(arbitration_id=0x100, data=b"\x01\x02", is_extended_id=False))
+        run_paced(net, [bridge], duration_s=0.3)
+        seen = []
+        while (msg := tool.recv(timeout=0.05)) is not None:
+            seen.append(msg)
+    # the tool hears its own frame too (udp_multicast), then exactly one answer: no storm
+    assert [hex(m.arbitration_id) for m in seen] == ["0x100", "0x101"]
+    assert (bridge.injected, bridge.forwarded, bridge.echoes) == (1, 1, 1)
+
+
+def test_an_identical_frame_from_a_real_node_is_not_taken_for_an_echo() -> None:
+    """Only the echo of each forwarded frame is dropped, once; the same frame sent again by a
+    real node afterwards gets in."""
+    group = _udp_group()
+    with (
+        can.Bus(interface="udp_multicast", channel=group) as tool,
+        can.Bus(interface="udp_multicast", channel=group) as edge,
+    ):
+        net = Network()
+        net.can_bus("can0", 500_000, 2_000_000)
+        bridge = RealBusBridge(net, "can0", edge)
+        sender = PythonNode("VCU", net.bus("can0"))
+        frame = CanFrame(0x123, b"\xaa")
+        sender.send(frame)
+        run_paced(net, [bridge], duration_s=0.05)
+        tool.send(frame.to_message())
+        run_paced(net, [bridge], duration_s=0.05)
+    assert (bridge.forwarded, bridge.echoes, bridge.injected) == (1, 1, 1)
+
+
+def test_python_can_logger_and_player_see_one_answer_per_frame(
+    firmware: dict[str, Path], tmp_path: Path
+) -> None:
+    """Three processes on one udp_multicast group: `harness run` with the echo firmware,
+    python-can's own `can.logger` recording and `can.player` sending one recorded frame."""
+    import subprocess
+    import sys
+
+    group = _udp_group()
+    stimulus = tmp_path / "stimulus.asc"
+    with can.ASCWriter(stimulus) as writer:
+        writer.on_message_received(
+            can.Message(timestamp=0.0, arbitration_id=0x200, data=b"\x11\x22\x33", channel=0)
+        )
+    logged = tmp_path / "logged.asc"
+    bus = ["-i", "udp_multicast", "-c", group]
+    logger = subprocess.Popen([sys.executable, "-m", "can.logger", *bus, "-f", str(logged)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    ecu = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli.main", "run", "--firmware", str(firmware["canecho"]),
+         "--can0", f"udp_multicast:{group}", "--ms", "2500"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert ecu.stdout is not None
+        assert "running paced" in ecu.stdout.readline()
+        time.sleep(0.3)  # wall time for the firmware to reach bus-on (paced)
+        player = subprocess.run([sys.executable, "-m", "can.player", *bus, str(stimulus)],
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert player.returncode == 0, player.stderr
+        out, err = ecu.communicate(timeout=60)
+    finally:
+        ecu.kill()
+        logger.send_signal(__import__("signal").SIGINT)
+        logger.communicate(timeout=30)
+    assert ecu.returncode == 0, err
+    ids = [m.arbitration_id for m in can.LogReader(logged)]
+    assert ids == [0x200, 0x201], f"expected the frame and one answer, logged {ids}"
+    assert "1 frames to the real bus, 1 from it (1 of its own echoes dropped)" in out

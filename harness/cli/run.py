@@ -88,6 +88,8 @@ def _run_bridged(args: argparse.Namespace, machine: Machine) -> None:
                     can1="can1" if args.can1 else None)  # fmt: skip
     reals = {name: _open(spec) for name, spec in specs.items() if spec}
     bridges = [RealBusBridge(network, name, real) for name, real in reals.items()]
+    links = ", ".join(f"{name} <-> {specs[name]}" for name in reals)
+    print(f"running paced to the wall clock, bridged {links}", flush=True)  # tools wait for it
     try:
         run_paced(network, bridges, duration_s=None if args.ms is None else args.ms / 1000)
     except KeyboardInterrupt:
@@ -96,6 +98,6 @@ def _run_bridged(args: argparse.Namespace, machine: Machine) -> None:
         for real in reals.values():
             real.shutdown()
     for bridge in bridges:
-        print(
-            f"{bridge.name}: {bridge.forwarded} frames to the real bus, {bridge.injected} from it"
-        )
+        echoes = f" ({bridge.echoes} of its own echoes dropped)" if bridge.echoes else ""
+        print(f"{bridge.name}: {bridge.forwarded} frames to the real bus, "
+              f"{bridge.injected} from it{echoes}")  # fmt: skip

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from typing import TypeAlias
 
 import can
 
@@ -18,6 +20,20 @@ from harness.network.frames import CanFrame, FrameError
 from harness.network.network import Network
 
 log = logging.getLogger(__name__)
+
+# Interfaces that hand a bus's own transmissions back to it and cannot mark them (python-can
+# names). Their echoes are recognised by content; interfaces that can mark them set is_rx=False.
+ECHOING_INTERFACES = frozenset({"UdpMulticastBus"})
+# How long a forwarded frame waits for its echo (wall time) before it is forgotten: a lost
+# echo must not make the bridge drop an identical frame from a real node later.
+ECHO_WINDOW_S = 2.0
+
+FrameKey: TypeAlias = tuple[int, bool, bool, bool, bool, int, bytes]
+
+
+def _key(msg: can.Message) -> FrameKey:
+    return (msg.arbitration_id, msg.is_extended_id, msg.is_remote_frame, msg.is_fd,
+            msg.bitrate_switch, msg.dlc, bytes(msg.data))  # fmt: skip
 
 
 class RealBusBridge:
@@ -31,17 +47,44 @@ class RealBusBridge:
         self.node.listeners.append(self._forward)
         self.forwarded = 0  # frames sent to the real bus
         self.injected = 0  # frames taken from the real bus
+        self.echoes = 0  # our own frames the real bus handed back, dropped
+        self._awaiting: deque[tuple[float, FrameKey]] | None = (
+            deque() if type(real).__name__ in ECHOING_INTERFACES else None
+        )
 
     def _forward(self, frame: CanFrame) -> None:
+        msg = frame.to_message()
         try:
-            self.real.send(frame.to_message())
+            self.real.send(msg)
             self.forwarded += 1
         except can.CanError as err:
             log.warning("%s: could not forward %s: %s", self.name, frame, err)
+            return
+        if self._awaiting is not None:
+            self._awaiting.append((time.monotonic(), _key(msg)))
+
+    def _is_own_echo(self, msg: can.Message) -> bool:
+        """Frames the bridge sent must never come back in: the ECU would hear itself."""
+        if not msg.is_rx:
+            return True
+        if self._awaiting is None:
+            return False
+        expired = time.monotonic() - ECHO_WINDOW_S
+        while self._awaiting and self._awaiting[0][0] < expired:
+            self._awaiting.popleft()
+        key = _key(msg)
+        for i, (_sent, awaited) in enumerate(self._awaiting):
+            if awaited == key:
+                del self._awaiting[i]
+                return True
+        return False
 
     def pump(self) -> None:
         """Take every frame the real bus has ready onto the simulated bus, now."""
         while (msg := self.real.recv(timeout=0)) is not None:
+            if self._is_own_echo(msg):
+                self.echoes += 1
+                continue
             try:
                 frame = CanFrame.from_message(msg, timestamp_ns=self.network.now_ns)
             except FrameError as err:
