@@ -70,3 +70,26 @@ def test_replay_saturated_trace(
         frames_per_s=round((result.frames_in + result.frames_out) / median),
         bus_load=round(result.bus_load["can0"], 3),
     )
+
+
+@pytest.mark.parametrize("backlog", [1_000, 8_000])
+def test_replay_backlog(benchmark: Any, tmp_path: Path, backlog: int) -> None:
+    """A trace the bus cannot carry: every frame recorded at the same instant, so the queue
+    holds the whole trace. The cost per frame must not grow with the backlog (the figure to
+    compare is us_per_frame between the two sizes)."""
+    trace = tmp_path / "burst.log"
+    with can.Logger(str(trace)) as log:
+        for i in range(backlog):
+            log.on_message_received(can.Message(timestamp=1.0, arbitration_id=0x100 + i % 64,
+                                                data=bytes(8), is_extended_id=False, channel=0))
+    results = []
+
+    def run() -> None:
+        results.append(replay(trace, bitrate=500_000, data_bitrate=2_000_000, tail_ms=0))
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    assert results[-1].frames_in == backlog
+    assert results[-1].lateness.max_ns > 0.9 * results[-1].virtual_s * 1e9  # all queued at once
+    if getattr(benchmark, "stats", None):
+        median = float(benchmark.stats.stats.median)
+        benchmark.extra_info.update(frames=backlog, us_per_frame=round(median / backlog * 1e6, 1))

@@ -12,7 +12,7 @@ from harness.errors import HarnessError
 from harness.replay.compare import compare_traces
 from harness.replay.player import ReplayOptions
 from harness.replay.reader import formats
-from harness.replay.session import replay
+from harness.replay.session import TIMING_TOLERANCE_MS, replay
 
 
 def _int(text: str) -> int:
@@ -55,8 +55,14 @@ def add_subparser(sub: Any) -> None:
         metavar="CH=BUS",
         help="map a trace channel to can0/can1 (default: everything onto can0)",
     )
-    p.add_argument("--bitrate", type=int, default=500_000)
-    p.add_argument("--data-bitrate", type=int, default=2_000_000)
+    p.add_argument("--bitrate", type=int, default=None,
+                   help="nominal bit rate (default: the trace's, where it records it, else 500000)")
+    p.add_argument("--data-bitrate", type=int, default=None,
+                   help="CAN FD data bit rate (default: the trace's, else 2000000)")
+    p.add_argument("--strict-timing", action="store_true",
+                   help="fail if the bus cannot inject the stimulus at its recorded times")
+    p.add_argument("--timing-tolerance-ms", type=float, default=TIMING_TOLERANCE_MS,
+                   help="how late a replayed frame may start (default %(default)g ms)")
     p.add_argument("--tail-ms", type=float, default=100.0, help="run on after the last frame")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -121,11 +127,14 @@ def _replay(args: argparse.Namespace) -> int:
         result = replay(args.trace, firmware=args.firmware, output=args.output, options=options,
                         board=cli_options.board(args), dbc=dbc, bitrate=args.bitrate,
                         data_bitrate=args.data_bitrate, tail_ms=args.tail_ms,
-                        progress=progress)  # fmt: skip
+                        progress=progress, timing_tolerance_ms=args.timing_tolerance_ms,
+                        strict_timing=args.strict_timing)  # fmt: skip
     finally:
         if progress is not None:
             progress.close()
     print(result.summary())
+    if result.timing_warning:
+        print(f"warning: {result.timing_warning}", file=sys.stderr)
     if args.plot:
         assert dbc is not None
         from harness.replay.report import write_report  # matplotlib: only when asked for

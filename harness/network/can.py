@@ -104,6 +104,11 @@ class CanBus:
     def duration_ns(self, frame: CanFrame) -> int:
         return frame_bits(frame).duration_ns(self.bitrate, self.data_bitrate if frame.brs else None)
 
+    def started_ns(self, delivered: CanFrame) -> int:
+        """When a frame this bus delivered (stamped at the end of its EOF) began: its SOF."""
+        bit = 10**9 // self.bitrate
+        return delivered.timestamp_ns - self.duration_ns(delivered) + INTERMISSION_BITS * bit
+
     def _arbitrate(self) -> None:
         now = self.clock.cycles
         best: tuple[tuple[int, ...], int, CanNode, CanFrame] | None = None
@@ -189,21 +194,25 @@ class PythonNode:
         self.bus.request(now)
 
     def offer(self, now_ns: int) -> CanFrame | None:
-        ready = [item for item in self.queue if item[0] <= now_ns]
-        if not ready:
-            self._offered = None
-        elif self.tx_order == "fifo":
-            self._offered = ready[0]
+        # The queue is in request order, so FIFO looks at its head only: a long backlog (a
+        # replay the bus cannot keep up with) must not make every arbitration slower.
+        if self.tx_order == "fifo":
+            head = self.queue[0] if self.queue else None
+            self._offered = head if head is not None and head[0] <= now_ns else None
         else:
-            self._offered = min(ready, key=lambda item: item[1].arbitration_key())
+            ready = [item for item in self.queue if item[0] <= now_ns]
+            self._offered = min(ready, key=lambda item: item[1].arbitration_key(), default=None)
         return self._offered[1] if self._offered else None
 
     def pending_since(self) -> int | None:
-        return min((t for t, _ in self.queue), default=None)
+        return self.queue[0][0] if self.queue else None
 
     def transmitted(self, frame: CanFrame) -> None:
         assert self._offered is not None, "transmitted() without a winning offer"
-        self.queue.remove(self._offered)
+        if self.queue[0] is self._offered:
+            self.queue.popleft()
+        else:
+            self.queue.remove(self._offered)
         self._offered = None
         if self.keep:
             self.sent.append(frame)

@@ -3,13 +3,17 @@
 The player reads one frame ahead and keeps one deadline on the network's clock, so a trace
 of any length streams through in constant memory. Each frame is queued for sending at its
 recorded time (relative to the first frame, scaled by `time_scale`); if the bus is busy it
-waits for arbitration like any node's frame.
+waits for arbitration like any node's frame. How late each frame started on the bus
+against its recorded time is measured (`lateness`): a bus slower than the recording's, or
+a backlog, shows there.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from harness.network.can import PythonNode
@@ -57,6 +61,20 @@ class PlayerCounts:
     per_channel: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class Lateness:
+    """How long after its recorded time each replayed frame started on the bus (its SOF)."""
+
+    frames: int = 0
+    total_ns: int = 0
+    max_ns: int = 0
+    worst: str = ""  # which frame was latest, for messages
+
+    @property
+    def mean_ns(self) -> float:
+        return self.total_ns / self.frames if self.frames else 0.0
+
+
 class TracePlayer:
     def __init__(self, network: Network, trace: str | Path, options: ReplayOptions) -> None:
         if not network.buses:
@@ -72,6 +90,11 @@ class TracePlayer:
         self.counts = PlayerCounts()
         self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False)
                       for name, bus in network.buses.items()}  # fmt: skip
+        self.lateness = Lateness()
+        # per bus, in queue order: (scheduled at, the frame's recorded time)
+        self._scheduled: dict[str, deque[tuple[int, float]]] = {n: deque() for n in self.nodes}
+        for name, node in self.nodes.items():
+            node.sent_listeners.append(partial(self._started, name))
         self.start_ns = network.now_ns
         self.first_time_s: float | None = None  # the trace's first timestamp, once read
         self._frames = self._schedule()
@@ -93,7 +116,7 @@ class TracePlayer:
             return channels[record.channel]
         return channels.get(str(record.channel))
 
-    def _schedule(self) -> Iterator[tuple[int, str, CanFrame]]:
+    def _schedule(self) -> Iterator[tuple[int, str, CanFrame, float]]:
         o = self.options
         offset = self.start_ns
         for _ in range(o.loops):
@@ -121,17 +144,29 @@ class TracePlayer:
                     raise TraceError(f"{self.trace}: frame {self.counts.read} at "
                                      f"{record.time_s:.6f} s goes back in time")  # fmt: skip
                 last = at
-                yield at, bus, record.frame
+                yield at, bus, record.frame, record.time_s
             offset = last + LOOP_GAP_NS
 
     def _inject_due(self) -> None:
         now = self.network.now_ns
         counts = self.counts
         while self._next is not None and self._next[0] <= now:
-            _at, bus, frame = self._next
+            at, bus, frame, recorded_s = self._next
             self.nodes[bus].send(frame)
+            self._scheduled[bus].append((at, recorded_s))
             counts.injected += 1
             counts.per_channel[bus] = counts.per_channel.get(bus, 0) + 1
             self._next = next(self._frames, None)
         if self._next is not None:
             self._deadline.arm_at(self._next[0])
+
+    def _started(self, bus: str, frame: CanFrame) -> None:
+        at, recorded_s = self._scheduled[bus].popleft()
+        late = self.network.buses[bus].started_ns(frame) - at
+        timing = self.lateness
+        timing.frames += 1
+        timing.total_ns += late
+        if late > timing.max_ns:
+            timing.max_ns = late
+            timing.worst = (f"ID 0x{frame.arbitration_id:X} recorded at {recorded_s:.6f} s "
+                            f"started {late / 1e6:.3f} ms late on {bus}")  # fmt: skip

@@ -14,14 +14,24 @@ from pathlib import Path
 from harness.board import Board
 from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
+from harness.errors import HarnessError
 from harness.machine import Machine
 from harness.network.network import Network
-from harness.replay.player import ReplayOptions, TracePlayer
+from harness.replay.bitrates import BitRates, recorded_bitrates
+from harness.replay.player import Lateness, ReplayOptions, TracePlayer
 from harness.replay.reader import read_trace
 from harness.replay.recorder import IdStats, TraceRecorder, check_output_format
 
 BOOT_TIMEOUT_MS = 100.0
 CHUNK_NS = 50_000_000  # progress is reported every 50 ms of virtual time
+DEFAULT_NOMINAL_RATE, DEFAULT_DATA_RATE = 500_000, 2_000_000
+# A replayed frame may wait for the frame on the bus and lose arbitration a few times, as on
+# the recorded bus; later than this, the bus is not carrying the recorded traffic.
+TIMING_TOLERANCE_MS = 1.0
+
+
+class ReplayTimingError(HarnessError):
+    """With strict timing: the stimulus could not be injected at its recorded times."""
 
 
 @dataclass
@@ -36,20 +46,35 @@ class ReplayResult:
     bus_load: dict[str, float]
     stats: dict[tuple[str, int, bool, bool], IdStats] = field(repr=False)
     names: dict[int, str] = field(default_factory=dict, repr=False)
+    bitrates: dict[str, tuple[BitRates, str]] = field(default_factory=dict)  # bus: rates, source
+    lateness: Lateness = field(default_factory=Lateness)
+    timing_warning: str | None = None
 
     @property
     def real_time_factor(self) -> float:
         return self.virtual_s / self.wall_s if self.wall_s else float("inf")
 
+    @property
+    def frames_per_s(self) -> float:
+        """Frames on the bus (both directions) per second of wall time."""
+        frames = self.frames_in + self.frames_out
+        return frames / self.wall_s if self.wall_s else float("inf")
+
     def summary(self) -> str:
+        late, rates = self.lateness, self.bitrates.items()
         lines = [
             f"trace      {self.trace}",
             f"frames     {self.frames_in} in (replayed), {self.frames_out} out (from the ECU), "
             f"{self.filtered} filtered",
             f"duration   {self.virtual_s:.3f} s virtual, {self.wall_s:.3f} s wall, "
-            f"{self.real_time_factor:.1f}x real time",
+            f"{self.real_time_factor:.1f}x real time, {self.frames_per_s:,.0f} frames/s",
+            "bit rate   " + ", ".join(f"{b} {_rates(r)} ({src})" for b, (r, src) in rates),
             "bus load   " + ", ".join(f"{b} {load:.1%}" for b, load in self.bus_load.items()),
+            f"timing     stimulus started on the bus {late.mean_ns / 1e6:.3f} ms after its "
+            f"recorded time on average, {late.max_ns / 1e6:.3f} ms at most",
         ]
+        if self.timing_warning:
+            lines.append(f"WARNING    {self.timing_warning}")
         if self.output is not None:
             lines.append(f"output     {self.output}")
         lines.append("")
@@ -72,16 +97,22 @@ def replay(
     options: ReplayOptions | None = None,
     board: Board = DEFAULT_BOARD,
     dbc: Dbc | None = None,
-    bitrate: int = 500_000,
-    data_bitrate: int = 2_000_000,
+    bitrate: int | None = None,
+    data_bitrate: int | None = None,
     tail_ms: float = 100.0,
     progress: Callable[[int, int], None] | None = None,
+    timing_tolerance_ms: float = TIMING_TOLERANCE_MS,
+    strict_timing: bool = False,
 ) -> ReplayResult:
     """Replay `trace` into `firmware` (MCAN0 on can0, MCAN1 on can1) and record the bus.
 
-    `tail_ms` of virtual time run on after the last replayed frame, so the ECU's answers to
-    it are recorded. `progress(done_ns, total_ns)` is called as the replay advances (the
-    total is the trace's span, known after a first pass over the file).
+    Bit rates not given are taken from the trace where its format records them (else 500
+    kbit/s and 2 Mbit/s). `tail_ms` of virtual time run on after the last replayed frame, so
+    the ECU's answers to it are recorded. `progress(done_ns, total_ns)` is called as the
+    replay advances; the total is the trace's span plus the tail, and grows if the bus
+    falls behind the recording. A frame that starts more than `timing_tolerance_ms` after its
+    recorded time is a timing warning in the result, and with `strict_timing` a
+    `ReplayTimingError` that stops the replay.
     """
     options = options or ReplayOptions()
     trace = Path(trace)
@@ -89,29 +120,51 @@ def replay(
         check_output_format(output)  # before the ECU boots, not after the run
     wall = time.perf_counter()
     net = Network()
-    for name in sorted(set((options.channels or {}).values()) | {"can0"}):
-        net.can_bus(name, bitrate, data_bitrate)
+    rates = _bus_rates(trace, options, bitrate, data_bitrate)
+    for name, (bus_rates, _source) in rates.items():
+        net.can_bus(name, bus_rates.nominal, bus_rates.data)
     if firmware is not None:
         ecu = net.add_ecu("ECU", Machine(firmware, board), can0="can0",
                           can1="can1" if "can1" in net.buses else None)  # fmt: skip
         mcan = ecu.peripheral("MCAN0")
         net.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
                       timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
-    total_ns = _span_ns(trace, options) if progress is not None else 0
+    tail_ns = round(tail_ms * 1e6)
+    span_ns = _span_ns(trace, options) if progress is not None else 0
     player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
     origin_s = (player.first_time_s or 0.0) + options.start_s
     recorder = TraceRecorder(net, output, time_offset_s=origin_s - player.start_ns / 1e9)
     for node in player.nodes.values():
         node.sent_listeners.append(recorder.mark_stimulus)
+    tolerance_ns = round(timing_tolerance_ms * 1e6)
+
+    def report(end_ns: int | None = None) -> None:
+        """The total is the span plus the tail until the last frame is out, then exact."""
+        if progress is not None:
+            done = net.now_ns - player.start_ns
+            end = max(span_ns, done) + tail_ns if end_ns is None else end_ns - player.start_ns
+            progress(done, end)
+
     try:
         report_at = net.now_ns + CHUNK_NS
         while not player.done and net.step():
-            if progress is not None and net.now_ns >= report_at:
-                progress(min(net.now_ns - player.start_ns, total_ns), total_ns)
+            if strict_timing and player.lateness.max_ns > tolerance_ns:
+                raise ReplayTimingError(_timing_problem(trace, player.lateness, rates,
+                                                        timing_tolerance_ms))  # fmt: skip
+            if net.now_ns >= report_at:
+                report()
                 report_at = net.now_ns + CHUNK_NS
-        net.run_for(ms=tail_ms)
+        tail_end = net.now_ns + tail_ns
+        while net.now_ns < tail_end:
+            net.advance_to(min(tail_end, net.now_ns + CHUNK_NS))
+            report(tail_end)
     finally:
         recorder.close()
+    warning = None
+    if player.lateness.max_ns > tolerance_ns:
+        warning = _timing_problem(trace, player.lateness, rates, timing_tolerance_ms)
+        if strict_timing:  # a frame of the tail, sent after the loop above
+            raise ReplayTimingError(warning)
     virtual_ns = net.now_ns - player.start_ns
     stimulus = sum(s.count for k, s in recorder.stats.items() if k[3])
     names = {m.frame_id: m.name for m in dbc.database.messages} if dbc is not None else {}
@@ -126,7 +179,49 @@ def replay(
         bus_load={name: bus.stats.load(virtual_ns) for name, bus in net.buses.items()},
         stats=recorder.stats,
         names=names,
+        bitrates=rates,
+        lateness=player.lateness,
+        timing_warning=warning,
     )
+
+
+def _rates(rates: BitRates) -> str:
+    def text(rate: int) -> str:
+        return f"{rate / 1e6:g} Mbit/s" if rate >= 1_000_000 else f"{rate / 1e3:g} kbit/s"
+
+    data = f", data {text(rates.data)}" if rates.data and rates.data != rates.nominal else ""
+    return text(rates.nominal) + data
+
+
+def _bus_rates(trace: Path, options: ReplayOptions, bitrate: int | None,
+               data_bitrate: int | None) -> dict[str, tuple[BitRates, str]]:  # fmt: skip
+    """Each bus's rates: as given, else as the trace recorded them on the channels mapped to
+    it (without a channel map, every channel goes to can0), else the defaults."""
+    recorded = recorded_bitrates(trace) if bitrate is None or data_bitrate is None else {}
+    channels: dict[str, list[int | str | None]] = {"can0": [*recorded]}
+    if options.channels is not None:
+        channels = {"can0": []}
+        for channel, bus in options.channels.items():
+            channels.setdefault(bus, []).append(channel)
+    result = {}
+    for bus in sorted(channels):
+        found = next((recorded[c] for c in [*channels[bus], None]
+                      if isinstance(c, int | None) and c in recorded), None)  # fmt: skip
+        nominal = bitrate or (found.nominal if found else DEFAULT_NOMINAL_RATE)
+        data = data_bitrate or (found.data if found else None) or max(DEFAULT_DATA_RATE, nominal)
+        source = ("given" if bitrate and data_bitrate else "default" if not found
+                  else "given, rest from the trace" if bitrate or data_bitrate
+                  else "from the trace")  # fmt: skip
+        result[bus] = (BitRates(nominal, data), source)
+    return result
+
+
+def _timing_problem(trace: Path, late: Lateness, rates: dict[str, tuple[BitRates, str]],
+                    tolerance_ms: float) -> str:  # fmt: skip
+    buses = ", ".join(f"{b} at {_rates(r)}" for b, (r, _s) in rates.items())
+    return (f"{trace}: the bus cannot carry the recorded traffic ({buses}): {late.worst} "
+            f"(tolerance {tolerance_ms:g} ms, mean {late.mean_ns / 1e6:.3f} ms). Was the trace "
+            f"recorded at a higher bit rate? Give --bitrate/--data-bitrate, or --time-scale")
 
 
 def _span_ns(trace: Path, options: ReplayOptions) -> int:

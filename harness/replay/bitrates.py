@@ -1,0 +1,96 @@
+"""The bit rates a trace was recorded at, where its format says so.
+
+Replaying a 1 Mbit/s recording on a 500 kbit/s bus delays and bunches the stimulus, so the
+replay takes the bus's rates from the trace when the file records them:
+
+- Vector ASC `CANFD` lines end with the bit-timing configuration of both phases
+  (`BitTimingConfArb`, `BitTimingConfData`): bytes, from the low end, of the controller clock
+  in MHz, the prescaler, the time quanta per bit and the sample point in percent; the rate is
+  clock / (prescaler x quanta). Classic `CAN` lines carry no configuration.
+- PEAK TRC 2.0 files name the bit rate in their header (`;   Connection   Bit rate`).
+
+Other formats (BLF as python-can reads it, candump, CSV, ...) do not record rates; the caller
+falls back to its defaults.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+SCAN_LINES = 20_000  # how far into a text trace to look for a line that states the rates
+
+
+@dataclass(frozen=True)
+class BitRates:
+    nominal: int
+    data: int | None = None  # CAN FD data phase; None: not recorded
+
+
+def recorded_bitrates(path: str | Path) -> dict[int | None, BitRates]:
+    """Rates by trace channel as python-can numbers them (ASC: from 0); key None: every
+    channel. Empty if the file does not record them."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix not in (".asc", ".trc") or not path.is_file():
+        return {}
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as file:
+        lines = islice(file, SCAN_LINES)
+        return _asc_rates(lines) if suffix == ".asc" else _trc_rates(lines)
+
+
+def _asc_rates(lines: Iterator[str]) -> dict[int | None, BitRates]:
+    rates: dict[int | None, BitRates] = {}
+    for line in lines:
+        tokens = line.split()
+        if len(tokens) < 10 or tokens[1] != "CANFD" or not tokens[2].isdigit():
+            continue
+        channel = int(tokens[2]) - 1
+        if channel in rates:
+            continue
+        brs = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
+        try:
+            trailer = tokens[brs + 4 + int(tokens[brs + 3]):]
+            if len(trailer) != 8:  # duration, length, flags, CRC, 4 timing words; else unsure
+                continue
+            nominal = vector_bit_timing_rate(int(trailer[4], 16))
+            data = vector_bit_timing_rate(int(trailer[5], 16))
+        except (IndexError, ValueError):
+            continue
+        if nominal is not None:
+            rates[channel] = BitRates(nominal, data if data is not None and data >= nominal
+                                      else None)  # fmt: skip
+    return rates
+
+
+def vector_bit_timing_rate(config: int) -> int | None:
+    """The bit rate a Vector bit-timing word describes, or None if it is not plausible."""
+    clock_mhz, prescaler, quanta = config & 0xFF, (config >> 8) & 0xFF, (config >> 16) & 0xFF
+    if not (clock_mhz and prescaler and quanta):
+        return None
+    rate = clock_mhz * 1_000_000 // (prescaler * quanta)
+    return rate if 5_000 <= rate <= 15_000_000 else None
+
+
+_TRC_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKM]?)bit/s")
+
+
+def _trc_rates(lines: Iterator[str]) -> dict[int | None, BitRates]:
+    in_connection_table = False
+    for line in lines:
+        if not line.startswith(";"):
+            break  # the header is over
+        if "Bit rate" in line and "Connection" in line:
+            in_connection_table = True
+        elif in_connection_table and (found := _TRC_RATE.search(line)):
+            scale = {"": 1, "k": 1_000, "K": 1_000, "M": 1_000_000}[found.group(2)]
+            return {None: BitRates(round(float(found.group(1)) * scale))}
+    return {}

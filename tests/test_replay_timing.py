@@ -1,0 +1,118 @@
+"""Replay timing: the stimulus is injected at its recorded times or the replay says how late
+it was; bit rates come from the trace where the format records them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_cli import harness
+
+from harness.replay import replay
+from harness.replay.bitrates import BitRates, recorded_bitrates, vector_bit_timing_rate
+from harness.replay.session import ReplayTimingError
+
+# Vector bit-timing words (from the low byte: clock MHz, prescaler, quanta per bit, sample %)
+ARB_1M = 0x46_50_01_50  # 80 MHz / (1 x 80) = 1 Mbit/s
+DATA_4M = 0x4B_14_01_50  # 80 MHz / (1 x 20) = 4 Mbit/s
+SPACING_US = 80  # an 8-byte FD frame with BRS lasts ~55 us at 1M/4M, ~110 us at 500k/2M
+
+
+def fast_recording(path: Path, frames: int = 200, timing: tuple[int, int] = (ARB_1M, DATA_4M),
+                   gz: bool = False) -> Path:  # fmt: skip
+    """A CANoe-style ASC recording of a busy 1 Mbit/s / 4 Mbit/s CAN FD bus."""
+    lines = ["date Tue Dec 1 10:00:00.000 2026", "base hex  timestamps absolute",
+             "internal events logged", "// version 13.0.0",
+             "Begin Triggerblock Tue Dec 1 10:00:00.000 2026",
+             "   0.000000 Start of measurement"]  # fmt: skip
+    for i in range(frames):
+        data = " ".join(f"{(i + k) % 256:02x}" for k in range(8))
+        trailer = f"55000 120 303000 e0006659 {timing[0]:08x} {timing[1]:08x} 20011736 2001040d"
+        lines.append(f"{1 + i * SPACING_US / 1e6:11.6f} CANFD   1 Rx        {0x100 + i % 8:x}"
+                     f"                                   1 0 8  8 {data}   {trailer}")  # fmt: skip
+    lines.append("End TriggerBlock")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_vector_bit_timing_words_decode_to_rates() -> None:
+    # the words in python-can's own sample logs: 500 kbit/s arbitration, 2 and 4 Mbit/s data
+    assert vector_bit_timing_rate(0x46500250) == 500_000
+    assert vector_bit_timing_rate(0x4B140250) == 2_000_000
+    assert vector_bit_timing_rate(0x460A0250) == 4_000_000
+    assert vector_bit_timing_rate(0) is None  # python-can's ASC writer leaves them zero
+
+
+def test_rates_are_read_from_asc_and_trc_headers(tmp_path: Path) -> None:
+    assert recorded_bitrates(fast_recording(tmp_path / "fast.asc")) == {
+        0: BitRates(1_000_000, 4_000_000)
+    }
+    trc = tmp_path / "peak.trc"
+    trc.write_text(";$FILEVERSION=2.0\n;$STARTTIME=44548.6\n;$COLUMNS=N,O,T,I,d,l,D\n"
+                   ";-------\n;   Connection                 Bit rate\n"
+                   ";   PCAN-USB FD                250 kbit/s\n;-------\n"
+                   "      1         1.000 DT 0100 Rx 2  01 02\n")  # fmt: skip
+    assert recorded_bitrates(trc) == {None: BitRates(250_000)}
+
+
+def test_a_recording_replays_at_the_bit_rates_it_was_recorded_at(tmp_path: Path) -> None:
+    result = replay(fast_recording(tmp_path / "fast.asc"), tail_ms=0)
+    assert result.bitrates["can0"] == (BitRates(1_000_000, 4_000_000), "from the trace")
+    assert result.timing_warning is None
+    assert result.lateness.frames == 200
+    assert result.lateness.max_ns == 0  # every frame found the bus idle at its time
+    assert "can0 1 Mbit/s, data 4 Mbit/s (from the trace)" in result.summary()
+
+
+def test_a_bus_too_slow_for_the_recording_is_reported(tmp_path: Path) -> None:
+    """At 500 kbit/s the frames pile up: the replay says how late they were and why."""
+    result = replay(fast_recording(tmp_path / "fast.asc"), bitrate=500_000,
+                    data_bitrate=2_000_000, tail_ms=0)  # fmt: skip
+    late = result.lateness
+    assert late.frames == 200
+    # each frame needs ~30 us more than the recording left it: the last starts ~6 ms late
+    assert 4e6 < late.max_ns < 8e6 and 0 < late.mean_ns < late.max_ns
+    assert result.timing_warning is not None
+    assert "cannot carry the recorded traffic" in result.timing_warning
+    assert "can0 at 500 kbit/s, data 2 Mbit/s" in result.timing_warning
+    assert "WARNING" in result.summary() and "ms at most" in result.summary()
+
+
+def test_strict_timing_stops_the_replay_at_the_first_frame_too_late(tmp_path: Path) -> None:
+    trace = fast_recording(tmp_path / "fast.asc")
+    with pytest.raises(ReplayTimingError, match=r"ID 0x1.. recorded at 1\.\d+ s started"):
+        replay(trace, bitrate=500_000, data_bitrate=2_000_000, strict_timing=True)
+    # a looser tolerance lets it through
+    result = replay(trace, bitrate=500_000, data_bitrate=2_000_000, strict_timing=True,
+                    timing_tolerance_ms=10.0, tail_ms=0)  # fmt: skip
+    assert result.frames_in == 200
+
+
+def test_progress_total_is_the_real_end(tmp_path: Path) -> None:
+    """A late replay runs past the recorded span, then the tail: the last report is 100 %."""
+    calls: list[tuple[int, int]] = []
+    result = replay(fast_recording(tmp_path / "fast.asc", frames=2000), bitrate=500_000,
+                    data_bitrate=2_000_000, tail_ms=20,
+                    progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    assert calls and all(done <= total for done, total in calls)
+    assert calls[-1][0] == calls[-1][1] == round(result.virtual_s * 1e9)
+    assert result.virtual_s > 2000 * SPACING_US / 1e6 + 0.020  # later than recorded
+
+
+def test_summary_reports_frames_per_second(tmp_path: Path) -> None:
+    result = replay(fast_recording(tmp_path / "fast.asc"), tail_ms=0)
+    assert result.frames_per_s > 0
+    assert f"{result.frames_per_s:,.0f} frames/s" in result.summary()
+
+
+def test_cli_warns_and_fails_under_strict_timing(tmp_path: Path) -> None:
+    trace = str(fast_recording(tmp_path / "fast.asc"))
+    loose = harness("replay", trace, "--bitrate", "500000", "--data-bitrate", "2000000")
+    assert loose.returncode == 0, loose.stderr
+    assert "warning:" in loose.stderr and "cannot carry the recorded traffic" in loose.stderr
+    strict = harness("replay", trace, "--bitrate", "500000", "--strict-timing")
+    assert strict.returncode != 0
+    assert "cannot carry the recorded traffic" in strict.stderr
+    from_trace = harness("replay", trace, "--strict-timing")
+    assert from_trace.returncode == 0, from_trace.stderr
+    assert "1 Mbit/s, data 4 Mbit/s (from the trace)" in from_trace.stdout
