@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import BuildError
-from harness.paths import PROJECT_ROOT, build_dir
+from harness.paths import build_dir, bundled, make_dir, require
 
-FIRMWARE_DIR = PROJECT_ROOT / "firmware_stubs"
+FIRMWARE_DIR = bundled("firmware_stubs")  # the checkout's top level, or inside the package
 
 CFLAGS = (
     "-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4",
@@ -67,6 +67,9 @@ def target(name: str) -> Target:
 def _inputs_digest(t: Target, src: Path) -> str:
     h = hashlib.sha256(" ".join(t.flags).encode())
     files = [src / s for s in (*t.sources, t.linker_script)]
+    for f in files:
+        if not f.is_file():
+            raise BuildError(f"firmware target {t.name!r}: source file not found: expected {f}")
     header_dirs = {*(src / d for d in INCLUDE_DIRS), *((src / s).parent for s in t.sources)}
     for d in sorted(header_dirs):
         files += sorted(d.glob("*.h"))  # the include path's and the sources' own headers
@@ -88,9 +91,9 @@ def build(
     A target is rebuilt when any of its sources, the headers or the flags changed. A file
     lock makes concurrent builds (pytest-xdist workers) wait for each other.
     """
-    out = out or build_dir() / "firmware"
-    out.mkdir(parents=True, exist_ok=True)
     chosen = [target(n) for n in names] if names is not None else list(TARGETS)
+    require(src, "the firmware sources (firmware_stubs/)")
+    out = make_dir(out or build_dir() / "firmware")
     results: dict[str, Path] = {}
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

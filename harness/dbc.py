@@ -22,8 +22,9 @@ from cantools.database.namedsignalvalue import NamedSignalValue
 
 from harness.errors import HarnessError
 from harness.network.frames import CanFrame
+from harness.paths import bundled
 
-PROJECT_DBC = Path(__file__).resolve().parents[1] / "dbc" / "exterior_light.dbc"
+PROJECT_DBC = bundled("dbc") / "exterior_light.dbc"  # checkout top level, or in the package
 
 
 class DbcError(HarnessError):

@@ -2,7 +2,7 @@
 
 Options (all under --harness-):
   --harness-firmware=ELF|TARGET   firmware under test (default: the bundled `elc` target)
-  --harness-dbc=PATH              communication matrix (default: dbc/exterior_light.dbc)
+  --harness-dbc=PATH              communication matrix (default: the bundled exterior_light.dbc)
   --harness-board=NAME            board (default ASILB-M4; ASILB-M4F has an FPU)
   --harness-bitrate=N / --harness-data-bitrate=N   can0 bit rates (500000 / 2000000)
 Markers: @pytest.mark.harness_firmware("canecho") picks another firmware for one test,

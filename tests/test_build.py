@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from harness.build import FIRMWARE_DIR, build
 from harness.errors import BuildError
 from harness.loader import load_elf
+from harness.paths import MissingFileError
 
 
 @pytest.fixture
@@ -49,3 +51,21 @@ def test_compile_error_names_target_and_line(source_copy: Path, tmp_path: Path) 
 def test_unknown_target() -> None:
     with pytest.raises(BuildError, match="no firmware target 'nope'; targets: app, irqtest, busy"):
         build(["nope"])
+
+
+def test_missing_sources_say_what_was_expected_where(tmp_path: Path) -> None:
+    nowhere = tmp_path / "nowhere"
+    where = re.escape(str(nowhere))
+    expected = rf"the firmware sources \(firmware_stubs/\) not found: expected {where}"
+    with pytest.raises(MissingFileError, match=rf"^{expected} \(no such file or directory\)$"):
+        build(["app"], src=nowhere, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_source_file_names_the_target_and_the_file(
+    source_copy: Path, tmp_path: Path
+) -> None:
+    (source_copy / "app" / "main.c").unlink()
+    with pytest.raises(BuildError, match=r"firmware target 'app': source file not found: "
+                       rf"expected {re.escape(str(source_copy / 'app' / 'main.c'))}$"):  # fmt: skip
+        build(["app"], src=source_copy, out=tmp_path / "out")

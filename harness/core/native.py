@@ -13,7 +13,7 @@ from unicorn import arm_const
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
 from harness.errors import BuildError
-from harness.paths import build_dir
+from harness.paths import build_dir, make_dir, require
 
 _SOURCE = Path(__file__).with_name("native.c")
 
@@ -102,7 +102,7 @@ class NativeContext(ctypes.Structure):
 
 
 def _compile(out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     tmp = out.with_suffix(f".{os.getpid()}.tmp")  # parallel test workers may build it at once
     cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-o", str(tmp),
            str(_SOURCE)]  # fmt: skip
@@ -119,7 +119,8 @@ def library() -> ctypes.CDLL:
     """The helper library, compiled on first use and cached by the hash of its source."""
     global _lib
     if _lib is None:
-        digest = hashlib.sha256(_SOURCE.read_bytes()).hexdigest()[:16]
+        source = require(_SOURCE, "the emulator's native helper source")
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
         path = build_dir() / "native" / f"libharness_native-{digest}.so"
         if not path.exists():
             _compile(path)
