@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from test_cli import harness
 
-from harness.replay import replay
+from harness.replay import read_trace, replay
 from harness.replay.bitrates import BitRates, recorded_bitrates, vector_bit_timing_rate
 from harness.replay.session import ReplayTimingError
 
@@ -116,3 +116,17 @@ def test_cli_warns_and_fails_under_strict_timing(tmp_path: Path) -> None:
     from_trace = harness("replay", trace, "--strict-timing")
     assert from_trace.returncode == 0, from_trace.stderr
     assert "1 Mbit/s, data 4 Mbit/s (from the trace)" in from_trace.stdout
+
+
+def test_every_output_format_keeps_the_input_time_base(tmp_path: Path) -> None:
+    """python-can's ASC writer counts from its first event; the output must still line up
+    with the recording, as .log and .blf do."""
+    trace = fast_recording(tmp_path / "fast.asc", frames=20)
+    recorded = [r.time_s for r in read_trace(trace)]
+    for suffix in (".asc", ".log", ".blf", ".asc.gz"):
+        out = tmp_path / f"out{suffix}"
+        replay(trace, output=out, tail_ms=0)
+        times = [r.time_s for r in read_trace(out)]
+        assert len(times) == 20, suffix
+        # each replayed frame ends on the bus a frame's length after its recorded time
+        assert all(0 < t - r < 100e-6 for t, r in zip(times, recorded, strict=True)), suffix

@@ -48,6 +48,7 @@ class IdStats:
         return math.sqrt(self.m2 / (self.count - 2)) if self.count > 2 else 0.0
 
 
+BLF_EARLIEST_DATE_S = 631_152_000  # 1990-01-01: python-can's BLF writer stores no date before
 NO_FD_FORMATS = (".trc",)  # python-can's TRC writer drops CAN FD frames without a word
 
 
@@ -72,12 +73,23 @@ class TraceRecorder:
                 self.writer = can.Logger(str(self.path))
             except ValueError as err:  # python-can: unknown suffix, or no gzip for it
                 raise TraceError(f"{self.path}: cannot write this trace format: {err}") from err
+            self._keep_time_base(self.writer)
         # (bus, ID, extended, from the stimulus) -> stats
         self.stats: dict[tuple[str, int, bool, bool], IdStats] = {}
         self._stimulus: CanFrame | None = None
         self._channels = {name: index for index, name in enumerate(network.buses)}
         for name, bus in network.buses.items():
             PythonNode(f"recorder:{name}", bus, keep=False).listeners.append(self._tap(name))
+
+    def _keep_time_base(self, writer: can.Listener) -> None:
+        """Frames keep the input trace's time base in every format. python-can's ASC writer
+        counts from its first event: make that event time 0. Its BLF writer stores the first
+        frame's time as a calendar date, and drops it for times before 1990 (a trace whose
+        time counts from its start): count those from 0, which BLF readers take as no date."""
+        if isinstance(writer, can.ASCWriter):
+            writer.log_event("Start of virtual time", timestamp=0.0)
+        elif isinstance(writer, can.BLFWriter) and self.time_offset_s < BLF_EARLIEST_DATE_S:
+            writer.start_timestamp = 0.0
 
     def _tap(self, bus: str) -> Callable[[CanFrame], None]:
         return lambda frame: self._record(bus, frame)
