@@ -9,14 +9,19 @@ from typing import Any
 from harness.cli import options as cli_options
 from harness.dbc import Dbc
 from harness.errors import HarnessError
+from harness.network.ids import parse_id
 from harness.replay.compare import compare_traces
 from harness.replay.player import ReplayOptions
 from harness.replay.reader import formats
 from harness.replay.session import TIMING_TOLERANCE_MS, replay
 
 
-def _int(text: str) -> int:
-    return int(text, 0)
+def _can_id(text: str) -> int:
+    try:
+        return parse_id(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err}; write 0x123 (standard) or 0x123x "
+                                         "(extended)") from err  # fmt: skip
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -34,14 +39,15 @@ def add_subparser(sub: Any) -> None:
     p.add_argument("--dbc", help="DBC for message names (and --ecu-node)")
     p.add_argument("--output", "-o", help="write the replay's bus trace here (format by suffix)")
     p.add_argument("--ecu-node", help="leave out what this DBC node sent in the recording")
-    p.add_argument("--exclude-id", type=_int, action="append", default=[], metavar="ID")
+    p.add_argument("--exclude-id", type=_can_id, action="append", default=[], metavar="ID",
+                   help="leave out this ID (0x123 standard, 0x123x extended; repeatable)")
     p.add_argument(
         "--id",
-        type=_int,
+        type=_can_id,
         action="append",
         default=None,
         metavar="ID",
-        help="replay only these IDs (repeatable)",
+        help="replay only this ID (0x123 standard, 0x123x extended; repeatable)",
     )
     p.add_argument("--start", type=float, default=0.0, help="window start, s after the first frame")
     p.add_argument("--stop", type=float, default=None, help="window end, s after the first frame")

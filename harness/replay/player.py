@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness.network.can import PythonNode
 from harness.network.frames import CanFrame
+from harness.network.ids import id_key, normalise
 from harness.network.network import Network
 from harness.replay.reader import TraceError, TraceFrame, read_trace
 
@@ -29,10 +30,12 @@ class ReplayOptions:
     """What of a trace to replay, and how.
 
     `start_s` / `stop_s`: a window in trace time, seconds after the trace's first frame.
-    `ids`: only these arbitration IDs (None: all); `exclude_ids`: never these (e.g. what the
-    ECU itself sent in the recording). `channels`: trace channel -> bus name; channels not in
-    it are skipped (None: every frame goes to the network's first bus). `time_scale` stretches
-    the recorded intervals (0.5: twice as dense). `loops`: passes over the trace.
+    `ids`: only these IDs (None: all); `exclude_ids`: never these (e.g. what the ECU itself
+    sent in the recording). IDs are keys of `harness.network.ids`: 0x600 is the standard ID,
+    0x600 | EXTENDED the extended one; a plain number above 0x7FF is extended.
+    `channels`: trace channel -> bus name; channels not in it are skipped (None: every frame
+    goes to the network's first bus). `time_scale` stretches the recorded intervals (0.5:
+    twice as dense). `loops`: passes over the trace.
     """
 
     time_scale: float = 1.0
@@ -48,6 +51,9 @@ class ReplayOptions:
             raise ValueError(f"time_scale must be positive, not {self.time_scale}")
         if self.loops < 1:
             raise ValueError(f"loops must be at least 1, not {self.loops}")
+        if self.ids is not None:
+            object.__setattr__(self, "ids", frozenset(map(normalise, self.ids)))
+        object.__setattr__(self, "exclude_ids", frozenset(map(normalise, self.exclude_ids)))
         if self.stop_s is not None and self.stop_s < self.start_s:
             raise ValueError(f"the window ends ({self.stop_s} s) before it starts "
                              f"({self.start_s} s)")  # fmt: skip
@@ -129,14 +135,14 @@ class TracePlayer:
                     if self.first_time_s is None:
                         self.first_time_s = first
                 relative = record.time_s - first
-                if relative < o.start_s or (o.ids is not None and
-                                            record.frame.arbitration_id not in o.ids):  # fmt: skip
+                key = id_key(record.frame.arbitration_id, record.frame.is_extended)
+                if relative < o.start_s or (o.ids is not None and key not in o.ids):
                     self.counts.filtered += 1
                     continue
                 if o.stop_s is not None and relative > o.stop_s:
                     break
                 bus = self._bus_for(record)
-                if bus is None or record.frame.arbitration_id in o.exclude_ids:
+                if bus is None or key in o.exclude_ids:
                     self.counts.filtered += 1
                     continue
                 at = offset + round((relative - o.start_s) * o.time_scale * 1e9)
