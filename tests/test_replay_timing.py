@@ -130,3 +130,14 @@ def test_every_output_format_keeps_the_input_time_base(tmp_path: Path) -> None:
         assert len(times) == 20, suffix
         # each replayed frame ends on the bus a frame's length after its recorded time
         assert all(0 < t - r < 100e-6 for t, r in zip(times, recorded, strict=True)), suffix
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".db"])
+def test_outputs_without_fd_flags_say_how_many_frames_lost_them(
+    tmp_path: Path, suffix: str
+) -> None:
+    trace = fast_recording(tmp_path / "fast.asc", frames=20)
+    result = replay(trace, output=tmp_path / f"out{suffix}", tail_ms=0)
+    assert result.output_warning is not None
+    assert "20 CAN FD frames lost their FD and BRS flags" in result.output_warning
+    assert replay(trace, output=tmp_path / "out.blf", tail_ms=0).output_warning is None

@@ -139,8 +139,9 @@ def _replay(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     print(result.summary())
-    if result.timing_warning:
-        print(f"warning: {result.timing_warning}", file=sys.stderr)
+    for warning in (result.timing_warning, result.output_warning):
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.plot:
         assert dbc is not None
         from harness.replay.report import write_report  # matplotlib: only when asked for

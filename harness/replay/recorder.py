@@ -50,15 +50,21 @@ class IdStats:
 
 BLF_EARLIEST_DATE_S = 631_152_000  # 1990-01-01: python-can's BLF writer stores no date before
 NO_FD_FORMATS = (".trc",)  # python-can's TRC writer drops CAN FD frames without a word
+NO_FD_FLAG_FORMATS = (".csv", ".db")  # keep the bytes of FD frames, not the FD and BRS flags
 
 
 def check_output_format(path: str | Path) -> None:
     """Refuse, before anything runs, an output format that cannot hold what the buses carry:
     they are CAN FD buses, and python-can's TRC writer silently drops every FD frame."""
-    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
-    if suffixes and suffixes[-1] in NO_FD_FORMATS:
-        raise TraceError(f"{path}: {suffixes[-1]} output cannot hold CAN FD frames (python-can's "
+    suffix = _format_suffix(Path(path))
+    if suffix in NO_FD_FORMATS:
+        raise TraceError(f"{path}: {suffix} output cannot hold CAN FD frames (python-can's "
                          "writer drops them); write .asc, .blf or .log instead")  # fmt: skip
+
+
+def _format_suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
 
 
 class TraceRecorder:
@@ -67,6 +73,9 @@ class TraceRecorder:
         self.path = Path(path) if path is not None else None
         self.time_offset_s = time_offset_s
         self.writer: can.Listener | None = None
+        self.fd_flags_lost = 0  # FD frames written to a format without the FD / BRS flags
+        suffix = _format_suffix(self.path) if self.path is not None else ""
+        self._loses_fd_flags = suffix in NO_FD_FLAG_FORMATS
         if self.path is not None:
             check_output_format(self.path)
             try:
@@ -111,6 +120,8 @@ class TraceRecorder:
             msg.channel = self._channels[bus]
             msg.is_rx = stimulus  # the ECU's own frames are its transmissions
             self.writer.on_message_received(msg)
+            if frame.is_fd and self._loses_fd_flags:
+                self.fd_flags_lost += 1
 
     def close(self) -> None:
         if self.writer is not None:

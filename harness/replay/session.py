@@ -49,6 +49,7 @@ class ReplayResult:
     bitrates: dict[str, tuple[BitRates, str]] = field(default_factory=dict)  # bus: rates, source
     lateness: Lateness = field(default_factory=Lateness)
     timing_warning: str | None = None
+    output_warning: str | None = None
 
     @property
     def real_time_factor(self) -> float:
@@ -73,8 +74,9 @@ class ReplayResult:
             f"timing     stimulus started on the bus {late.mean_ns / 1e6:.3f} ms after its "
             f"recorded time on average, {late.max_ns / 1e6:.3f} ms at most",
         ]
-        if self.timing_warning:
-            lines.append(f"WARNING    {self.timing_warning}")
+        for warning in (self.timing_warning, self.output_warning):
+            if warning:
+                lines.append(f"WARNING    {warning}")
         if self.output is not None:
             lines.append(f"output     {self.output}")
         lines.append("")
@@ -182,7 +184,15 @@ def replay(
         bitrates=rates,
         lateness=player.lateness,
         timing_warning=warning,
+        output_warning=_flags_lost(output, recorder.fd_flags_lost),
     )
+
+
+def _flags_lost(output: str | Path | None, frames: int) -> str | None:
+    if not frames:
+        return None
+    return (f"{output}: {frames} CAN FD frames lost their FD and BRS flags (the format has no "
+            "column for them); ASC, BLF and candump .log keep them")
 
 
 def _rates(rates: BitRates) -> str:
