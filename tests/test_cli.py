@@ -90,3 +90,10 @@ def test_run_on_the_fpu_board_with_semihosting_exit(firmware: dict[str, Path]) -
     exited = harness("run", "--firmware", str(firmware["semihost"]), "--ms", "100")
     assert exited.returncode == 3  # the firmware's own exit status
     assert "hello world" in exited.stdout and "exited with status 3" in exited.stdout
+
+
+def test_regs_writes_header_and_svd_where_asked(tmp_path: Path) -> None:
+    result = harness("regs", "--out", str(tmp_path / "inc"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "inc" / "asilb_m4.h").read_text().startswith("/*")
+    assert "<device" in (tmp_path / "inc" / "asilb_m4.svd").read_text()

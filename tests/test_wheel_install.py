@@ -289,3 +289,14 @@ def test_replay_and_compare_a_trace(installed: Installed, user_project: Path) ->
     compared = installed.harness("compare", "expected.asc", "out.asc", "--dbc", "lights.dbc",
                                  "--window-ms", "1", cwd=user_project)  # fmt: skip
     assert compared.returncode == 0, compared.stdout + compared.stderr
+
+
+def test_regs_writes_the_board_header_for_the_users_own_firmware(
+    installed: Installed, user_project: Path
+) -> None:
+    refused = installed.harness("regs", cwd=user_project)
+    assert refused.returncode == 2 and "give --out DIR" in refused.stderr
+    _check(installed.harness("regs", "--out", "include", cwd=user_project))
+    for name in ("asilb_m4.h", "asilb_m4.svd"):
+        ours = ROOT / "firmware_stubs" / "include" / name
+        assert (user_project / "include" / name).read_text() == ours.read_text()
