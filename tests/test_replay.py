@@ -423,3 +423,35 @@ def test_odd_candump_data_and_a_directory_are_named(tmp_path: Path) -> None:
     assert [f.frame.data for f in read_trace(log)] == [b"\x01\x02", b"\xaa\xbb", b""]
     with pytest.raises(TraceError, match="is a directory, not a trace file"):
         list(read_trace(tmp_path))
+
+
+# ---- found by python-can's own sample files (tests/test_corpora.py) ----
+
+# From python-can's logfile.asc / test_CanFdMessage64.asc / test_CanFdRemoteMessage.asc: a
+# 64-byte frame whose flags column (one field short) has no EDL bit, an 8-byte one with the
+# BRS column set and flags 0, and a classic remote frame on a CAN FD channel with ESI set.
+FD_FLAGS_ASC = """date Sam Sep 30 15:06:13.191 2017
+base hex  timestamps absolute
+internal events logged
+// version 9.0.0
+Begin Triggerblock Sam Sep 30 15:06:13.191 2017
+   0.000000 Start of measurement
+  30.300981 CANFD   3 Tx     50005x                                0 1 5 0 140000 73 200050 7a60 46500250 460a0250 20011736 20010205
+  30.506898 CANFD   4 Rx        4EE                                   0 1 f 64 A1 02 03 04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 64 1331984 11 0 46500250 460a0250 20011736 20010205
+  30.606898 CANFD   4 Rx        4EF                                   1 0 8  8 01 02 03 04 05 06 07 08   102203  133   0 e0006659 46500250 4b140250 20011736 2001040d
+End TriggerBlock
+"""  # noqa: E501
+
+
+def test_asc_fd_lines_that_cannot_be_classic_stay_fd_and_classic_frames_lose_esi(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "fd.asc"
+    path.write_text(FD_FLAGS_ASC)
+    got = [(f.frame.arbitration_id, f.frame.is_fd, f.frame.brs, f.frame.esi, f.frame.is_remote,
+            f.frame.dlc, len(f.frame.data)) for f in read_trace(path)]  # fmt: skip
+    assert got == [
+        (0x50005, False, False, False, True, 5, 0),  # ESI column 1: not part of a classic frame
+        (0x4EE, True, False, True, False, 15, 64),  # 64 bytes: FD, whatever the flags say
+        (0x4EF, True, True, False, False, 8, 8),  # BRS exists only in FD frames
+    ]

@@ -117,9 +117,16 @@ class _AscLines(_CountingLines):
 
 
 def _asc_classic_on_fd(msg: can.Message, line: str) -> None:
-    # CAN FD has no remote frames; other classic frames show in the flags (no EDL bit).
-    if msg.is_fd and (msg.is_remote_frame or asc_frame_is_fd(line) is False):
-        msg.is_fd = msg.bitrate_switch = False  # a classic frame on a CAN FD channel
+    # CAN FD has no remote frames; other classic frames show in the flags (no EDL bit). Only
+    # a frame that fits a classic one can be one: a line with more than 8 bytes, or the BRS
+    # column set, is an FD frame whatever its flags column says (python-can's own sample
+    # files have such lines). A classic frame has no ESI bit: the ESI column of a classic
+    # remote frame is the sender's error state, not part of the frame.
+    if not msg.is_fd:
+        return
+    fits_classic = len(msg.data) <= 8 and not msg.bitrate_switch
+    if msg.is_remote_frame or (fits_classic and asc_frame_is_fd(line) is False):
+        msg.is_fd = msg.bitrate_switch = msg.error_state_indicator = False
 
 
 def asc_frame_is_fd(line: str) -> bool | None:
