@@ -149,3 +149,162 @@ def test_a_name_for_a_signal_without_value_table_says_so() -> None:
     with pytest.raises(DbcError, match=r"VehicleState\.Speed: 'fast' is a value name, but the "
                        r"signal has no value table"):  # fmt: skip
         Dbc.load().encode("VehicleState", Speed="fast")
+
+
+# ---- found by cantools' own DBC files (tests/test_corpora.py) ----
+
+CORNERS = """VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: ECU Other
+
+BO_ 2147483705 ExtSmall: 8 Other
+ SG_ A : 0|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 57 StdSmall: 8 Other
+ SG_ B : 0|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 100 Scaled: 8 Other
+ SG_ Temp : 0|12@1+ (-0.01,4100) [4070|4100] "degK" ECU
+ SG_ Plus : 16|8@1- (1,-128) [-128|127] "" ECU
+ SG_ Shifted : 24|7@1+ (1,1) [0|128] "" ECU
+ SG_ Signed : 32|8@1- (1,0) [-128|127] "" ECU
+
+BO_ 101 TooLong: 10 Other
+ SG_ C : 0|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 105 FdTen: 10 Other
+ SG_ D : 72|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 102 Paged: 8 Other
+ SG_ Page M : 0|8@1+ (1,0) [0|255] "" ECU
+ SG_ OnThree m3 : 8|8@1+ (1,0) [0|255] "" ECU
+ SG_ OnFive m5 : 8|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 104 Started: 1 Other
+ SG_ OutOfRange : 0|8@1+ (1,0) [0|250] "" ECU
+
+BA_DEF_ SG_  "GenSigStartValue" INT -2147483648 2147483647;
+BA_DEF_ BO_  "VFrameFormat" ENUM  "StandardCAN","ExtendedCAN","reserved","reserved","reserved",\
+"reserved","reserved","reserved","reserved","reserved","reserved","reserved","reserved","reserved",\
+"StandardCAN_FD","ExtendedCAN_FD";
+BA_DEF_DEF_  "VFrameFormat" "StandardCAN";
+BA_ "GenSigStartValue" SG_ 100 Temp 4094;
+BA_ "GenSigStartValue" SG_ 104 OutOfRange 254;
+BA_ "VFrameFormat" BO_ 105 14;
+VAL_ 100 Temp 4095 "Error" 4094 "Init" ;
+VAL_ 100 Signed 255 "NotAvailable" 1 "One" ;
+"""
+
+
+@pytest.fixture()
+def corners(tmp_path: Path) -> Dbc:
+    path = tmp_path / "corners.dbc"
+    path.write_text(CORNERS)
+    return Dbc.load(path)
+
+
+def test_an_extended_id_of_0x7ff_or_less_is_not_a_standard_one(corners: Dbc) -> None:
+    # cantools' lookup takes 0x39 for a standard ID: the extended message decoded as unknown
+    # (attributes.dbc, fd_test.dbc, motohawk_fd.dbc), and here it has a standard twin.
+    extended = corners.encode("ExtSmall", A=7)
+    assert extended.is_extended and extended.arbitration_id == 0x39
+    decoded = corners.decode(extended)
+    assert decoded is not None and decoded.name == "ExtSmall" and decoded.signals == {"A": 7}
+    standard = corners.decode(CanFrame(0x39, bytes(8)))
+    assert standard is not None and standard.name == "StdSmall"
+
+
+LONG_NAMES = """VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: ECU
+
+BO_ 103 Msg_will_be_shortened_3456789_12: 8 ECU
+ SG_ Sig_will_be_shortened_3456789_12 : 0|8@1+ (1,0) [0|255] "" ECU
+
+BA_DEF_ BO_  "SystemMessageLongSymbol" STRING ;
+BA_DEF_ SG_  "SystemSignalLongSymbol" STRING ;
+BA_DEF_DEF_  "SystemMessageLongSymbol" "";
+BA_DEF_DEF_  "SystemSignalLongSymbol" "";
+BA_ "SystemMessageLongSymbol" BO_ 103 "Msg_will_be_shortened_3456789_123456";
+BA_ "SystemSignalLongSymbol" SG_ 103 Sig_will_be_shortened_3456789_12 \
+"Sig_will_be_shortened_3456789_123456";
+"""
+
+
+def test_long_names_load(tmp_path: Path) -> None:
+    # BO_/SG_ lines hold 32-character short names, SystemMessageLongSymbol and
+    # SystemSignalLongSymbol the real ones, which cantools uses (long_names.dbc, issue_784.dbc):
+    # the check that every definition loaded refused such files.
+    path = tmp_path / "long.dbc"
+    path.write_text(LONG_NAMES)
+    dbc = Dbc.load(path)
+    name = "Msg_will_be_shortened_3456789_123456"
+    assert dbc.names == [name]
+    decoded = dbc.decode(dbc.encode(name, Sig_will_be_shortened_3456789_123456=5))
+    assert decoded is not None and decoded.signals == {"Sig_will_be_shortened_3456789_123456": 5}
+    cut = tmp_path / "cut.dbc"  # a signal that did not load is still named
+    cut.write_text(LONG_NAMES.replace("[0|255]", "[0|255"))
+    with pytest.raises(DbcError, match=r"cut\.dbc"):
+        Dbc.load(cut)
+
+
+def test_value_names_of_a_scaled_signal_encode_their_raw_value(corners: Dbc) -> None:
+    # Temp = 4100 - 0.01 * raw, "Error" is raw 4095: the name's raw value was passed on as a
+    # physical one (raw 500), which decodes as 4095.0, silently (issue_636_negative_scaling.dbc).
+    frame = corners.encode("Scaled", Temp="Error")
+    assert int.from_bytes(frame.data[:2], "little") & 0xFFF == 4095
+    decoded = corners.decode(frame)
+    assert decoded is not None and decoded.signals["Temp"] == "Error"
+    # A start value that is a value-table entry ("Init", raw 4094) crashed encode().
+    started = corners.decode(corners.encode("Scaled"))
+    assert started is not None and started.signals["Temp"] == "Init"
+
+
+def test_defaults_fit_the_raw_field_and_values_that_do_not_are_explained(corners: Dbc) -> None:
+    # Plus: 8-bit signed with offset -128 holds -256..-1 though the DBC says -128..127
+    # (issue_207_sig_plus.dbc); Shifted: 7 bits with offset 1 hold 1..128, the DBC says 0..128
+    # (vehicle.dbc). The default, 0, crashed with cantools' OverflowError.
+    decoded = corners.decode(corners.encode("Scaled"))
+    assert decoded is not None
+    assert (decoded.signals["Plus"], decoded.signals["Shifted"]) == (-1, 1)  # nearest 0
+    with pytest.raises(DbcError, match=r"Plus=0 does not fit its 8-bit signed field, which "
+                       r"holds -256\.\.-1"):  # fmt: skip
+        corners.encode("Scaled", Plus=0)
+    with pytest.raises(DbcError, match=r"Shifted=0 does not fit its 7-bit unsigned field"):
+        corners.encode("Scaled", Shifted=0)
+    with pytest.raises(DbcError, match=r"Signed='NotAvailable' is 255 in the value table, which "
+                       r"its 8-bit signed field cannot hold \(-128\.\.127\)"):  # fmt: skip
+        corners.encode("Scaled", Signed="NotAvailable")  # empty_choice.dbc
+
+
+def test_frame_lengths_classic_and_fd(corners: Dbc) -> None:
+    # A 10-byte message that is not CAN FD crashed with a FrameError (variable_dlc.dbc).
+    with pytest.raises(DbcError, match=r"corners\.dbc: TooLong is 10 bytes long, more than a "
+                       r"classic CAN frame carries \(8\)"):  # fmt: skip
+        corners.encode("TooLong")
+    padded = corners.encode("FdTen", D=9)  # FD carries 12 bytes, not 10
+    assert padded.is_fd and len(padded.data) == 12 and padded.data[9] == 9
+
+
+def test_start_values_of_multiplexers_and_out_of_range(corners: Dbc) -> None:
+    # A multiplexer whose start value (here 0) selects no page starts on its first page, as
+    # its value nearest 0 (multiplex.dbc: pages 8, 16, 24; encode() failed in cantools).
+    first = corners.decode(corners.encode("Paged"))
+    assert first is not None and first.signals == {"Page": 3, "OnThree": 0}
+    fifth = corners.decode(corners.encode("Paged", Page=5, OnFive=7))
+    assert fifth is not None and fifth.signals == {"Page": 5, "OnFive": 7}
+    with pytest.raises(DbcError, match=r"specified but are not required.*OnFive"):
+        corners.encode("Paged", Page=3, OnFive=7)  # a signal of another page is a mistake
+    # A start value outside the signal's range is named as the DBC's (issue_725.dbc).
+    with pytest.raises(DbcError, match=r"OutOfRange=254\.0 is outside 0\.\.250 \(the DBC's "
+                       r"start value; give it a value\)"):  # fmt: skip
+        corners.encode("Started")
+    assert corners.decode(corners.encode("Started", OutOfRange=250)) is not None
