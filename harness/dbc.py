@@ -23,6 +23,7 @@ from cantools.database.namedsignalvalue import NamedSignalValue
 
 from harness.errors import HarnessError
 from harness.network.frames import FD_LENGTHS, CanFrame
+from harness.network.ids import id_key
 from harness.paths import bundled
 
 PROJECT_DBC = bundled("dbc") / "exterior_light.dbc"  # checkout top level, or in the package
@@ -73,12 +74,14 @@ class Dbc:
         return [m.name for m in self.database.messages]
 
     def sent_by(self, node: str) -> frozenset[int]:
-        """The IDs of every message `node` transmits."""
+        """The IDs of every message `node` transmits, as keys of `harness.network.ids`
+        (an extended ID carries its flag, so 0x600 and 0x600x stay apart)."""
         nodes = {n.name for n in self.database.nodes}
         if node not in nodes:
             raise DbcError(f"{self.source}: no node named {node!r} "
                            f"(nodes: {', '.join(sorted(nodes))})")  # fmt: skip
-        return frozenset(m.frame_id for m in self.database.messages if node in m.senders)
+        return frozenset(id_key(m.frame_id, m.is_extended_frame)
+                         for m in self.database.messages if node in m.senders)  # fmt: skip
 
     def message(self, name: str) -> Message:
         try:

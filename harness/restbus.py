@@ -23,6 +23,7 @@ from harness.dbc import Dbc
 from harness.e2e.profiles import Profile, Profile2
 from harness.network.can import PythonNode
 from harness.network.frames import CanFrame
+from harness.network.ids import id_key
 from harness.network.network import Network
 
 
@@ -61,7 +62,6 @@ class RestBus:
         own = dbc.sent_by(ecu_node)
         self.network = network
         self.dbc = dbc
-        self.node = PythonNode(f"restbus:{bus}", network.bus(bus), keep=False)
         e2e = e2e or {}
         unknown = set(e2e) - {m.name for m in dbc.database.messages}
         if unknown:
@@ -72,13 +72,17 @@ class RestBus:
         for message in dbc.database.messages:
             cycle = message.cycle_time or 0
             receives = any(ecu_node in s.receivers for s in message.signals)
-            if message.frame_id in own or not receives or cycle <= 0:
+            own_message = id_key(message.frame_id, message.is_extended_frame) in own
+            if own_message or not receives or cycle <= 0:
                 continue
+            dbc.encode(message.name)  # start values that cannot be sent: an error now, not later
             counters = [s.name for s in message.signals if s.name.endswith("_Counter")]
             self.messages[message.name] = CyclicMessage(
                 message, cycle * 1_000_000, {}, e2e.get(message.name),
                 counters[0] if len(counters) == 1 else None,
             )  # fmt: skip
+        # joins the bus only once everything is checked: a refused rest-bus leaves no node
+        self.node = PythonNode(f"restbus:{bus}", network.bus(bus), keep=False)
         self._deadlines = {
             name: network.clock.deadline(self._sender(name)) for name in self.messages
         }

@@ -142,3 +142,44 @@ def test_the_tester_protects_e2e_messages_it_sends_by_name() -> None:
     tester.send_frame(DBC.encode("VehicleState", Speed=3))  # exactly as given: CRC 0
     net.run_for(ms=1)
     assert rx.check(spy.received[-1].data) is CheckStatus.ERROR
+
+
+TWINS = """\
+VERSION ""
+NS_ :
+BS_:
+BU_: ECU Other
+
+BO_ 1536 StdTwin: 8 ECU
+ SG_ A : 0|8@1+ (1,0) [0|255] "" Other
+
+BO_ 2147485184 ExtTwin: 8 Other
+ SG_ B : 0|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 1537 BadStart: 1 Other
+ SG_ C : 0|8@1+ (1,0) [0|250] "" ECU
+
+BA_DEF_ BO_  "GenMsgCycleTime" INT 0 65535;
+BA_DEF_ SG_  "GenSigStartValue" INT -2147483648 2147483647;
+BA_ "GenMsgCycleTime" BO_ 1536 10;
+BA_ "GenMsgCycleTime" BO_ 2147485184 10;
+BA_ "GenMsgCycleTime" BO_ 1537 10;
+BA_ "GenSigStartValue" SG_ 1537 C 254;
+"""
+
+
+def test_a_standard_and_an_extended_id_of_one_number_are_two_messages(tmp_path: Path) -> None:
+    """The ECU sends standard 0x600; the vehicle's extended 0x600x must still be simulated."""
+    path = tmp_path / "twins.dbc"
+    path.write_text(TWINS)
+    dbc = Dbc.load(path)
+    assert dbc.sent_by("ECU") == {0x600}
+    assert dbc.sent_by("Other") == {0x600 | 0x8000_0000, 0x601}
+    net = Network()
+    net.can_bus("can0")
+    # a start value the signal cannot take is an error when the rest-bus is made, not later
+    with pytest.raises(DbcError, match=r"C=254.* is outside 0\.\.250"):
+        RestBus(net, dbc, "ECU")
+    path.write_text(TWINS.replace('BA_ "GenSigStartValue" SG_ 1537 C 254;\n', ""))
+    restbus = RestBus(net, Dbc.load(path), "ECU")
+    assert sorted(restbus.messages) == ["BadStart", "ExtTwin"]

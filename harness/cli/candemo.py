@@ -9,6 +9,7 @@ from harness.dbc import Dbc
 from harness.e2e.config import from_dbc
 from harness.machine import Machine
 from harness.network import Network, PythonNode
+from harness.network.ids import id_key
 from harness.restbus import RestBus
 
 STIMULI = (  # (virtual ms, message, signals): the rest-bus sends these from then on
@@ -50,7 +51,7 @@ def run(ms: float = 250) -> None:
         if last.get(decoded.name) == text:
             continue
         last[decoded.name] = text
-        sender = "ELC" if frame.arbitration_id in own else "vehicle"
+        sender = "ELC" if id_key(frame.arbitration_id, frame.is_extended) in own else "vehicle"
         print(f"  {frame.timestamp_ns / 1e6:10.3f}  {sender:7} {decoded.name:14} {text}")
     stats = net.bus("can0").stats
     print(f"  {stats.frames} frames in {ms:g} ms, bus load {stats.load(net.now_ns):.1%}")
