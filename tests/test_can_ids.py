@@ -58,3 +58,18 @@ def test_cli_id_syntax(both_kinds: Path) -> None:
     assert "5 in (replayed)" in extended.stdout
     bad = harness("replay", str(both_kinds), "--id", "0x2000000000")
     assert bad.returncode == 2 and "0x123x (extended)" in bad.stderr
+
+
+def test_the_summary_names_standard_and_extended_twins_apart(
+    both_kinds: Path, tmp_path: Path
+) -> None:
+    from harness.dbc import Dbc
+
+    path = tmp_path / "twins.dbc"
+    path.write_text('VERSION ""\nNS_ :\nBS_:\nBU_: A B\n\n'
+                    'BO_ 1536 StdSix: 1 A\n SG_ S : 0|8@1+ (1,0) [0|255] "" B\n\n'
+                    'BO_ 2147485184 ExtSix: 1 B\n SG_ E : 0|8@1+ (1,0) [0|255] "" A\n')  # fmt: skip
+    summary = replay(both_kinds, dbc=Dbc.load(path), tail_ms=0).summary()
+    rows = {line.split()[2]: line.split()[3] for line in summary.splitlines()
+            if line.startswith("can0  in")}  # fmt: skip
+    assert rows == {"600": "StdSix", "00000600x": "ExtSix"}

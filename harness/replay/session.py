@@ -16,6 +16,7 @@ from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.machine import Machine
+from harness.network.ids import id_key
 from harness.network.network import Network
 from harness.replay.bitrates import BitRates, recorded_bitrates
 from harness.replay.player import Lateness, ReplayOptions, TracePlayer
@@ -45,7 +46,7 @@ class ReplayResult:
     wall_s: float
     bus_load: dict[str, float]
     stats: dict[tuple[str, int, bool, bool], IdStats] = field(repr=False)
-    names: dict[int, str] = field(default_factory=dict, repr=False)
+    names: dict[int, str] = field(default_factory=dict, repr=False)  # ID key -> message
     bitrates: dict[str, tuple[BitRates, str]] = field(default_factory=dict)  # bus: rates, source
     lateness: Lateness = field(default_factory=Lateness)
     timing_warning: str | None = None
@@ -87,7 +88,8 @@ class ReplayResult:
             period = (f"{s.mean_ms:10.3f} {s.min_ms:8.3f} {s.max_ms:8.3f} {s.stdev_ms:7.3f}"
                       if s.count > 1 else f"{'-':>10} {'-':>8} {'-':>8} {'-':>7}")  # fmt: skip
             lines.append(f"{bus:<5} {'in' if stimulus else 'out':<3} {ident_text:>10} "
-                         f"{self.names.get(ident, ''):<20} {s.count:>7} {period}")  # fmt: skip
+                         f"{self.names.get(id_key(ident, extended), ''):<20} {s.count:>7} "
+                         f"{period}")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -163,13 +165,12 @@ def replay(
     finally:
         recorder.close()
     warning = None
-    if player.lateness.max_ns > tolerance_ns:
+    if player.lateness.max_ns > tolerance_ns:  # (with strict timing, the loop raised already)
         warning = _timing_problem(trace, player.lateness, rates, timing_tolerance_ms)
-        if strict_timing:  # a frame of the tail, sent after the loop above
-            raise ReplayTimingError(warning)
     virtual_ns = net.now_ns - player.start_ns
     stimulus = sum(s.count for k, s in recorder.stats.items() if k[3])
-    names = {m.frame_id: m.name for m in dbc.database.messages} if dbc is not None else {}
+    names = ({id_key(m.frame_id, m.is_extended_frame): m.name for m in dbc.database.messages}
+             if dbc is not None else {})  # fmt: skip
     return ReplayResult(
         trace=trace,
         output=Path(output) if output is not None else None,
