@@ -455,3 +455,37 @@ def test_asc_fd_lines_that_cannot_be_classic_stay_fd_and_classic_frames_lose_esi
         (0x4EE, True, False, True, False, 15, 64),  # 64 bytes: FD, whatever the flags say
         (0x4EF, True, True, False, False, 8, 8),  # BRS exists only in FD frames
     ]
+
+
+def test_asc_with_relative_timestamps_counts_from_the_previous_event(tmp_path: Path) -> None:
+    """`timestamps relative`: each line's time counts from the previous event's, non-frame
+    events included (python-can reads them as absolute times)."""
+    path = tmp_path / "relative.asc"
+    path.write_text("date Tue Dec 1 10:00:00.000 2026\nbase hex  timestamps relative\n"
+                    "internal events logged\nBegin Triggerblock Tue Dec 1 10:00:00.000 2026\n"
+                    "   0.000000 Start of measurement\n"
+                    "   0.010000 1  100             Rx   d 1 01\n"
+                    "   0.010000 1  100             Rx   d 1 02\n"
+                    "   0.005000 1  Statistic: D 0 R 0 XD 0 XR 0 E 0 O 0 B 0.00%\n"
+                    "   0.020000 1  100             Rx   d 1 03\n"
+                    "End TriggerBlock\n")  # fmt: skip
+    assert [round(r.time_s, 6) for r in read_trace(path)] == [0.01, 0.02, 0.045]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [("short.asc", "date Tue Dec 1 10:00:00.000 2026\nbase hex  timestamps absolute\n"
+      "internal events logged\nBegin Triggerblock\n   0.001000 1  100  Rx   d 8 01 02\n"
+      "End TriggerBlock\n", "line 5"),
+     ("short.csv", "timestamp,arbitration_id,extended,remote,error,dlc,data\n"
+      "1.0,0x100,0,0,0,3,AQI=\n", "line 2")],
+)  # fmt: skip
+def test_a_record_with_fewer_bytes_than_its_dlc_is_refused(
+    tmp_path: Path, name: str, text: str, where: str
+) -> None:
+    """python-can passes on the bytes it finds: a frame that never existed on the bus."""
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(TraceError, match=rf"{name}: {where}: the DLC says \d data bytes, the "
+                       r"record has \d"):  # fmt: skip
+        list(read_trace(path))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from test_cli import harness
 
+from harness.errors import HarnessError
 from harness.replay import read_trace, replay
 from harness.replay.bitrates import BitRates, recorded_bitrates, vector_bit_timing_rate
 from harness.replay.session import ReplayTimingError
@@ -141,3 +142,34 @@ def test_outputs_without_fd_flags_say_how_many_frames_lost_them(
     assert result.output_warning is not None
     assert "20 CAN FD frames lost their FD and BRS flags" in result.output_warning
     assert replay(trace, output=tmp_path / "out.blf", tail_ms=0).output_warning is None
+
+
+@pytest.mark.parametrize(
+    ("connection", "rates"),
+    [("PCAN-USB FD   Nominal 1 MBit/s, Data 2 Mbit/s", BitRates(1_000_000, 2_000_000)),
+     ("PCAN-USB      500 kBit/s", BitRates(500_000)),
+     ("N/A           N/A", None)],
+)  # fmt: skip
+def test_trc_headers_state_both_phases(
+    tmp_path: Path, connection: str, rates: BitRates | None
+) -> None:
+    trc = tmp_path / "peak.trc"
+    trc.write_text(f";$FILEVERSION=2.0\n;-------\n;   Connection                 Bit rate\n"
+                   f";   {connection}\n;-------\n      1         1.000 DT 0100 Rx 2  01 02\n")
+    assert recorded_bitrates(trc) == ({None: rates} if rates else {})
+
+
+def test_rates_say_where_each_phase_came_from(tmp_path: Path) -> None:
+    trc = tmp_path / "peak.trc"
+    trc.write_text(";$FILEVERSION=2.0\n;$COLUMNS=N,O,T,I,d,l,D\n;-------\n"
+                   ";   Connection                 Bit rate\n;   PCAN-USB   250 kbit/s\n;---\n"
+                   "      1         1.000 DT 0100 Rx 2  01 02\n")  # fmt: skip
+    result = replay(trc, tail_ms=0)
+    assert result.bitrates["can0"] == (BitRates(250_000, 2_000_000),
+                                       "nominal from the trace, data default")  # fmt: skip
+    given = replay(trc, bitrate=1_000_000, tail_ms=0)
+    assert given.bitrates["can0"][1] == "nominal given, data default"
+    trc.write_text(trc.read_text().replace("250 kbit/s", "Nominal 500 kbit/s, Data 2 Mbit/s"))
+    with pytest.raises(HarnessError, match=r"data bit rate \(2000000 bit/s, from the trace\) is "
+                       r"below the nominal one \(5000000 bit/s, given\)"):  # fmt: skip
+        replay(trc, bitrate=5_000_000, tail_ms=0)

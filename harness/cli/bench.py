@@ -13,7 +13,8 @@ from harness.machine import Machine
 def add_subparser(sub: Any) -> None:
     p = sub.add_parser("bench", help="measure boot time and virtual MHz of a firmware")
     p.add_argument("--firmware", required=True, help="Cortex-M ELF file")
-    p.add_argument("--ms", type=float, default=1000.0, help="virtual milliseconds to run")
+    p.add_argument("--ms", type=options.positive_float, default=1000.0,
+                   help="virtual milliseconds to run")
     options.add_board(p)
     p.set_defaults(func=_run)
 

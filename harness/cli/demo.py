@@ -8,13 +8,14 @@ import time
 from typing import Any
 
 from harness.build import build
-from harness.cli import candemo
+from harness.cli import candemo, options
 from harness.machine import Machine
 
 
 def add_subparser(sub: Any) -> None:
     p = sub.add_parser("demo", help="boot the bundled application and show it running")
-    p.add_argument("--ms", type=float, default=2000.0, help="virtual milliseconds (default 2000)")
+    p.add_argument("--ms", type=options.positive_float, default=2000.0,
+                   help="virtual milliseconds (default 2000)")
     p.set_defaults(func=_run)
 
 

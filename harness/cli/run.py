@@ -21,7 +21,7 @@ def add_subparser(sub: Any) -> None:
     options.add_board(p)
     p.add_argument(
         "--ms",
-        type=float,
+        type=options.positive_float,
         default=None,
         help="virtual milliseconds (default 1000; bridged: until interrupted)",
     )
@@ -34,8 +34,10 @@ def add_subparser(sub: Any) -> None:
             help=f"bridge MCAN{n} to a python-can bus, e.g. socketcan:vcan0 or "
             "virtual:bench; the run is then paced to wall-clock time",
         )
-    p.add_argument("--bitrate", type=int, default=500_000, help="bridged buses: bit rate")
-    p.add_argument("--data-bitrate", type=int, default=2_000_000, help="bridged: FD data rate")
+    p.add_argument("--bitrate", type=options.positive_int, default=500_000,
+                   help="bridged buses: bit rate")
+    p.add_argument("--data-bitrate", type=options.positive_int, default=2_000_000,
+                   help="bridged: FD data rate")
     p.set_defaults(func=_run)  # fmt: skip
 
 

@@ -7,7 +7,8 @@ replay takes the bus's rates from the trace when the file records them:
   (`BitTimingConfArb`, `BitTimingConfData`): bytes, from the low end, of the controller clock
   in MHz, the prescaler, the time quanta per bit and the sample point in percent; the rate is
   clock / (prescaler x quanta). Classic `CAN` lines carry no configuration.
-- PEAK TRC 2.0 files name the bit rate in their header (`;   Connection   Bit rate`).
+- PEAK TRC 2.0 files name the bit rate in their header (`;   Connection   Bit rate`), for
+  CAN FD both phases (`Nominal 1 MBit/s, Data 2 Mbit/s`).
 
 Other formats (BLF as python-can reads it, candump, CSV, ...) do not record rates; the caller
 falls back to its defaults.
@@ -80,7 +81,9 @@ def vector_bit_timing_rate(config: int) -> int | None:
     return rate if 5_000 <= rate <= 15_000_000 else None
 
 
-_TRC_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*([kKM]?)bit/s")
+_TRC_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*([km]?)bit/s", re.I)
+_TRC_NOMINAL = re.compile(r"nominal\s+" + _TRC_RATE.pattern, re.I)
+_TRC_DATA = re.compile(r"data\s+" + _TRC_RATE.pattern, re.I)
 
 
 def _trc_rates(lines: Iterator[str]) -> dict[int | None, BitRates]:
@@ -88,9 +91,16 @@ def _trc_rates(lines: Iterator[str]) -> dict[int | None, BitRates]:
     for line in lines:
         if not line.startswith(";"):
             break  # the header is over
-        if "Bit rate" in line and "Connection" in line:
+        if "bit rate" in line.lower() and "connection" in line.lower():
             in_connection_table = True
-        elif in_connection_table and (found := _TRC_RATE.search(line)):
-            scale = {"": 1, "k": 1_000, "K": 1_000, "M": 1_000_000}[found.group(2)]
-            return {None: BitRates(round(float(found.group(1)) * scale))}
+        elif in_connection_table and (any_rate := _TRC_RATE.search(line)):
+            # "500 kbit/s", or for CAN FD "Nominal 1 MBit/s, Data 2 Mbit/s"
+            nominal = _TRC_NOMINAL.search(line) or any_rate
+            data = _TRC_DATA.search(line)
+            return {None: BitRates(_rate(nominal), _rate(data) if data else None)}
     return {}
+
+
+def _rate(found: re.Match[str]) -> int:
+    scale = {"": 1, "k": 1_000, "m": 1_000_000}[found.group(2).lower()]
+    return round(float(found.group(1)) * scale)

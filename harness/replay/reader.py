@@ -75,6 +75,8 @@ class _CountingLines:
 _ASC_MESSAGE_LINE = re.compile(r"\s*\d+\.\d+\s+(?:\d+|CANFD)\s")
 _ASC_HEADER_END = re.compile(r"\s*(?:no\s+)?internal\s+events", re.I)
 _ASC_TRIGGERBLOCK = re.compile(r"\s*begin\s+triggerblock", re.I)
+_ASC_RELATIVE = re.compile(r"\s*base\s+(?:hex|dec)\s+timestamps\s+relative", re.I)
+_ASC_EVENT_TIME = re.compile(r"\s*(\d+\.\d+)\s")
 _ASC_EDL = 0x1000  # CANFD line flags: Extended Data Length, i.e. an FD frame
 
 
@@ -86,6 +88,10 @@ class _AscLines(_CountingLines):
     def __init__(self, file: IO[str]) -> None:
         super().__init__(file)
         self.has_triggerblock = False
+        # "timestamps relative": each event's time counts from the previous event's, any
+        # event (python-can reads them as absolute); `clock_s` is the current line's time.
+        self.relative = False
+        self.clock_s = 0.0
         self._header_ended = False
         self._held: str | None = None
 
@@ -99,6 +105,8 @@ class _AscLines(_CountingLines):
             if not self.has_triggerblock and _ASC_TRIGGERBLOCK.match(text):
                 self.has_triggerblock = self._header_ended = True
             elif not self._header_ended:
+                if _ASC_RELATIVE.match(text):
+                    self.relative = True
                 if _ASC_HEADER_END.match(text):
                     self._header_ended = True
                 elif _ASC_MESSAGE_LINE.match(text):
@@ -107,6 +115,8 @@ class _AscLines(_CountingLines):
                     return "no internal events logged\n"  # not a line of the file: not counted
         self.line += 1
         self.last = text
+        if self.relative and (stamp := _ASC_EVENT_TIME.match(text)):
+            self.clock_s += float(stamp.group(1))
         return text
 
     def readline(self) -> str:
@@ -114,6 +124,12 @@ class _AscLines(_CountingLines):
             return next(self)
         except StopIteration:
             return ""
+
+
+def _check_asc(msg: can.Message, lines: _AscLines) -> None:
+    _asc_classic_on_fd(msg, lines.last)
+    if lines.relative:
+        msg.timestamp = lines.clock_s
 
 
 def _asc_classic_on_fd(msg: can.Message, line: str) -> None:
@@ -170,11 +186,15 @@ def read_trace(path: str | Path) -> Iterator[TraceFrame]:
         with opener(path, "rt", encoding="utf-8", errors="replace", newline=None) as raw:
             counted = _AscLines(raw) if suffix == ".asc" else _CountingLines(raw)
             reader = _open_reader(path, reader_type, counted, lambda: f"line {counted.line}")
-            check: Callable[[can.Message], None] | None = None
-            if suffix == ".asc":
-                check = lambda msg: _asc_classic_on_fd(msg, counted.last)  # noqa: E731
-            elif suffix == ".log":
-                check = lambda _msg: _check_candump_data(path, counted)  # noqa: E731
+
+            def check(msg: can.Message) -> None:
+                if isinstance(counted, _AscLines):
+                    _check_asc(msg, counted)
+                elif suffix == ".log":
+                    _check_candump_data(path, counted)
+                if suffix != ".trc" and not counted.last.endswith("\n"):
+                    _check_text_complete(path, suffix, counted)  # a line cut short: say so
+
             yield from _frames(path, reader, lambda _n: f"line {counted.line}", check)
             _check_text_complete(path, suffix, counted)
         return
@@ -244,6 +264,12 @@ def _frames(
             msg.is_fd = True  # CSV and SQLite traces do not store the FD flag; the length shows it
         if check is not None:
             check(msg)
+        # A line with fewer (or more) data bytes than its DLC says was cut or mangled: python-can
+        # passes on the bytes it found. (A classic DLC of 9..15 means 8 bytes.)
+        stated = msg.dlc if msg.is_fd else min(msg.dlc, 8)
+        if not msg.is_remote_frame and stated != len(msg.data):
+            raise TraceError(f"{path}: {where(count)}: the DLC says {stated} data bytes, the "
+                             f"record has {len(msg.data)}")  # fmt: skip
         try:
             frame = CanFrame.from_message(msg)
         except (FrameError, TypeError, ValueError) as err:

@@ -218,13 +218,26 @@ def _bus_rates(trace: Path, options: ReplayOptions, bitrate: int | None,
     for bus in sorted(channels):
         found = next((recorded[c] for c in [*channels[bus], None]
                       if isinstance(c, int | None) and c in recorded), None)  # fmt: skip
-        nominal = bitrate or (found.nominal if found else DEFAULT_NOMINAL_RATE)
-        data = data_bitrate or (found.data if found else None) or max(DEFAULT_DATA_RATE, nominal)
-        source = ("given" if bitrate and data_bitrate else "default" if not found
-                  else "given, rest from the trace" if bitrate or data_bitrate
-                  else "from the trace")  # fmt: skip
+        nominal, nominal_from = _pick(bitrate, found.nominal if found else None,
+                                      DEFAULT_NOMINAL_RATE)  # fmt: skip
+        data, data_from = _pick(data_bitrate, found.data if found else None,
+                                max(DEFAULT_DATA_RATE, nominal))  # fmt: skip
+        if data < nominal:
+            raise HarnessError(f"{bus}: the data bit rate ({data} bit/s, {data_from}) is below "
+                               f"the nominal one ({nominal} bit/s, {nominal_from}); give "
+                               "--data-bitrate")  # fmt: skip
+        source = (nominal_from if nominal_from == data_from
+                  else f"nominal {nominal_from}, data {data_from}")  # fmt: skip
         result[bus] = (BitRates(nominal, data), source)
     return result
+
+
+def _pick(given: int | None, recorded: int | None, default: int) -> tuple[int, str]:
+    if given is not None:
+        return given, "given"
+    if recorded is not None:
+        return recorded, "from the trace"
+    return default, "default"
 
 
 def _timing_problem(trace: Path, late: Lateness, rates: dict[str, tuple[BitRates, str]],
