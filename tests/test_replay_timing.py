@@ -9,7 +9,7 @@ import pytest
 from test_cli import harness
 
 from harness.errors import HarnessError
-from harness.replay import read_trace, replay
+from harness.replay import TraceError, read_trace, replay
 from harness.replay.bitrates import BitRates, recorded_bitrates, vector_bit_timing_rate
 from harness.replay.session import ReplayTimingError
 
@@ -140,7 +140,7 @@ def test_outputs_without_fd_flags_say_how_many_frames_lost_them(
     trace = fast_recording(tmp_path / "fast.asc", frames=20)
     result = replay(trace, output=tmp_path / f"out{suffix}", tail_ms=0)
     assert result.output_warning is not None
-    assert "20 CAN FD frames lost their FD and BRS flags" in result.output_warning
+    assert "20 CAN FD frames lost their FD, BRS or ESI flag" in result.output_warning
     assert replay(trace, output=tmp_path / "out.blf", tail_ms=0).output_warning is None
 
 
@@ -173,3 +173,24 @@ def test_rates_say_where_each_phase_came_from(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match=r"data bit rate \(2000000 bit/s, from the trace\) is "
                        r"below the nominal one \(5000000 bit/s, given\)"):  # fmt: skip
         replay(trc, bitrate=5_000_000, tail_ms=0)
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_run(tmp_path: Path) -> None:
+    trace = fast_recording(tmp_path / "fast.asc", frames=5)
+    before = trace.read_bytes()
+    for output, reason in [(trace, "is the trace being replayed"),
+                           (tmp_path / "nodir" / "out.asc", "does not exist"),
+                           (tmp_path / "out.xyz", "cannot write '.xyz'")]:  # fmt: skip
+        with pytest.raises(TraceError, match=reason):
+            replay(trace, output=output)
+    assert trace.read_bytes() == before  # the recording is intact
+
+
+def test_a_replay_that_fails_leaves_no_half_written_output(tmp_path: Path) -> None:
+    trace = fast_recording(tmp_path / "fast.asc", frames=50)
+    lines = trace.read_text().splitlines()
+    lines[40] = lines[40].replace(" 8  8 ", " 8  9 ")  # a broken record near the end
+    trace.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TraceError, match="line 41: cannot parse"):
+        replay(trace, output=tmp_path / "out.asc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.asc"]

@@ -8,12 +8,14 @@ trace). Per-ID statistics are running sums, so memory stays flat however long th
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import can
+from can.io.logger import MESSAGE_WRITERS
 
 from harness.network.can import PythonNode
 from harness.network.frames import CanFrame
@@ -53,13 +55,27 @@ NO_FD_FORMATS = (".trc",)  # python-can's TRC writer drops CAN FD frames without
 NO_FD_FLAG_FORMATS = (".csv", ".db")  # keep the bytes of FD frames, not the FD and BRS flags
 
 
-def check_output_format(path: str | Path) -> None:
-    """Refuse, before anything runs, an output format that cannot hold what the buses carry:
-    they are CAN FD buses, and python-can's TRC writer silently drops every FD frame."""
-    suffix = _format_suffix(Path(path))
+def check_output_format(path: str | Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Refuse, before anything runs, an output python-can cannot write, one that cannot hold
+    what the buses carry (they are CAN FD buses, and python-can's TRC writer silently drops
+    every FD frame), one in a directory that does not exist, or one of the `inputs`."""
+    path = Path(path)
+    suffix = _format_suffix(path)
+    if suffix not in MESSAGE_WRITERS:
+        raise TraceError(f"{path}: cannot write {suffix or 'a file without a suffix'!r}; "
+                         f"python-can writes {', '.join(sorted(MESSAGE_WRITERS))} (text "
+                         "formats also .gz)")  # fmt: skip
     if suffix in NO_FD_FORMATS:
         raise TraceError(f"{path}: {suffix} output cannot hold CAN FD frames (python-can's "
                          "writer drops them); write .asc, .blf or .log instead")  # fmt: skip
+    if suffix == ".mf4" and importlib.util.find_spec("asammdf") is None:
+        raise TraceError(f"{path}: MF4 needs python-can's mf4 extra "
+                         "(pip install 'python-can[mf4]')")  # fmt: skip
+    if not path.parent.is_dir():
+        raise TraceError(f"{path}: the directory {path.parent} does not exist")
+    for source in inputs:
+        if path.exists() and path.resolve() == Path(source).resolve():
+            raise TraceError(f"{path}: is the trace being replayed; write the output elsewhere")
 
 
 def _format_suffix(path: Path) -> str:
@@ -68,20 +84,25 @@ def _format_suffix(path: Path) -> str:
 
 
 class TraceRecorder:
+    """Writes to a hidden file beside `path` and renames it at `close()`: an output is whole
+    or absent, never half a run. `abort()` removes it."""
+
     def __init__(self, network: Network, path: str | Path | None = None,
                  time_offset_s: float = 0.0) -> None:  # fmt: skip
         self.path = Path(path) if path is not None else None
         self.time_offset_s = time_offset_s
         self.writer: can.Listener | None = None
-        self.fd_flags_lost = 0  # FD frames written to a format without the FD / BRS flags
+        self.fd_flags_lost = 0  # FD frames written to a format without their FD / BRS / ESI
         suffix = _format_suffix(self.path) if self.path is not None else ""
         self._loses_fd_flags = suffix in NO_FD_FLAG_FORMATS
+        self._partial: Path | None = None
         if self.path is not None:
             check_output_format(self.path)
+            self._partial = self.path.with_name(f".partial-{self.path.name}")
             try:
-                self.writer = can.Logger(str(self.path))
-            except ValueError as err:  # python-can: unknown suffix, or no gzip for it
-                raise TraceError(f"{self.path}: cannot write this trace format: {err}") from err
+                self.writer = can.Logger(str(self._partial))
+            except (ValueError, ImportError, OSError) as err:
+                raise TraceError(f"{self.path}: cannot write this trace: {err}") from err
             self._keep_time_base(self.writer)
         # (bus, ID, extended, from the stimulus) -> stats
         self.stats: dict[tuple[str, int, bool, bool], IdStats] = {}
@@ -120,10 +141,22 @@ class TraceRecorder:
             msg.channel = self._channels[bus]
             msg.is_rx = stimulus  # the ECU's own frames are its transmissions
             self.writer.on_message_received(msg)
-            if frame.is_fd and self._loses_fd_flags:
+            # read back, an FD frame of 8 bytes or less is a classic one; BRS and ESI are gone
+            if self._loses_fd_flags and frame.is_fd and (len(frame.data) <= 8 or frame.brs
+                                                         or frame.esi):  # fmt: skip
                 self.fd_flags_lost += 1
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
+            if self._partial is not None and self.path is not None:
+                self._partial.replace(self.path)
+
+    def abort(self) -> None:
+        """Stop without an output: the run failed, and half a trace is not one."""
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer = None
+        if self._partial is not None:
+            self._partial.unlink(missing_ok=True)

@@ -121,7 +121,7 @@ def replay(
     options = options or ReplayOptions()
     trace = Path(trace)
     if output is not None:
-        check_output_format(output)  # before the ECU boots, not after the run
+        check_output_format(output, [trace])  # before the ECU boots, not after the run
     wall = time.perf_counter()
     net = Network()
     rates = _bus_rates(trace, options, bitrate, data_bitrate)
@@ -162,8 +162,10 @@ def replay(
         while net.now_ns < tail_end:
             net.advance_to(min(tail_end, net.now_ns + CHUNK_NS))
             report(tail_end)
-    finally:
-        recorder.close()
+    except BaseException:
+        recorder.abort()
+        raise
+    recorder.close()
     warning = None
     if player.lateness.max_ns > tolerance_ns:  # (with strict timing, the loop raised already)
         warning = _timing_problem(trace, player.lateness, rates, timing_tolerance_ms)
@@ -192,8 +194,8 @@ def replay(
 def _flags_lost(output: str | Path | None, frames: int) -> str | None:
     if not frames:
         return None
-    return (f"{output}: {frames} CAN FD frames lost their FD and BRS flags (the format has no "
-            "column for them); ASC, BLF and candump .log keep them")
+    return (f"{output}: {frames} CAN FD frames lost their FD, BRS or ESI flag (the format has "
+            "no column for them); ASC, BLF and candump .log keep them")
 
 
 def _rates(rates: BitRates) -> str:
