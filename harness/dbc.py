@@ -7,6 +7,7 @@ unknown signal (with the message's signals), a value outside the signal's range.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import logging
 import math
@@ -23,7 +24,7 @@ from cantools.database.namedsignalvalue import NamedSignalValue
 
 from harness.errors import HarnessError
 from harness.network.frames import FD_LENGTHS, CanFrame
-from harness.network.ids import id_key
+from harness.network.ids import format_id, id_key
 from harness.paths import bundled
 
 PROJECT_DBC = bundled("dbc") / "exterior_light.dbc"  # checkout top level, or in the package
@@ -59,6 +60,8 @@ class Dbc:
     def load(cls, path: str | Path = PROJECT_DBC) -> Dbc:
         path = Path(path)
         try:
+            text = path.read_text(encoding="cp1252", errors="replace")  # cantools' encoding
+            statements = _statements(path, text)  # a file cut short is refused here
             database = cantools.database.load_file(str(path), database_format="dbc")
         except OSError as err:
             raise DbcError(f"{path}: cannot read: {err.strerror}") from err
@@ -66,7 +69,7 @@ class Dbc:
             raise DbcError(f"{path}: not a valid DBC: {err}") from err
         if not isinstance(database, Database):
             raise DbcError(f"{path}: not a CAN database")
-        _check_every_definition_loaded(path, database)
+        _check_every_definition_loaded(path, text, statements, database)
         return cls(database, str(path))
 
     @property
@@ -295,48 +298,192 @@ def _allowed(signal: Any) -> tuple[float, float]:
     return low, high
 
 
-_BO = re.compile(r"BO_\s+(\d+)\s+(\w+)\s*:\s*\d+\s+\w+")
-_SG = re.compile(r"\s+SG_\s+(\w+)\s")
-# Vector's container for signals that belong to no message: cantools leaves it out, rightly.
-_PSEUDO_MESSAGES = {"VECTOR__INDEPENDENT_SIG_MSG"}
+# ---- the file's statements, as cantools reads them ----
 
-
-# Names longer than 32 characters: the BO_ / SG_ line holds a short name, these attributes the
-# real one, which is the name cantools gives the message or signal.
-_LONG_MESSAGE = re.compile(r'^BA_\s+"SystemMessageLongSymbol"\s+BO_\s+(\d+)\s+"([^"]+)"', re.M)
-_LONG_SIGNAL = re.compile(
-    r'^BA_\s+"SystemSignalLongSymbol"\s+SG_\s+(\d+)\s+(\w+)\s+"([^"]+)"', re.M
+# cantools' tokenizer (its DbcParser), rule for rule and in its order, so that the file splits
+# into the same tokens: a comment, or a string that spans lines, is never a definition.
+_TOKEN = re.compile(
+    r"(?P<skip>[ \r\n\t]+|//.*?\n)"
+    r"|(?P<number>[-+]?\d+\.?\d*(?:[eE][+-]?\d+)?)"
+    r"|(?P<word>[A-Za-z0-9_]+)"
+    r'|(?P<string>"(?:\\"|[^"])*?")'
+    r'|(?P<quote>")'  # a string that never ends (cantools refuses the file)
+    r"|(?P<other>.)",
+    re.S,
 )
+_KEYWORDS = frozenset({
+    "BA_", "BA_DEF_", "BA_DEF_DEF_", "BA_DEF_DEF_REL_", "BA_DEF_REL_", "BA_DEF_SGTYPE_",
+    "BA_REL_", "BA_SGTYPE_", "BO_", "BO_TX_BU_", "BS_", "BU_", "BU_BO_REL_", "BU_EV_REL_",
+    "BU_SG_REL_", "CAT_", "CAT_DEF_", "CM_", "ENVVAR_DATA_", "EV_", "EV_DATA_", "FILTER", "NS_",
+    "NS_DESC_", "SG_", "SG_MUL_VAL_", "SGTYPE_", "SGTYPE_VAL_", "SIG_GROUP_", "SIG_TYPE_REF_",
+    "SIG_VALTYPE_", "SIGTYPE_VALTYPE_", "VAL_", "VAL_TABLE_", "VERSION",
+})
+# Every statement but VERSION, NS_, BS_, BU_, BO_ and SG_ ends with ';'. A statement never holds
+# a keyword that starts one of these, so each such keyword outside them starts a statement.
+_ENDS_WITH_SEMICOLON = frozenset({
+    "BA_", "BA_DEF_", "BA_DEF_DEF_", "BA_DEF_DEF_REL_", "BA_DEF_REL_", "BA_REL_", "BO_TX_BU_",
+    "CM_", "ENVVAR_DATA_", "EV_", "SG_MUL_VAL_", "SIG_GROUP_", "SIG_VALTYPE_", "VAL_",
+    "VAL_TABLE_",
+})
+# Vector's container for signals that belong to no message: cantools leaves it out, rightly.
+_PSEUDO_MESSAGE = "VECTOR__INDEPENDENT_SIG_MSG"
 
 
-def _check_every_definition_loaded(path: Path, database: Database) -> None:
-    """cantools skips a message or signal it cannot parse (a file cut mid-line, say) without a
-    word: every BO_ and SG_ line of the file must have become a message or a signal (under
-    its long name, if the file gives one)."""
-    loaded = {m.name: {s.name for s in m.signals} for m in database.messages}
-    message: str | None = None
-    frame_id = ""
-    text = path.read_text(encoding="cp1252", errors="replace")  # cantools' default encoding
-    long_messages = {m.group(1): m.group(2) for m in _LONG_MESSAGE.finditer(text)}
-    long_signals = {(m.group(1), m.group(2)): m.group(3) for m in _LONG_SIGNAL.finditer(text)}
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("BO_ "):
-            found = _BO.match(line)
-            if found is None:
-                raise DbcError(f"{path}: line {number}: message definition not understood "
-                               f"(cut short?): {line.strip()!r}")  # fmt: skip
-            frame_id = found.group(1)
-            message = long_messages.get(frame_id, found.group(2))
-            if message not in loaded and message not in _PSEUDO_MESSAGES:
-                raise DbcError(f"{path}: line {number}: message {message} did not load")
-        elif line.lstrip().startswith("SG_ ") and message is not None:
-            signal = _SG.match(line)
-            if message in _PSEUDO_MESSAGES:
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # number, word, keyword, string (its text without the quotes), other
+    text: str
+    offset: int
+
+    def is_(self, text: str) -> bool:
+        return self.kind == "other" and self.text == text
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    keyword: str
+    tokens: tuple[_Token, ...]  # the keyword first
+
+
+@dataclass(slots=True)
+class _Message:
+    line: int
+    number: int  # as the file writes it: the extended flag in bit 31
+    name: str  # the long name, if the file gives one (as cantools names it)
+    signals: list[tuple[int, str, str]]  # line, name (long, if given), the line's text
+
+    @property
+    def key(self) -> int:  # cantools' reading: bit 31 the extended flag, the rest the ID
+        return id_key(self.number & 0x7FFF_FFFF, bool(self.number & 0x8000_0000))
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _line_text(text: str, offset: int) -> str:
+    end = text.find("\n", offset)
+    return text[text.rfind("\n", 0, offset) + 1 : end if end >= 0 else len(text)].strip()
+
+
+def _statements(path: Path, text: str) -> list[_Statement]:
+    """The file's statements, as cantools' grammar splits them; a file cut short is an error.
+    cantools takes a file whose last statement breaks off at its end for whole (its parser
+    accepts a mismatch at the end of the input) and drops that statement: a start value, every
+    value table after the cut, a signal or a message, without a word."""
+    tokens: list[_Token] = []
+    for found in _TOKEN.finditer(text):
+        kind, value = found.lastgroup or "other", found.group()
+        if kind == "skip":
+            continue
+        if kind == "quote":
+            raise DbcError(f"{path}: line {_line(text, found.start())}: the file ends inside a "
+                           f"string (cut short? or a stray '\"'): "
+                           f"{_line_text(text, found.start())!r}")  # fmt: skip
+        if kind == "string":
+            value = value[1:-1].replace('\\"', '"')
+        elif kind == "word" and value in _KEYWORDS:
+            kind = "keyword"
+        tokens.append(_Token(kind, value, found.start()))
+    statements: list[_Statement] = []
+    last_keyword = max((i for i, token in enumerate(tokens) if token.kind == "keyword"),
+                       default=-1)  # fmt: skip
+    at = 0
+    while at < len(tokens):
+        first = tokens[at]
+        if first.kind != "keyword":  # no statement starts so: cantools refuses the file
+            if at > last_keyword:  # the file's last statement, cut in its keyword
+                raise DbcError(f"{path}: line {_line(text, first.offset)}: the file ends in "
+                               f"something that starts no statement (cut short?): "
+                               f"{_line_text(text, first.offset)!r}")  # fmt: skip
+            at += 1
+            continue
+        if first.text in _ENDS_WITH_SEMICOLON:
+            end = next((i + 1 for i in range(at + 1, len(tokens)) if tokens[i].is_(";")), None)
+            if end is None:
+                raise DbcError(f"{path}: line {_line(text, first.offset)}: the file ends inside "
+                               f"this {first.text} statement, before its ';' (cut short?): "
+                               f"{_line_text(text, first.offset)!r}")  # fmt: skip
+        elif first.text == "NS_":  # "NS_ :", then keywords up to the next "<anything> :"
+            end = at + 2
+            while end < len(tokens) and not (end + 1 < len(tokens) and tokens[end + 1].is_(":")):
+                end += 1
+        else:  # up to the next keyword
+            end = at + 1
+            while end < len(tokens) and tokens[end].kind != "keyword":
+                end += 1
+        statements.append(_Statement(first.text, tuple(tokens[at:end])))
+        at = end
+    return statements
+
+
+def _check_every_definition_loaded(
+    path: Path, text: str, statements: list[_Statement], database: Database
+) -> None:
+    """cantools skips a message or signal at the end of a file cut short without a word, and
+    keeps two messages of one ID or one name, decoding as the last: every BO_ and SG_ must have
+    become a message or a signal (under its long name, if the file gives one), and messages
+    differ in ID (of one kind: 0x100 and 0x100x differ) and in name."""
+    long_messages: dict[int, str] = {}  # SystemMessageLongSymbol: the real name of a message
+    long_signals: dict[tuple[int, str], str] = {}  # and of a signal (BO_/SG_ hold 32 chars)
+    for statement in statements:
+        t = statement.tokens
+        if statement.keyword != "BA_" or len(t) < 6 or t[2].kind != "keyword":
+            continue
+        if t[1].text == "SystemMessageLongSymbol" and t[2].text == "BO_" and len(t) == 6:
+            long_messages[_whole(t[3])] = t[4].text
+        elif t[1].text == "SystemSignalLongSymbol" and t[2].text == "SG_" and len(t) == 7:
+            long_signals[_whole(t[3]), t[4].text] = t[5].text
+    line_starts = [0, *(found.end() for found in re.finditer("\n", text))]
+    messages: list[_Message] = []
+    current: _Message | None = None
+    for statement in statements:
+        t, line = statement.tokens, bisect.bisect_right(line_starts, statement.tokens[0].offset)
+        if statement.keyword == "BO_":
+            current = None
+            kinds = [token.kind for token in t[1:6]]
+            if kinds != ["number", "word", "other", "number", "word"] or not t[3].is_(":"):
+                raise DbcError(f"{path}: line {line}: message definition not understood "
+                               f"(cut short?): {_line_text(text, t[0].offset)!r}")  # fmt: skip
+            if t[2].text != _PSEUDO_MESSAGE:  # its signals are not looked for either
+                number = _whole(t[1])
+                current = _Message(line, number, long_messages.get(number, t[2].text), [])
+                messages.append(current)
+        elif statement.keyword == "SG_":
+            if current is None:  # the container's, or outside a message (cantools refuses)
                 continue
-            name = None if signal is None else long_signals.get((frame_id, signal.group(1)),
-                                                                signal.group(1))  # fmt: skip
-            if name not in loaded[message]:
-                raise DbcError(f"{path}: line {number}: signal of {message} did not load: "
-                               f"{line.strip()!r}")  # fmt: skip
-        elif line.strip():
-            message = None if not line.startswith((" ", "\t")) else message
+            if len(t) < 2 or t[1].kind != "word":
+                raise DbcError(f"{path}: line {line}: signal definition not understood "
+                               f"(cut short?): {_line_text(text, t[0].offset)!r}")  # fmt: skip
+            name = long_signals.get((current.number, t[1].text), t[1].text)
+            current.signals.append((line, name, _line_text(text, t[0].offset)))
+        else:
+            current = None
+    by_name: dict[str, _Message] = {}
+    by_id: dict[int, _Message] = {}
+    for message in messages:
+        first = by_name.setdefault(message.name, message)
+        if first is not message:
+            raise DbcError(f"{path}: line {message.line}: a second message named {message.name} "
+                           f"(ID {format_id(message.key)}; the first, line {first.line}, has ID "
+                           f"{format_id(first.key)}): names must differ")  # fmt: skip
+        first = by_id.setdefault(message.key, message)
+        if first is not message:
+            raise DbcError(f"{path}: line {message.line}: {message.name} has the same ID, "
+                           f"{format_id(message.key)}, as {first.name} (line {first.line}): "
+                           f"every such frame would decode as {message.name}")  # fmt: skip
+    loaded = {m.name: {s.name for s in m.signals} for m in database.messages}
+    for message in messages:
+        if message.name not in loaded:
+            raise DbcError(f"{path}: line {message.line}: message {message.name} did not load")
+        for line, name, line_text in message.signals:
+            if name not in loaded[message.name]:
+                raise DbcError(f"{path}: line {line}: signal {name} of {message.name} did not "
+                               f"load (cut short?): {line_text!r}")  # fmt: skip
+
+
+def _whole(token: _Token) -> int:
+    try:
+        return int(token.text)
+    except ValueError:  # not a whole number: cantools refuses the file
+        return -1

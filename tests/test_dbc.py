@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,147 @@ def test_a_dbc_cut_short_names_the_definition_that_did_not_load(tmp_path: Path) 
     broken.write_text("".join([*lines[:at], cut_signal, *lines[at + 1 :]]))
     with pytest.raises(DbcError, match=r"broken\.dbc: .*line \d+"):  # cantools names this one
         Dbc.load(broken)
+
+
+def test_a_dbc_cut_inside_its_last_statement_is_refused(tmp_path: Path) -> None:
+    # The user's file: cut inside the start value's BA_ line, no final newline. cantools
+    # (textparser) accepts any file whose last statement breaks off at the end: it loaded
+    # with SupplyVoltage starting at 0.0 instead of 13.5 and no value tables.
+    text = PROJECT_DBC.read_text()
+    cut_at = text.index('BA_ "GenSigStartValue" SG_ 768 SupplyVol') + 40
+    cut = tmp_path / "cut.dbc"
+    cut.write_text(text[:cut_at])
+    line = text[:cut_at].count("\n") + 1
+    with pytest.raises(DbcError, match=rf"cut\.dbc: line {line}: the file ends inside this BA_ "
+                       r"statement, before its ';' \(cut short\?\): "
+                       r"'BA_ \"GenSigStartValue\" SG_ 768 SupplyVol'"):  # fmt: skip
+        Dbc.load(cut)
+    # Cut anywhere inside any statement after the last message (two places each, and just
+    # before its ';'), the file is refused with the line the statement starts on.
+    starts = [m.start() for m in re.finditer(r"^(CM_|BA_DEF_|BA_DEF_DEF_|BA_|VAL_) ", text, re.M)]
+    assert len(starts) > 30
+    for start in starts:
+        end = text.index(";", start)
+        for at in {start + 4, (start + end) // 2, end}:
+            cut.write_text(text[:at])
+            line = text[:start].count("\n") + 1
+            with pytest.raises(DbcError, match=rf"cut\.dbc: line {line}: .*cut short"):
+                Dbc.load(cut)
+    # Cut inside a string: the file ends in it.
+    cut.write_text(text[: text.index('"Lamp status') + 5])
+    with pytest.raises(DbcError, match=r"cut\.dbc: line \d+: the file ends inside a string "
+                       r"\(cut short\?.*\): 'CM_ BO_ 768 \"Lamp'"):  # fmt: skip
+        Dbc.load(cut)
+    # Cut right after a ';' (or after the last signal) the file is whole, as far as anyone
+    # can tell: it loads, and what it holds is right.
+    whole = tmp_path / "whole.dbc"
+    whole.write_text(text[: text.index("VAL_ 288")].rstrip())  # no final newline either
+    dbc = Dbc.load(whole)
+    decoded = dbc.decode(dbc.encode("VehicleState", BrakePedal="Pressed"))
+    assert decoded is not None and decoded.signals["BrakePedal"] == "Pressed"
+    whole.write_text(text[: text.index("\n\n\nCM_")])
+    assert Dbc.load(whole).names == DBC.names
+
+
+TWINS = """VERSION ""
+
+NS_ :
+
+BS_:
+
+BU_: ECU Other
+
+BO_ 256 First: 8 Other
+ SG_ A : 0|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 2147483904 ExtendedTwin: 8 Other
+ SG_ B : 0|8@1+ (1,0) [0|255] "" ECU
+
+BO_ 257 Second: 8 Other
+ SG_ C : 0|8@1+ (1,0) [0|255] "" ECU
+"""
+
+
+def test_two_messages_with_the_same_id_are_refused(tmp_path: Path) -> None:
+    # cantools keeps the last one for decoding and only logs a warning: every frame of ID
+    # 0x100 decoded as Second. A standard and an extended ID with the same number differ.
+    path = tmp_path / "twins.dbc"
+    path.write_text(TWINS)
+    dbc = Dbc.load(path)
+    assert dbc.names == ["First", "ExtendedTwin", "Second"]
+    path.write_text(TWINS.replace("BO_ 257 Second", "BO_ 256 Second"))
+    with pytest.raises(DbcError, match=r"twins\.dbc: line 15: Second has the same ID, 0x100, "
+                       r"as First \(line 9\)"):  # fmt: skip
+        Dbc.load(path)
+    path.write_text(TWINS.replace("BO_ 257 Second", "BO_ 2147483904 Second"))
+    with pytest.raises(DbcError, match=r"line 15: Second has the same ID, 0x100x, as "
+                       r"ExtendedTwin \(line 12\)"):  # fmt: skip
+        Dbc.load(path)
+
+
+def test_two_messages_with_the_same_name_are_refused(tmp_path: Path) -> None:
+    # It was reported as "signal of First did not load", about the first message's signal.
+    path = tmp_path / "twins.dbc"
+    path.write_text(TWINS.replace("BO_ 257 Second", "BO_ 257 First"))
+    with pytest.raises(DbcError, match=r"twins\.dbc: line 15: a second message named First "
+                       r"\(ID 0x101; the first, line 9, has ID 0x100\)"):  # fmt: skip
+        Dbc.load(path)
+
+
+SPACED = """VERSION ""
+
+NS_ :
+\tBA_
+\tCM_
+
+BS_:
+
+BU_: ECU Other
+
+BO_ 256 First: 8 Other
+ SG_ A : 0|8@1+ (1,0) [0|255] "" ECU
+  BO_ 257 Indented: 8 Other
+SG_ AtLineStart : 0|8@1+ (1,0) [0|255] "" ECU
+\tSG_\tTabbed m1 : 8|8@1+ (1,0) [0|255] "" ECU
+ SG_ Selector M : 16|8@1+ (1,0) [0|255] "" ECU
+\tBO_\t3221225472 VECTOR__INDEPENDENT_SIG_MSG: 0 Vector__XXX
+ SG_ Loose : 0|8@1+ (1,0) [0|255] "" Vector__XXX
+BO_ 258 Third: 8 Other
+ SG_ Sig_will_be_shortened_3456789_12 : 0|8@1+ (1,0) [0|255] "" ECU
+
+CM_ BO_ 256 "A comment of several lines,
+BO_ 999 Ghost: 8 Other
+ SG_ Phantom : 0|8@1+ (1,0) [0|255] \\"\\" ECU
+which only looks like definitions.";
+BA_DEF_ SG_  "SystemSignalLongSymbol" STRING ;
+BA_DEF_DEF_  "SystemSignalLongSymbol" "";
+  BA_ "SystemSignalLongSymbol"
+    SG_ 258 Sig_will_be_shortened_3456789_12 "Sig_will_be_shortened_3456789_123456";
+"""
+
+
+def test_definitions_are_found_as_cantools_finds_them(tmp_path: Path) -> None:
+    # Leading whitespace before BO_ (cantools loads it) was refused as "signal of First did
+    # not load"; so was an SG_ at the start of a line. A comment that spans lines is one
+    # string, not definitions; an indented or split long-name attribute still names the
+    # signal; the signals of Vector's container for loose signals are not looked for.
+    path = tmp_path / "spaced.dbc"
+    path.write_text(SPACED)
+    dbc = Dbc.load(path)
+    assert dbc.names == ["First", "Indented", "Third"]
+    assert {s.name for s in dbc.message("Indented").signals} == {"AtLineStart", "Tabbed",
+                                                                 "Selector"}  # fmt: skip
+    assert [s.name for s in dbc.message("Third").signals] == [
+        "Sig_will_be_shortened_3456789_123456"
+    ]
+    decoded = dbc.decode(dbc.encode("Indented", Selector=1, Tabbed=5))
+    assert decoded is not None and decoded.signals["Tabbed"] == 5
+    # A signal cut at the end of an indented message is still named, with its message.
+    cut = tmp_path / "cut.dbc"
+    cut.write_text(SPACED[: SPACED.index(" SG_ Selector") + 15])
+    with pytest.raises(DbcError, match=r"cut\.dbc: line 16: signal Selector of Indented did "
+                       r"not load \(cut short\?\): 'SG_ Selector M'"):  # fmt: skip
+        Dbc.load(cut)
 
 
 def test_a_name_for_a_signal_without_value_table_says_so() -> None:
