@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from harness.cli import bench, build, demo, regs, replay, run
+from harness.cli import bench, build, compare, demo, regs, replay, run
 from harness.errors import HarnessError
 
-SUBCOMMANDS = (build, regs, run, replay, bench, demo)
+SUBCOMMANDS = (build, regs, run, replay, compare, bench, demo)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`harness replay` (a trace into firmware, the bus out) and `harness compare` (two traces)."""
+"""`harness replay`: a trace into firmware, the bus out (`harness compare` is in compare.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from harness.cli import options as cli_options
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.network.ids import parse_id
-from harness.replay.compare import compare_traces
 from harness.replay.player import ReplayOptions
 from harness.replay.reader import formats
 from harness.replay.session import TIMING_TOLERANCE_MS, replay
@@ -81,33 +80,6 @@ def add_subparser(sub: Any) -> None:
     p.add_argument("--report", help="write the plots (and summary) here: .png or .html")
     p.set_defaults(func=_replay)  # fmt: skip
 
-    c = sub.add_parser("compare", help="compare two traces by DBC signals, in timing windows")
-    c.add_argument("reference")
-    c.add_argument("candidate")
-    c.add_argument("--dbc", help="DBC (without it frames are compared by raw bytes)")
-    c.add_argument("--window-ms", type=float, default=5.0, help="timing window per frame")
-    c.add_argument(
-        "--tolerance",
-        type=_pair,
-        action="append",
-        default=[],
-        metavar="MSG.SIGNAL=ABS",
-        help="absolute tolerance (glob patterns allowed)",
-    )
-    c.add_argument(
-        "--mask",
-        action="append",
-        default=[],
-        metavar="MSG[.SIGNAL]",
-        help="ignore these (glob patterns allowed), e.g. '*.Counter' '*.CRC'",
-    )
-    c.add_argument("--message", action="append", default=None, help="compare only these")
-    c.add_argument(
-        "--whole", action="store_true", help="also report candidate frames after the reference ends"
-    )
-    c.add_argument("--show", type=int, default=20, help="differences to print")
-    c.set_defaults(func=_compare)  # fmt: skip
-
 
 def _replay(args: argparse.Namespace) -> int:
     dbc = Dbc.load(args.dbc) if args.dbc else None
@@ -164,13 +136,3 @@ def _progress_bar() -> Any:
 
     update.close = bar.close  # type: ignore[attr-defined]
     return update
-
-
-def _compare(args: argparse.Namespace) -> int:
-    dbc = Dbc.load(args.dbc) if args.dbc else None
-    tolerances = {k: float(v) for k, v in args.tolerance}
-    result = compare_traces(args.reference, args.candidate, dbc=dbc, window_ms=args.window_ms,
-                            tolerances=tolerances, mask=args.mask, messages=args.message,
-                            whole=args.whole)  # fmt: skip
-    print(result.report(args.show))
-    return 0 if result.equal else 1

@@ -1,0 +1,222 @@
+"""`harness compare` / `compare_traces` on small synthetic traces: message selection (names,
+IDs, did-you-mean), nothing compared is not equal, frame formats, channels, bad options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import can
+import pytest
+
+from harness.cli import main as cli
+from harness.dbc import Dbc
+from harness.network import CanFrame
+from harness.replay.compare import CompareError, compare_traces
+
+DBC = Dbc.load()
+COUNTER = "*.LightStatus_Counter"  # the README's recommended mask
+
+
+def frames(n: int = 10) -> list[tuple[float, CanFrame]]:
+    """VehicleState (classic) and LightStatus (CAN FD, 16 bytes, BRS) every 10 ms."""
+    out = []
+    for i in range(n):
+        out.append((i * 0.010, DBC.encode("VehicleState", Speed=i)))
+        out.append((i * 0.010 + 0.002, DBC.encode("LightStatus", BrakeLamp=i % 2)))
+    return out
+
+
+def write(path: Path, items: list[tuple[float, CanFrame]],
+          channel: Callable[[CanFrame], int] = lambda f: 0) -> Path:  # fmt: skip
+    with can.Logger(str(path)) as log:
+        for time_s, frame in items:
+            msg = frame.to_message()
+            msg.timestamp, msg.channel = 100.0 + time_s, channel(frame)
+            log.on_message_received(msg)
+    return path
+
+
+def changed(items: list[tuple[float, CanFrame]], name: str,
+            edit: Callable[[CanFrame], CanFrame]) -> list[tuple[float, CanFrame]]:  # fmt: skip
+    key = DBC.message(name).frame_id
+    return [(t, edit(f) if f.arbitration_id == key else f) for t, f in items]
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Path:
+    return write(tmp_path / "reference.asc", frames())
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        status = cli.main(["compare", *args])
+    except SystemExit as exit_:  # argparse errors
+        status = int(exit_.code or 0)
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+# ---- which messages ----
+
+
+def test_an_unknown_message_name_is_an_error_with_a_suggestion(
+    reference: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(CompareError, match=r"'LightStatuss'.*did you mean LightStatus\?"):
+        compare_traces(reference, reference, dbc=DBC, messages=["LightStatuss"])
+    status, out, err = run_cli(capsys, str(reference), str(reference), "--dbc", str(DBC.source),
+                               "--message", "LightStatuss")  # fmt: skip
+    assert status == 2 and "equal" not in out
+    assert "unknown message 'LightStatuss'" in err and "did you mean LightStatus?" in err
+    only = compare_traces(reference, reference, dbc=DBC, messages=["LightStatus"])
+    assert only.equal and only.compared == 10
+
+
+def test_message_names_need_a_dbc_and_ids_select_with_or_without_one(
+    reference: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(CompareError, match=r"'LightStatus': message names need a DBC"):
+        compare_traces(reference, reference, messages=["LightStatus"])
+    status, _, err = run_cli(capsys, str(reference), str(reference), "--message", "LightStatus")
+    assert status == 2 and "--dbc" in err and "0x300x" in err
+    raw = compare_traces(reference, reference, messages=["0x300"])  # replay's ID syntax
+    assert raw.equal and raw.compared == 10
+    named = compare_traces(reference, reference, dbc=DBC, messages=["0x300"])  # = LightStatus
+    assert named.equal and named.compared == 10
+    extended = compare_traces(reference, reference, messages=["0x300x"])  # another ID
+    assert not extended.equal and extended.compared == 0
+
+
+# ---- nothing compared ----
+
+
+def test_nothing_compared_is_not_equal_and_exits_2(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = write(tmp_path / "empty.asc", [])
+    not_carried = compare_traces(reference, reference, dbc=DBC, messages=["LightCommand"])
+    everything_masked = compare_traces(reference, reference, dbc=DBC, mask=["*"])
+    for diff in (compare_traces(empty, empty, dbc=DBC), everything_masked, not_carried):
+        assert diff.compared == 0 and diff.reference_frames == 0 and diff.empty
+        assert not diff.equal and "NOT equal: nothing compared" in diff.report(), diff.report()
+    assert "the reference has no frames" in compare_traces(empty, empty).report()
+    assert "none of the reference's 20 frames is in scope (messages LightCommand)" in (
+        not_carried.report())  # fmt: skip
+    status, out, err = run_cli(capsys, str(reference), str(reference), "--dbc", str(DBC.source),
+                               "--message", "LightCommand")  # fmt: skip
+    assert status == 2 and "nothing compared" in out and "error: nothing compared" in err
+    status, out, _ = run_cli(capsys, str(reference), str(reference), "--dbc", str(DBC.source))
+    assert status == 0 and "20 frames paired, 0 differences - equal" in out
+
+
+# ---- frame format ----
+
+
+def test_a_frame_sent_in_another_format_is_a_format_difference(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def classic(f: CanFrame) -> CanFrame:
+        return CanFrame(f.arbitration_id, f.data[:8])  # decodes: the counter is cut off
+
+    def no_brs(f: CanFrame) -> CanFrame:
+        return CanFrame(f.arbitration_id, f.data, is_fd=True)
+
+    def padded(f: CanFrame) -> CanFrame:
+        return CanFrame(f.arbitration_id, f.data + bytes(4), is_fd=True, brs=True)
+
+    expected = {
+        classic: "classic CAN, 8 bytes in the candidate; CAN FD with BRS, 16 bytes in the ref",
+        no_brs: "CAN FD without BRS, 16 bytes in the candidate; CAN FD with BRS, 16 bytes",
+        padded: "CAN FD with BRS, 20 bytes in the candidate; CAN FD with BRS, 16 bytes",
+    }
+    for edit, detail in expected.items():
+        candidate = write(tmp_path / "candidate.asc", changed(frames(), "LightStatus", edit))
+        diff = compare_traces(reference, candidate, dbc=DBC, mask=[COUNTER])
+        assert diff.compared == 20 and diff.total_differences == 10, diff.report()
+        assert {d.kind for d in diff.differences} == {"format"}
+        assert detail in str(diff.differences[0]) and "LightStatus" in str(diff.differences[0])
+        raw = compare_traces(reference, candidate)  # without a DBC: raw bytes and format
+        assert "format" in {d.kind for d in raw.differences}
+    status, out, _ = run_cli(capsys, str(reference), str(candidate), "--dbc", str(DBC.source),
+                             "--mask", COUNTER)  # fmt: skip
+    assert status == 1 and "format  LightStatus: CAN FD with BRS, 20 bytes" in out
+    # A standard and an extended ID are different messages: missing and extra, by ID syntax.
+    extended = write(tmp_path / "extended.asc", changed(frames(), "LightStatus", lambda f: CanFrame(
+        f.arbitration_id, f.data, is_extended=True, is_fd=True, brs=True)))  # fmt: skip
+    diff = compare_traces(reference, extended, dbc=DBC)
+    assert {(d.kind, d.key) for d in diff.differences} == {
+        ("missing", "LightStatus"), ("extra", "0x300x")}  # fmt: skip
+
+
+# ---- channels ----
+
+
+def test_frames_pair_only_within_their_channel_unless_told_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def split(f: CanFrame) -> int:  # VehicleState on channel 0, LightStatus on 1
+        return 1 if f.arbitration_id == 0x300 else 0
+
+    reference = write(tmp_path / "reference.asc", frames(), split)
+    moved = write(tmp_path / "moved.asc", frames())  # LightStatus on channel 0 too
+    diff = compare_traces(reference, moved, dbc=DBC)
+    assert sorted({(d.kind, d.key, d.channel) for d in diff.differences}) == [
+        ("extra", "LightStatus", 0), ("missing", "LightStatus", 1)]  # fmt: skip
+    report = diff.report()
+    assert "missing LightStatus on channel 1" in report and "--ignore-channels" in report
+    assert compare_traces(reference, moved, dbc=DBC, ignore_channels=True).equal
+    # One channel each, numbered differently: different channels all the same.
+    other = write(tmp_path / "other.asc", frames(), lambda f: 1)
+    single = write(tmp_path / "single.asc", frames())
+    assert compare_traces(single, other, dbc=DBC).total_differences == 40
+    status, out, _ = run_cli(capsys, str(single), str(other), "--dbc", str(DBC.source))
+    assert status == 1 and "--ignore-channels" in out
+    status, out, _ = run_cli(capsys, str(single), str(other), "--dbc", str(DBC.source),
+                             "--ignore-channels")  # fmt: skip
+    assert status == 0 and "- equal" in out
+    # A format that records no channel (python-can's CSV) pairs across channels, and says so.
+    classic = [(t, f) for t, f in frames() if not f.is_fd]  # CSV has no CAN FD flags
+    csv = write(tmp_path / "candidate.csv", classic)
+    diff = compare_traces(write(tmp_path / "classic.asc", classic, lambda f: 1), csv, dbc=DBC)
+    assert diff.equal and "candidate's format records no channels" in diff.report()
+
+
+# ---- options ----
+
+
+TOLERANCE = "argument --tolerance: expected MSG.SIGNAL=ABS"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--tolerance", "VehicleState.Speed=abc"], TOLERANCE + " with ABS a number of 0 or more"),
+        (["--tolerance", "VehicleState.Speed"], TOLERANCE + ", not 'VehicleState.Speed'"),
+        (["--tolerance", "VehicleState.Speed=-1"], TOLERANCE + " with ABS a number of 0 or more"),
+        (["--window-ms", "-1"], "argument --window-ms: expected a number of 0 or more, not '-1'"),
+        (["--window-ms", "nan"], "argument --window-ms: expected a number of 0 or more"),
+        (["--show", "-3"], "argument --show: expected a whole number of 0 or more"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(
+    reference: Path, capsys: pytest.CaptureFixture[str], option: list[str], message: str
+) -> None:
+    status, out, err = run_cli(capsys, str(reference), str(reference), *option)
+    assert status == 2 and message in err and out == ""
+
+
+def test_bad_window_and_tolerance_values_are_errors_in_python_too(reference: Path) -> None:
+    with pytest.raises(CompareError, match="0 ms or more, not -1"):
+        compare_traces(reference, reference, window_ms=-1)
+    with pytest.raises(CompareError, match=r"tolerance \*\.Speed=-0.5"):
+        compare_traces(reference, reference, tolerances={"*.Speed": -0.5})
+
+
+def test_compare_is_a_cli_module_of_its_own() -> None:
+    from harness.cli import compare, replay
+
+    args = cli.parser().parse_args(["compare", "a.asc", "b.asc", "--window-ms", "1"])
+    assert args.func is compare._compare and args.window_ms == 1.0
+    assert not hasattr(replay, "_compare")
+    assert cli.parser().parse_args(["replay", "t.asc"]).func is replay._replay
