@@ -9,7 +9,7 @@ import pytest
 from test_cli import harness
 
 from harness.errors import HarnessError
-from harness.replay import TraceError, read_trace, replay
+from harness.replay import ReplayOptions, TraceError, read_trace, replay
 from harness.replay.bitrates import BitRates, recorded_bitrates, vector_bit_timing_rate
 from harness.replay.session import ReplayTimingError
 
@@ -121,7 +121,7 @@ def test_cli_warns_and_fails_under_strict_timing(tmp_path: Path) -> None:
 
 def test_every_output_format_keeps_the_input_time_base(tmp_path: Path) -> None:
     """python-can's ASC writer counts from its first event; the output must still line up
-    with the recording, as .log and .blf do."""
+    with the recording, as .log and .blf do. Replaying the output again changes nothing."""
     trace = fast_recording(tmp_path / "fast.asc", frames=20)
     recorded = [r.time_s for r in read_trace(trace)]
     for suffix in (".asc", ".log", ".blf", ".asc.gz"):
@@ -129,8 +129,12 @@ def test_every_output_format_keeps_the_input_time_base(tmp_path: Path) -> None:
         replay(trace, output=out, tail_ms=0)
         times = [r.time_s for r in read_trace(out)]
         assert len(times) == 20, suffix
-        # each replayed frame ends on the bus a frame's length after its recorded time
-        assert all(0 < t - r < 100e-6 for t, r in zip(times, recorded, strict=True)), suffix
+        again = tmp_path / f"again{suffix}"
+        replay(out, output=again, tail_ms=0, bitrate=1_000_000,
+               data_bitrate=4_000_000)  # python-can's writers do not record the rates  # fmt: skip
+        assert [r.time_s for r in read_trace(again)] == times, suffix
+        # on an idle bus each replayed frame ends at its recorded time
+        assert all(abs(t - r) < 1e-6 for t, r in zip(times, recorded, strict=True)), suffix
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".db"])
@@ -194,3 +198,31 @@ def test_a_replay_that_fails_leaves_no_half_written_output(tmp_path: Path) -> No
     with pytest.raises(TraceError, match="line 41: cannot parse"):
         replay(trace, output=tmp_path / "out.asc")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.asc"]
+
+
+def test_a_replay_that_sends_nothing_says_why(tmp_path: Path) -> None:
+    trace = fast_recording(tmp_path / "fast.asc", frames=10)
+    nothing = replay(trace, options=ReplayOptions(ids=frozenset({0x600})), tail_ms=0)
+    assert nothing.frames_in == 0 and nothing.filter_warning is not None
+    assert "nothing was replayed" in nothing.filter_warning
+    assert "the trace's channels as python-can numbers them: 0" in nothing.filter_warning
+    unmapped = replay(trace, options=ReplayOptions(channels={0: "can0", 1: "can1"}), tail_ms=0)
+    assert unmapped.frames_in == 10
+    assert unmapped.filter_warning == ("the channel map names channels the trace does not "
+                                       "have: 1 (its channels: 0)")  # fmt: skip
+    assert replay(trace, tail_ms=0).filter_warning is None
+
+
+def test_a_channel_map_onto_a_bus_without_the_ecu_is_refused(
+    tmp_path: Path, firmware: dict[str, Path]
+) -> None:
+    trace = fast_recording(tmp_path / "fast.asc", frames=10)
+    with pytest.raises(HarnessError, match="sends frames to can2, where the ECU is not"):
+        replay(trace, firmware=firmware["canecho"], options=ReplayOptions(channels={0: "can2"}))
+
+
+def test_bus_load_is_given_for_the_replay_and_with_the_tail(tmp_path: Path) -> None:
+    result = replay(fast_recording(tmp_path / "fast.asc"), tail_ms=100)
+    during, overall = result.replay_load["can0"], result.bus_load["can0"]
+    assert 0.6 < during < 0.8 and overall < during / 4  # 16 ms of traffic, 100 ms of tail
+    assert f"can0 {during:.1%} while replaying ({overall:.1%} with the tail)" in result.summary()

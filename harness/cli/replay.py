@@ -111,9 +111,8 @@ def _replay(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     print(result.summary())
-    for warning in (result.timing_warning, result.output_warning):
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.plot:
         assert dbc is not None
         from harness.replay.report import write_report  # matplotlib: only when asked for

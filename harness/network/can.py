@@ -104,10 +104,13 @@ class CanBus:
     def duration_ns(self, frame: CanFrame) -> int:
         return frame_bits(frame).duration_ns(self.bitrate, self.data_bitrate if frame.brs else None)
 
+    def stamp_after_ns(self, frame: CanFrame) -> int:
+        """From a frame's SOF to its timestamp (the end of its EOF) on this bus."""
+        return self.duration_ns(frame) - INTERMISSION_BITS * (10**9 // self.bitrate)
+
     def started_ns(self, delivered: CanFrame) -> int:
         """When a frame this bus delivered (stamped at the end of its EOF) began: its SOF."""
-        bit = 10**9 // self.bitrate
-        return delivered.timestamp_ns - self.duration_ns(delivered) + INTERMISSION_BITS * bit
+        return delivered.timestamp_ns - self.stamp_after_ns(delivered)
 
     def _arbitrate(self) -> None:
         now = self.clock.cycles

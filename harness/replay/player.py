@@ -1,9 +1,11 @@
 """Inject a recorded trace into a network at its recorded times, in virtual time.
 
 The player reads one frame ahead and keeps one deadline on the network's clock, so a trace
-of any length streams through in constant memory. Each frame is queued for sending at its
-recorded time (relative to the first frame, scaled by `time_scale`); if the bus is busy it
-waits for arbitration like any node's frame. How late each frame started on the bus
+of any length streams through in constant memory. Recorded timestamps mark a frame's end, as
+loggers stamp frames (and as the recorder writes them): each frame is queued so that, on an
+idle bus, it ends at its recorded time (relative to the first frame, scaled by
+`time_scale`), and a replay of a replay keeps the timestamps. If the bus is busy it waits
+for arbitration like any node's frame. How late each frame started on the bus
 against its recorded time is measured (`lateness`): a bus slower than the recording's, or
 a backlog, shows there.
 """
@@ -65,6 +67,7 @@ class PlayerCounts:
     injected: int = 0
     filtered: int = 0  # outside the window, the ID filters or the channel map
     per_channel: dict[str, int] = field(default_factory=dict)
+    trace_channels: set[int | str | None] = field(default_factory=set)  # as python-can reads them
 
 
 @dataclass
@@ -103,6 +106,9 @@ class TracePlayer:
             node.sent_listeners.append(partial(self._started, name))
         self.start_ns = network.now_ns
         self.first_time_s: float | None = None  # the trace's first timestamp, once read
+        # from the first replayed frame's SOF (at start_ns) to its timestamp: where the
+        # recorded time of that frame falls in virtual time, once it is read
+        self.anchor_ns = 0
         self._frames = self._schedule()
         self._next = next(self._frames, None)
         self._deadline = network.clock.deadline(self._inject_due)
@@ -127,9 +133,10 @@ class TracePlayer:
         offset = self.start_ns
         for _ in range(o.loops):
             first: float | None = None
-            last = offset
+            last = last_end = offset
             for record in read_trace(self.trace):
                 self.counts.read += 1
+                self.counts.trace_channels.add(record.channel)
                 if first is None:
                     first = record.time_s
                     if self.first_time_s is None:
@@ -145,11 +152,16 @@ class TracePlayer:
                 if bus is None or key in o.exclude_ids:
                     self.counts.filtered += 1
                     continue
-                at = offset + round((relative - o.start_s) * o.time_scale * 1e9)
-                if at < last:
+                stamp_after = self.network.buses[bus].stamp_after_ns(record.frame)
+                if not self.anchor_ns:
+                    self.anchor_ns = stamp_after
+                end = offset + round((relative - o.start_s) * o.time_scale * 1e9) + self.anchor_ns
+                if end < last_end:
                     raise TraceError(f"{self.trace}: frame {self.counts.read} at "
                                      f"{record.time_s:.6f} s goes back in time")  # fmt: skip
-                last = at
+                last_end = end
+                # a longer frame than the previous one may want to start before it: it queues
+                at = last = max(last, end - stamp_after)
                 yield at, bus, record.frame, record.time_s
             offset = last + LOOP_GAP_NS
 

@@ -29,6 +29,7 @@ DEFAULT_NOMINAL_RATE, DEFAULT_DATA_RATE = 500_000, 2_000_000
 # A replayed frame may wait for the frame on the bus and lose arbitration a few times, as on
 # the recorded bus; later than this, the bus is not carrying the recorded traffic.
 TIMING_TOLERANCE_MS = 1.0
+ECU_BUSES = frozenset({"can0", "can1"})  # MCAN0 and MCAN1
 
 
 class ReplayTimingError(HarnessError):
@@ -51,6 +52,12 @@ class ReplayResult:
     lateness: Lateness = field(default_factory=Lateness)
     timing_warning: str | None = None
     output_warning: str | None = None
+    filter_warning: str | None = None
+    replay_load: dict[str, float] = field(default_factory=dict)  # while the stimulus played
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for w in (self.filter_warning, self.timing_warning, self.output_warning) if w]
 
     @property
     def real_time_factor(self) -> float:
@@ -71,13 +78,14 @@ class ReplayResult:
             f"duration   {self.virtual_s:.3f} s virtual, {self.wall_s:.3f} s wall, "
             f"{self.real_time_factor:.1f}x real time, {self.frames_per_s:,.0f} frames/s",
             "bit rate   " + ", ".join(f"{b} {_rates(r)} ({src})" for b, (r, src) in rates),
-            "bus load   " + ", ".join(f"{b} {load:.1%}" for b, load in self.bus_load.items()),
+            "bus load   " + ", ".join(
+                f"{b} {self.replay_load.get(b, load):.1%} while replaying ({load:.1%} with the "
+                "tail)" for b, load in self.bus_load.items()
+            ),
             f"timing     stimulus started on the bus {late.mean_ns / 1e6:.3f} ms after its "
             f"recorded time on average, {late.max_ns / 1e6:.3f} ms at most",
         ]
-        for warning in (self.timing_warning, self.output_warning):
-            if warning:
-                lines.append(f"WARNING    {warning}")
+        lines += [f"WARNING    {warning}" for warning in self.warnings]
         if self.output is not None:
             lines.append(f"output     {self.output}")
         lines.append("")
@@ -122,6 +130,9 @@ def replay(
     trace = Path(trace)
     if output is not None:
         check_output_format(output, [trace])  # before the ECU boots, not after the run
+    if firmware is not None and (lost := set((options.channels or {}).values()) - ECU_BUSES):
+        raise HarnessError(f"the channel map sends frames to {', '.join(sorted(lost))}, where "
+                           f"the ECU is not: it has MCAN0 on can0 and MCAN1 on can1")  # fmt: skip
     wall = time.perf_counter()
     net = Network()
     rates = _bus_rates(trace, options, bitrate, data_bitrate)
@@ -137,7 +148,8 @@ def replay(
     span_ns = _span_ns(trace, options) if progress is not None else 0
     player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
     origin_s = (player.first_time_s or 0.0) + options.start_s
-    recorder = TraceRecorder(net, output, time_offset_s=origin_s - player.start_ns / 1e9)
+    anchor_s = (player.start_ns + player.anchor_ns) / 1e9  # the first frame's recorded time
+    recorder = TraceRecorder(net, output, time_offset_s=origin_s - anchor_s)
     for node in player.nodes.values():
         node.sent_listeners.append(recorder.mark_stimulus)
     tolerance_ns = round(timing_tolerance_ms * 1e6)
@@ -158,6 +170,8 @@ def replay(
             if net.now_ns >= report_at:
                 report()
                 report_at = net.now_ns + CHUNK_NS
+        replay_ns = net.now_ns - player.start_ns
+        replay_load = {name: bus.stats.load(replay_ns) for name, bus in net.buses.items()}
         tail_end = net.now_ns + tail_ns
         while net.now_ns < tail_end:
             net.advance_to(min(tail_end, net.now_ns + CHUNK_NS))
@@ -188,7 +202,25 @@ def replay(
         lateness=player.lateness,
         timing_warning=warning,
         output_warning=_flags_lost(output, recorder.fd_flags_lost),
+        filter_warning=_filtered_away(player, options),
+        replay_load=replay_load,
     )
+
+
+def _filtered_away(player: TracePlayer, options: ReplayOptions) -> str | None:
+    """A replay that sends nothing, or a channel map naming channels the trace lacks, is
+    almost always a mistake in the options (channel numbers differ between formats)."""
+    counts = player.counts
+    seen = ", ".join(sorted(map(repr, counts.trace_channels))) or "none"
+    if counts.read and not counts.injected:
+        return (f"nothing was replayed: the {counts.read} frames read were all filtered out "
+                f"(window, IDs, channel map); the trace's channels as python-can numbers "
+                f"them: {seen}")  # fmt: skip
+    missing = [c for c in options.channels or {} if c not in counts.trace_channels]
+    if counts.read and missing:
+        return (f"the channel map names channels the trace does not have: "
+                f"{', '.join(map(repr, missing))} (its channels: {seen})")  # fmt: skip
+    return None
 
 
 def _flags_lost(output: str | Path | None, frames: int) -> str | None:
