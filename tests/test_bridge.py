@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +21,27 @@ from harness.e2e.config import from_dbc
 from harness.network import CanFrame, Network
 from harness.network.bridge import RealBusBridge, run_paced
 from harness.network.can import PythonNode
+
+
+@dataclasses.dataclass(frozen=True)
+class Udp:
+    """A udp_multicast bus of its own: on Linux a socket bound to a port hears every group
+    on that port, so tests running at once (xdist) each take their own port."""
+
+    group: str
+    port: int
+
+    @classmethod
+    def fresh(cls) -> Udp:
+        unique = os.getpid() * 1_000 + time.perf_counter_ns() // 1_000
+        return cls(f"239.75.{unique % 250}.{unique // 250 % 250 + 1}", 20_000 + unique % 30_000)
+
+    def bus(self) -> can.BusABC:
+        return can.Bus(interface="udp_multicast", channel=self.group, port=self.port)
+
+    def env(self) -> dict[str, str]:
+        """For other processes (`harness run`, python-can's tools): python-can's config."""
+        return {**os.environ, "CAN_CONFIG": json.dumps({"port": self.port})}
 
 
 def protected(dbc: Dbc, **signals: object) -> CanFrame:
@@ -71,17 +97,13 @@ def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
 ) -> None:
     """A real python-can transport between two processes (no vcan on CI machines): the ECU
     runs in `harness run`, the tool here sends VehicleState and reads LightStatus back."""
-    import os
-    import subprocess
-    import sys
-
     dbc = Dbc.load()
-    group = f"239.74.{os.getpid() % 250}.{time.perf_counter_ns() % 250 + 1}"  # xdist-safe
-    with can.Bus(interface="udp_multicast", channel=group) as tool:
+    udp = Udp.fresh()
+    with udp.bus() as tool:
         ecu = subprocess.Popen(
             [sys.executable, "-m", "harness.cli.main", "run", "--firmware",
-             str(firmware["elc"]), "--can0", f"udp_multicast:{group}", "--ms", "4000"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+             str(firmware["elc"]), "--can0", f"udp_multicast:{udp.group}", "--ms", "4000"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=udp.env(),
         )  # fmt: skip
         try:
             status = []
@@ -104,20 +126,11 @@ def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
     assert status[-1]["BrakeLamp"] == 1, f"no BrakeLamp=1 in {len(status)} LightStatus frames"
 
 
-def _udp_group() -> str:
-    import os
-
-    return f"239.75.{os.getpid() % 250}.{time.perf_counter_ns() % 250 + 1}"  # xdist-safe
-
-
 def test_frames_the_bridge_sent_never_come_back_in(firmware: dict[str, Path]) -> None:
     """udp_multicast hands a bus its own frames back: without the echo filter one frame into
     the echo firmware (which answers with ID + 1) becomes an endless storm."""
-    group = _udp_group()
-    with (
-        can.Bus(interface="udp_multicast", channel=group) as tool,
-        can.Bus(interface="udp_multicast", channel=group) as edge,
-    ):
+    udp = Udp.fresh()
+    with udp.bus() as tool, udp.bus() as edge:
         net = Network()
         net.can_bus("can0", 500_000, 2_000_000)
         net.add_ecu("ECHO", Machine(firmware["canecho"]))
@@ -136,11 +149,8 @@ def test_frames_the_bridge_sent_never_come_back_in(firmware: dict[str, Path]) ->
 def test_an_identical_frame_from_a_real_node_is_not_taken_for_an_echo() -> None:
     """Only the echo of each forwarded frame is dropped, once; the same frame sent again by a
     real node afterwards gets in."""
-    group = _udp_group()
-    with (
-        can.Bus(interface="udp_multicast", channel=group) as tool,
-        can.Bus(interface="udp_multicast", channel=group) as edge,
-    ):
+    udp = Udp.fresh()
+    with udp.bus() as tool, udp.bus() as edge:
         net = Network()
         net.can_bus("can0", 500_000, 2_000_000)
         bridge = RealBusBridge(net, "can0", edge)
@@ -158,35 +168,34 @@ def test_python_can_logger_and_player_see_one_answer_per_frame(
 ) -> None:
     """Three processes on one udp_multicast group: `harness run` with the echo firmware,
     python-can's own `can.logger` recording and `can.player` sending one recorded frame."""
-    import subprocess
-    import sys
-
-    group = _udp_group()
+    udp = Udp.fresh()
     stimulus = tmp_path / "stimulus.asc"
     with can.ASCWriter(stimulus) as writer:
         writer.on_message_received(
             can.Message(timestamp=0.0, arbitration_id=0x200, data=b"\x11\x22\x33", channel=0)
         )
     logged = tmp_path / "logged.asc"
-    bus = ["-i", "udp_multicast", "-c", group]
+    bus = ["-i", "udp_multicast", "-c", udp.group]
     logger = subprocess.Popen([sys.executable, "-m", "can.logger", *bus, "-f", str(logged)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=udp.env())  # fmt: skip
     ecu = subprocess.Popen(
         [sys.executable, "-m", "harness.cli.main", "run", "--firmware", str(firmware["canecho"]),
-         "--can0", f"udp_multicast:{group}", "--ms", "2500"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--can0", f"udp_multicast:{udp.group}", "--ms", "2500"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=udp.env(),
     )  # fmt: skip
     try:
         assert ecu.stdout is not None
         assert "running paced" in ecu.stdout.readline()
         time.sleep(0.3)  # wall time for the firmware to reach bus-on (paced)
         player = subprocess.run([sys.executable, "-m", "can.player", *bus, str(stimulus)],
-                                capture_output=True, text=True, timeout=60)  # fmt: skip
+                                capture_output=True, text=True, timeout=60,
+                                env=udp.env())  # fmt: skip
         assert player.returncode == 0, player.stderr
         out, err = ecu.communicate(timeout=60)
     finally:
         ecu.kill()
-        logger.send_signal(__import__("signal").SIGINT)
+        logger.send_signal(signal.SIGINT)
         logger.communicate(timeout=30)
     assert ecu.returncode == 0, err
     ids = [m.arbitration_id for m in can.LogReader(logged)]

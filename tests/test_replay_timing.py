@@ -226,3 +226,17 @@ def test_bus_load_is_given_for_the_replay_and_with_the_tail(tmp_path: Path) -> N
     during, overall = result.replay_load["can0"], result.bus_load["can0"]
     assert 0.6 < during < 0.8 and overall < during / 4  # 16 ms of traffic, 100 ms of tail
     assert f"can0 {during:.1%} while replaying ({overall:.1%} with the tail)" in result.summary()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--tail-ms", "-50"], "argument --tail-ms: must be 0 or more, not -50"),
+     (["--bitrate", "0"], "argument --bitrate: must be above 0, not 0"),
+     (["--timing-tolerance-ms", "x"], "argument --timing-tolerance-ms: expected a number"),
+     (["--time-scale", "nan"], "argument --time-scale: must be above 0, not nan")],
+)  # fmt: skip
+def test_cli_refuses_numbers_that_make_no_sense(
+    tmp_path: Path, option: list[str], message: str
+) -> None:
+    result = harness("replay", str(fast_recording(tmp_path / "fast.asc", frames=2)), *option)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

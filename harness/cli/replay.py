@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from harness.cli import options as cli_options
+from harness.cli.options import non_negative_float, positive_float, positive_int
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.network.ids import parse_id
@@ -48,10 +49,13 @@ def add_subparser(sub: Any) -> None:
         metavar="ID",
         help="replay only this ID (0x123 standard, 0x123x extended; repeatable)",
     )
-    p.add_argument("--start", type=float, default=0.0, help="window start, s after the first frame")
-    p.add_argument("--stop", type=float, default=None, help="window end, s after the first frame")
-    p.add_argument("--time-scale", type=float, default=1.0, help="stretch recorded intervals")
-    p.add_argument("--loop", type=int, default=1, help="passes over the trace")
+    p.add_argument("--start", type=non_negative_float, default=0.0,
+                   help="window start, s after the first frame")
+    p.add_argument("--stop", type=non_negative_float, default=None,
+                   help="window end, s after the first frame")
+    p.add_argument("--time-scale", type=positive_float, default=1.0,
+                   help="stretch recorded intervals")
+    p.add_argument("--loop", type=positive_int, default=1, help="passes over the trace")
     p.add_argument(
         "--channel",
         type=_pair,
@@ -60,15 +64,17 @@ def add_subparser(sub: Any) -> None:
         metavar="CH=BUS",
         help="map a trace channel to can0/can1 (default: everything onto can0)",
     )
-    p.add_argument("--bitrate", type=int, default=None,
+    p.add_argument("--bitrate", type=positive_int, default=None,
                    help="nominal bit rate (default: the trace's, where it records it, else 500000)")
-    p.add_argument("--data-bitrate", type=int, default=None,
+    p.add_argument("--data-bitrate", type=positive_int, default=None,
                    help="CAN FD data bit rate (default: the trace's, else 2000000)")
     p.add_argument("--strict-timing", action="store_true",
                    help="fail if the bus cannot inject the stimulus at its recorded times")
-    p.add_argument("--timing-tolerance-ms", type=float, default=TIMING_TOLERANCE_MS,
+    p.add_argument("--timing-tolerance-ms", type=non_negative_float,
+                   default=TIMING_TOLERANCE_MS,
                    help="how late a replayed frame may start (default %(default)g ms)")
-    p.add_argument("--tail-ms", type=float, default=100.0, help="run on after the last frame")
+    p.add_argument("--tail-ms", type=non_negative_float, default=100.0,
+                   help="run on after the last frame")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--plot",
