@@ -240,3 +240,33 @@ def test_cli_refuses_numbers_that_make_no_sense(
 ) -> None:
     result = harness("replay", str(fast_recording(tmp_path / "fast.asc", frames=2)), *option)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_frames_on_two_buses_do_not_hold_each_other_back(tmp_path: Path) -> None:
+    """A long FD frame on can1 recorded just after a short one on can0: each bus has its own
+    queue, so each ends at its recorded time."""
+    trace = tmp_path / "two.log"
+    lines = ["(0.900000) can0 100#00"]
+    for i in range(5):
+        t = 1 + i / 100
+        lines.append(f"({t:.6f}) can0 123#{'11' * 8}")
+        lines.append(f"({t + 1e-6:.6f}) can1 456##0{'22' * 64}")
+    trace.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.log"
+    result = replay(trace, output=out, tail_ms=0,
+                    options=ReplayOptions(channels={"can0": "can0", "can1": "can1"}))  # fmt: skip
+    recorded = [r.time_s for r in read_trace(trace)]
+    written = sorted(r.time_s for r in read_trace(out))
+    assert max(abs(a - b) for a, b in zip(sorted(recorded), written, strict=True)) < 1e-6
+    assert result.lateness.max_ns == 0
+
+
+def test_a_frame_that_must_queue_behind_the_previous_one_counts_as_late(tmp_path: Path) -> None:
+    """Recorded 200 us after an 8-byte frame, a 64-byte FD frame would have had to start
+    before that frame: it waits, and the lateness (and strict timing) say so."""
+    trace = tmp_path / "one.log"
+    trace.write_text(f"(1.000000) can0 123#{'11' * 8}\n(1.000200) can0 456##0{'22' * 64}\n")
+    result = replay(trace, tail_ms=0)
+    assert result.lateness.max_ns > 500_000
+    with pytest.raises(ReplayTimingError, match=r"ID 0x456 recorded at 1\.000200 s started"):
+        replay(trace, tail_ms=0, strict_timing=True, timing_tolerance_ms=0.5)

@@ -104,6 +104,13 @@ class CanBus:
     def duration_ns(self, frame: CanFrame) -> int:
         return frame_bits(frame).duration_ns(self.bitrate, self.data_bitrate if frame.brs else None)
 
+    def longest_frame_ns(self) -> int:
+        """An upper bound of any frame's length on this bus: 64 bytes of CAN FD with an
+        extended ID and no bit-rate switch, a stuff bit after every 3 bits (worse than the
+        worst case, one after 4)."""
+        unstuffed = 1 + 32 + 8 + 64 * 8 + 4 + 21 + 6 + 2 + 7 + INTERMISSION_BITS  # SOF..IFS
+        return unstuffed * 4 // 3 * 10**9 // self.bitrate
+
     def stamp_after_ns(self, frame: CanFrame) -> int:
         """From a frame's SOF to its timestamp (the end of its EOF) on this bus."""
         return self.duration_ns(frame) - INTERMISSION_BITS * (10**9 // self.bitrate)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.network.can import PythonNode
 from harness.network.frames import CanFrame
-from harness.network.ids import id_key, normalise
+from harness.network.ids import format_id, id_key, normalise
 from harness.network.network import Network
 from harness.replay.reader import TraceError, TraceFrame, read_trace
 
@@ -66,7 +66,6 @@ class PlayerCounts:
     read: int = 0  # frames read from the trace (all passes)
     injected: int = 0
     filtered: int = 0  # outside the window, the ID filters or the channel map
-    per_channel: dict[str, int] = field(default_factory=dict)
     trace_channels: set[int | str | None] = field(default_factory=set)  # as python-can reads them
 
 
@@ -100,25 +99,32 @@ class TracePlayer:
         self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False)
                       for name, bus in network.buses.items()}  # fmt: skip
         self.lateness = Lateness()
-        # per bus, in queue order: (scheduled at, the frame's recorded time)
+        # per bus, in queue order: (ideal start, the frame's recorded time)
         self._scheduled: dict[str, deque[tuple[int, float]]] = {n: deque() for n in self.nodes}
         for name, node in self.nodes.items():
             node.sent_listeners.append(partial(self._started, name))
         self.start_ns = network.now_ns
         self.first_time_s: float | None = None  # the trace's first timestamp, once read
-        # from the first replayed frame's SOF (at start_ns) to its timestamp: where the
-        # recorded time of that frame falls in virtual time, once it is read
+        # From the replay's start to the first replayed frame's timestamp (its length), once
+        # it is read: where its recorded time falls in virtual time.
         self.anchor_ns = 0
+        # No frame takes longer: how far ahead of a frame another can be due (read-ahead).
+        self._horizon_ns = max(bus.longest_frame_ns() for bus in network.buses.values())
         self._frames = self._schedule()
-        self._next = next(self._frames, None)
+        self._read_end = 0  # the recorded end of the last frame read from the trace
+        self._exhausted = False
+        # per bus, in file order: (queue at, ideal start, frame, recorded time)
+        self._pending: dict[str, deque[tuple[int, int, CanFrame, float]]] = {
+            n: deque() for n in self.nodes
+        }
         self._deadline = network.clock.deadline(self._inject_due)
-        if self._next is not None:
-            self._deadline.arm_at(self._next[0])
+        self._arm()
 
     @property
     def done(self) -> bool:
         """Every frame was injected and has left its node's queue."""
-        return self._next is None and not any(n.queue for n in self.nodes.values())
+        return (self._exhausted and not any(self._pending.values())
+                and not any(n.queue for n in self.nodes.values()))  # fmt: skip
 
     def _bus_for(self, record: TraceFrame) -> str | None:
         channels = self.options.channels
@@ -128,12 +134,14 @@ class TracePlayer:
             return channels[record.channel]
         return channels.get(str(record.channel))
 
-    def _schedule(self) -> Iterator[tuple[int, str, CanFrame, float]]:
+    def _schedule(self) -> Iterator[tuple[int, int, str, CanFrame, float]]:
+        """(recorded end, ideal start, bus, frame, recorded time) in file order. Ideally a
+        frame starts so that it ends at its recorded time."""
         o = self.options
         offset = self.start_ns
         for _ in range(o.loops):
             first: float | None = None
-            last = last_end = offset
+            last_end = offset
             for record in read_trace(self.trace):
                 self.counts.read += 1
                 self.counts.trace_channels.add(record.channel)
@@ -160,31 +168,66 @@ class TracePlayer:
                     raise TraceError(f"{self.trace}: frame {self.counts.read} at "
                                      f"{record.time_s:.6f} s goes back in time")  # fmt: skip
                 last_end = end
-                # a longer frame than the previous one may want to start before it: it queues
-                at = last = max(last, end - stamp_after)
-                yield at, bus, record.frame, record.time_s
-            offset = last + LOOP_GAP_NS
+                ideal = end - stamp_after  # (before the start, for a longer frame just after
+                # the first: it starts at once and counts as late)
+                yield end, ideal, bus, record.frame, record.time_s
+            offset = last_end + LOOP_GAP_NS
+
+    def _next_due(self) -> tuple[str, int] | None:
+        """The bus whose queued frame is due first, and when. Each bus keeps the trace's order
+        (a frame that would start before the previous one, being longer, queues behind it);
+        across buses frames are independent. Frames are read ahead until none still unread
+        could be due earlier: an unread frame ends after the last one read, so it starts no
+        earlier than that end minus the longest frame."""
+        while not self._exhausted:
+            heads = [q[0][0] for q in self._pending.values() if q]
+            if heads and min(heads) < self._read_end - self._horizon_ns:
+                break
+            item = next(self._frames, None)
+            if item is None:
+                self._exhausted = True
+                break
+            end, ideal, bus, frame, recorded_s = item
+            self._read_end = end
+            queue = self._pending[bus]
+            at = max(ideal, queue[-1][0]) if queue else ideal
+            queue.append((at, ideal, frame, recorded_s))
+        due = [(q[0][0], bus) for bus, q in self._pending.items() if q]
+        if not due:
+            return None
+        at, bus = min(due)
+        return bus, at
+
+    def _arm(self) -> None:
+        due = self._next_due()
+        if due is not None:
+            self._deadline.arm_at(max(due[1], self.network.now_ns))
+
+    @property
+    def time_offset_s(self) -> float:
+        """Trace time minus virtual time (s) for frame timestamps: where the first replayed
+        frame ends (its timestamp) is its recorded time, window start included."""
+        origin_s = (self.first_time_s or 0.0) + self.options.start_s
+        return origin_s - (self.start_ns + self.anchor_ns) / 1e9
 
     def _inject_due(self) -> None:
         now = self.network.now_ns
-        counts = self.counts
-        while self._next is not None and self._next[0] <= now:
-            at, bus, frame, recorded_s = self._next
+        while (due := self._next_due()) is not None and due[1] <= now:
+            bus = due[0]
+            _at, ideal, frame, recorded_s = self._pending[bus].popleft()
             self.nodes[bus].send(frame)
-            self._scheduled[bus].append((at, recorded_s))
-            counts.injected += 1
-            counts.per_channel[bus] = counts.per_channel.get(bus, 0) + 1
-            self._next = next(self._frames, None)
-        if self._next is not None:
-            self._deadline.arm_at(self._next[0])
+            self._scheduled[bus].append((ideal, recorded_s))
+            self.counts.injected += 1
+        self._arm()
 
     def _started(self, bus: str, frame: CanFrame) -> None:
-        at, recorded_s = self._scheduled[bus].popleft()
-        late = self.network.buses[bus].started_ns(frame) - at
+        ideal, recorded_s = self._scheduled[bus].popleft()
+        late = self.network.buses[bus].started_ns(frame) - ideal
         timing = self.lateness
         timing.frames += 1
         timing.total_ns += late
         if late > timing.max_ns:
             timing.max_ns = late
-            timing.worst = (f"ID 0x{frame.arbitration_id:X} recorded at {recorded_s:.6f} s "
-                            f"started {late / 1e6:.3f} ms late on {bus}")  # fmt: skip
+            ident = format_id(id_key(frame.arbitration_id, frame.is_extended))
+            timing.worst = (f"ID {ident} recorded at {recorded_s:.6f} s started "
+                            f"{late / 1e6:.3f} ms late on {bus}")  # fmt: skip

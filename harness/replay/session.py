@@ -147,9 +147,7 @@ def replay(
     tail_ns = round(tail_ms * 1e6)
     span_ns = _span_ns(trace, options) if progress is not None else 0
     player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
-    origin_s = (player.first_time_s or 0.0) + options.start_s
-    anchor_s = (player.start_ns + player.anchor_ns) / 1e9  # the first frame's recorded time
-    recorder = TraceRecorder(net, output, time_offset_s=origin_s - anchor_s)
+    recorder = TraceRecorder(net, output, time_offset_s=player.time_offset_s)
     for node in player.nodes.values():
         node.sent_listeners.append(recorder.mark_stimulus)
     tolerance_ns = round(timing_tolerance_ms * 1e6)
