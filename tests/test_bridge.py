@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import can
+import pytest
 from test_cli import harness
 
 from harness import Machine
@@ -36,8 +37,9 @@ class Udp:
         unique = os.getpid() * 1_000 + time.perf_counter_ns() // 1_000
         return cls(f"239.75.{unique % 250}.{unique // 250 % 250 + 1}", 20_000 + unique % 30_000)
 
-    def bus(self) -> can.BusABC:
-        return can.Bus(interface="udp_multicast", channel=self.group, port=self.port)
+    def bus(self, thread_safe: bool = False) -> can.BusABC:
+        kind = can.ThreadSafeBus if thread_safe else can.Bus
+        return kind(interface="udp_multicast", channel=self.group, port=self.port)
 
     def env(self) -> dict[str, str]:
         """For other processes (`harness run`, python-can's tools): python-can's config."""
@@ -126,11 +128,14 @@ def test_cli_bridge_over_udp_multicast_serves_a_tool_in_another_process(
     assert status[-1]["BrakeLamp"] == 1, f"no BrakeLamp=1 in {len(status)} LightStatus frames"
 
 
-def test_frames_the_bridge_sent_never_come_back_in(firmware: dict[str, Path]) -> None:
+@pytest.mark.parametrize("thread_safe", [False, True], ids=["Bus", "ThreadSafeBus"])
+def test_frames_the_bridge_sent_never_come_back_in(
+    firmware: dict[str, Path], thread_safe: bool
+) -> None:
     """udp_multicast hands a bus its own frames back: without the echo filter one frame into
     the echo firmware (which answers with ID + 1) becomes an endless storm."""
     udp = Udp.fresh()
-    with udp.bus() as tool, udp.bus() as edge:
+    with udp.bus() as tool, udp.bus(thread_safe) as edge:
         net = Network()
         net.can_bus("can0", 500_000, 2_000_000)
         net.add_ecu("ECHO", Machine(firmware["canecho"]))

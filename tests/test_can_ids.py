@@ -72,4 +72,18 @@ def test_the_summary_names_standard_and_extended_twins_apart(
     summary = replay(both_kinds, dbc=Dbc.load(path), tail_ms=0).summary()
     rows = {line.split()[2]: line.split()[3] for line in summary.splitlines()
             if line.startswith("can0  in")}  # fmt: skip
-    assert rows == {"600": "StdSix", "00000600x": "ExtSix"}
+    assert rows == {"0x600": "StdSix", "0x600x": "ExtSix"}
+
+
+def test_bus_statistics_and_error_injection_tell_the_two_apart() -> None:
+    from harness.network import CanFrame, Network, PythonNode
+
+    net = Network()
+    bus = net.can_bus("can0")
+    tx, rx = PythonNode("tx", bus), PythonNode("rx", bus)
+    bus.inject_errors(1, ids={0x600 | EXTENDED})  # only the extended one is destroyed
+    tx.send(CanFrame(0x600, b"\x01"))
+    tx.send(CanFrame(0x600, b"\x02", is_extended=True))
+    net.run_for(ms=5)
+    assert bus.stats.per_id == {0x600: 1, 0x600 | EXTENDED: 1}
+    assert bus.stats.errors == 1 and len(rx.received) == 2

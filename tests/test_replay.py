@@ -495,3 +495,15 @@ def test_a_record_with_fewer_bytes_than_its_dlc_is_refused(
     with pytest.raises(TraceError, match=rf"{name}: {where}: the DLC says \d data bytes, the "
                        r"record has \d"):  # fmt: skip
         list(read_trace(path))
+
+
+def test_trc_fd_frames_longer_than_8_bytes_are_read(tmp_path: Path) -> None:
+    """python-can's TRC 2.x reader gives an FD frame's DLC as the code (9 = 12 bytes)."""
+    path = tmp_path / "fd.trc"
+    path.write_text(";$FILEVERSION=2.1\n;$STARTTIME=44548.6\n;$COLUMNS=N,O,T,B,I,d,R,L,D\n"
+                    "      1         1.000 FD 1  0100 Rx -  9    "
+                    + " ".join(["AA"] * 12) + "\n"
+                    "      2         2.000 FB 1  0101 Rx -  15   "
+                    + " ".join(["BB"] * 64) + "\n")  # fmt: skip
+    frames = [r.frame for r in read_trace(path)]
+    assert [(len(f.data), f.is_fd, f.brs) for f in frames] == [(12, True, False), (64, True, True)]

@@ -208,8 +208,8 @@ def test_a_replay_that_sends_nothing_says_why(tmp_path: Path) -> None:
     assert "the trace's channels as python-can numbers them: 0" in nothing.filter_warning
     unmapped = replay(trace, options=ReplayOptions(channels={0: "can0", 1: "can1"}), tail_ms=0)
     assert unmapped.frames_in == 10
-    assert unmapped.filter_warning == ("the channel map names channels the trace does not "
-                                       "have: 1 (its channels: 0)")  # fmt: skip
+    assert unmapped.filter_warning == ("the channel map names channels not seen in the trace "
+                                       "(up to the window's end): 1 (its channels: 0)")  # fmt: skip
     assert replay(trace, tail_ms=0).filter_warning is None
 
 
@@ -230,10 +230,10 @@ def test_bus_load_is_given_for_the_replay_and_with_the_tail(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [(["--tail-ms", "-50"], "argument --tail-ms: must be 0 or more, not -50"),
-     (["--bitrate", "0"], "argument --bitrate: must be above 0, not 0"),
-     (["--timing-tolerance-ms", "x"], "argument --timing-tolerance-ms: expected a number"),
-     (["--time-scale", "nan"], "argument --time-scale: must be above 0, not nan")],
+    [(["--tail-ms", "-50"], "argument --tail-ms: expected a number of 0 or more, not '-50'"),
+     (["--bitrate", "0"], "argument --bitrate: expected a whole number above 0, not '0'"),
+     (["--timing-tolerance-ms", "inf"], "argument --timing-tolerance-ms: expected a number"),
+     (["--time-scale", "nan"], "argument --time-scale: expected a number above 0, not 'nan'")],
 )  # fmt: skip
 def test_cli_refuses_numbers_that_make_no_sense(
     tmp_path: Path, option: list[str], message: str

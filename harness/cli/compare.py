@@ -4,22 +4,12 @@ equal, 1 when they differ, 2 when nothing could be compared (or on any other err
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
+from harness.cli.options import non_negative_float, non_negative_int
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.replay.compare import compare_traces
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number of 0 or more, not {text!r}")
-    return value
 
 
 def _tolerance(text: str) -> tuple[str, float]:
@@ -27,21 +17,11 @@ def _tolerance(text: str) -> tuple[str, float]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected MSG.SIGNAL=ABS, not {text!r}")
     try:
-        return key, _non_negative(value)
+        return key, non_negative_float(value)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
             f"expected MSG.SIGNAL=ABS with ABS a number of 0 or more, not {text!r}"
         ) from None
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, not {text!r}")
-    return value
 
 
 def add_subparser(sub: Any) -> None:
@@ -49,7 +29,7 @@ def add_subparser(sub: Any) -> None:
     c.add_argument("reference")
     c.add_argument("candidate")
     c.add_argument("--dbc", help="DBC (without it frames are compared by raw bytes)")
-    c.add_argument("--window-ms", type=_non_negative, default=5.0, metavar="MS",
+    c.add_argument("--window-ms", type=non_negative_float, default=5.0, metavar="MS",
                    help="timing window per frame (default %(default)g ms)")  # fmt: skip
     c.add_argument(
         "--tolerance",
@@ -81,7 +61,7 @@ def add_subparser(sub: Any) -> None:
         action="store_true",
         help="pair frames across channels (default: only within the same channel)",
     )
-    c.add_argument("--show", type=_count, default=20, help="differences to print")
+    c.add_argument("--show", type=non_negative_int, default=20, help="differences to print")
     c.set_defaults(func=_compare)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,30 +22,39 @@ def board(args: Any) -> Board:
 
 def positive_int(text: str) -> int:
     """An argparse type: a whole number above 0 (bit rates, passes)."""
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
-    return value
+    return _whole(text, 1, "above 0")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of 0 or more (counts)."""
+    return _whole(text, 0, "of 0 or more")
 
 
 def positive_float(text: str) -> float:
-    """An argparse type: a number above 0 (time scales, tolerances, windows)."""
+    """An argparse type: a finite number above 0 (time scales)."""
     return _number(text, lambda v: v > 0, "above 0")
 
 
 def non_negative_float(text: str) -> float:
-    """An argparse type: a number of 0 or more (durations, offsets)."""
-    return _number(text, lambda v: v >= 0, "0 or more")
+    """An argparse type: a finite number of 0 or more (durations, windows, tolerances)."""
+    return _number(text, lambda v: v >= 0, "of 0 or more")
+
+
+def _whole(text: str, least: int, wanted: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number {wanted}, not {text!r}")
+    return value
 
 
 def _number(text: str, ok: Callable[[float], bool], wanted: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not ok(value) or value != value:  # NaN compares false with everything
-        raise argparse.ArgumentTypeError(f"must be {wanted}, not {text}")
+        value = math.nan
+    if not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"expected a number {wanted}, not {text!r}")
     return value

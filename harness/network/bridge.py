@@ -14,6 +14,7 @@ from collections import deque
 from typing import TypeAlias
 
 import can
+from can.interfaces.udp_multicast import UdpMulticastBus
 
 from harness.network.can import PythonNode
 from harness.network.frames import CanFrame, FrameError
@@ -21,9 +22,9 @@ from harness.network.network import Network
 
 log = logging.getLogger(__name__)
 
-# Interfaces that hand a bus's own transmissions back to it and cannot mark them (python-can
-# names). Their echoes are recognised by content; interfaces that can mark them set is_rx=False.
-ECHOING_INTERFACES = frozenset({"UdpMulticastBus"})
+# Interfaces that hand a bus's own transmissions back to it and cannot mark them. Their echoes
+# are recognised by content; interfaces that can mark them set is_rx=False.
+ECHOING_INTERFACES: tuple[type[can.BusABC], ...] = (UdpMulticastBus,)
 # How long a forwarded frame waits for its echo (wall time) before it is forgotten: a lost
 # echo must not make the bridge drop an identical frame from a real node later.
 ECHO_WINDOW_S = 2.0
@@ -49,7 +50,7 @@ class RealBusBridge:
         self.injected = 0  # frames taken from the real bus
         self.echoes = 0  # our own frames the real bus handed back, dropped
         self._awaiting: deque[tuple[float, FrameKey]] | None = (
-            deque() if type(real).__name__ in ECHOING_INTERFACES else None
+            deque() if isinstance(real, ECHOING_INTERFACES) else None  # (also when wrapped)
         )
 
     def _forward(self, frame: CanFrame) -> None:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from harness.clock import VirtualClock
 from harness.network.frames import CanFrame
+from harness.network.ids import id_key, normalise
 from harness.network.timing import frame_bits
 
 INTERMISSION_BITS = 3
@@ -52,7 +53,7 @@ class BusStats:
     frames: int = 0
     errors: int = 0  # error frames
     busy_ns: int = 0
-    per_id: Counter[int] = field(default_factory=Counter)
+    per_id: Counter[int] = field(default_factory=Counter)  # by ID key (harness.network.ids)
 
     def load(self, elapsed_ns: int) -> float:
         return self.busy_ns / elapsed_ns if elapsed_ns else 0.0
@@ -97,9 +98,11 @@ class CanBus:
             self._arbitration.arm_at(at)
 
     def inject_errors(self, count: int = 1, ids: Iterable[int] | None = None) -> None:
-        """Destroy the next `count` frames (only frames with these IDs, if given)."""
+        """Destroy the next `count` frames (only frames with these IDs, if given: keys of
+        `harness.network.ids`, so 0x600 is the standard ID and any number above 0x7FF an
+        extended one)."""
         self._errors_to_inject += count
-        self._error_ids = frozenset(ids) if ids is not None else None
+        self._error_ids = frozenset(map(normalise, ids)) if ids is not None else None
 
     def duration_ns(self, frame: CanFrame) -> int:
         return frame_bits(frame).duration_ns(self.bitrate, self.data_bitrate if frame.brs else None)
@@ -139,8 +142,8 @@ class CanBus:
         start = self.clock.cycles
         self._frame_start = start
         bit = 10**9 // self.bitrate
-        if self._errors_to_inject and (self._error_ids is None
-                                       or frame.arbitration_id in self._error_ids):  # fmt: skip
+        if self._errors_to_inject and (self._error_ids is None or id_key(
+                frame.arbitration_id, frame.is_extended) in self._error_ids):  # fmt: skip
             self._errors_to_inject -= 1
             flagged = start + duration - (INTERMISSION_BITS + AFTER_CRC_BITS) * bit
             self.clock.schedule_at(flagged, lambda: self._error_frame(sender))
@@ -161,7 +164,7 @@ class CanBus:
         self.stats.busy_ns += at - self._frame_start
         self._frame_start = at
         self.stats.frames += 1
-        self.stats.per_id[frame.arbitration_id] += 1
+        self.stats.per_id[id_key(frame.arbitration_id, frame.is_extended)] += 1
         stamped = frame.stamped(at, self.name)
         sender.transmitted(stamped)
         for node in self.nodes:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from harness.replay.reader import trace_suffix
+
 SCAN_LINES = 20_000  # how far into a text trace to look for a line that states the rates
 
 
@@ -36,10 +38,7 @@ def recorded_bitrates(path: str | Path) -> dict[int | None, BitRates]:
     """Rates by trace channel as python-can numbers them (ASC: from 0); key None: every
     channel. Empty if the file does not record them."""
     path = Path(path)
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes[-1:] == [".gz"]:
-        suffixes = suffixes[:-1]
-    suffix = suffixes[-1] if suffixes else ""
+    suffix = trace_suffix(path)
     if suffix not in (".asc", ".trc") or not path.is_file():
         return {}
     opener = gzip.open if path.suffix.lower() == ".gz" else open

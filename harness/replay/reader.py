@@ -19,6 +19,7 @@ from typing import IO, Any
 import can
 from can.io.generic import TextIOMessageReader
 from can.io.player import MESSAGE_READERS
+from can.util import dlc2len
 
 from harness.errors import HarnessError
 from harness.network.frames import CanFrame, FrameError
@@ -38,6 +39,14 @@ class TraceFrame:
 
 def formats() -> list[str]:
     return sorted(MESSAGE_READERS)
+
+
+def trace_suffix(path: Path) -> str:
+    """The suffix that names a trace's format, lower case: `.asc` for `drive.ASC.gz`."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-1:] == [".gz"]:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
 
 
 class _CountingLines:
@@ -166,9 +175,8 @@ def read_trace(path: str | Path) -> Iterator[TraceFrame]:
         raise TraceError(f"{path}: is a directory, not a trace file")
     if not path.is_file():
         raise TraceError(f"{path}: no such trace file")
-    suffixes = [s.lower() for s in path.suffixes]
-    compressed = suffixes[-1:] == [".gz"]
-    suffix = suffixes[-2] if compressed and len(suffixes) >= 2 else suffixes[-1] if suffixes else ""
+    compressed = path.suffix.lower() == ".gz"
+    suffix = trace_suffix(path)
     reader_type = MESSAGE_READERS.get(suffix)
     if reader_type is None:
         raise TraceError(f"{path}: unknown trace format {suffix or '(no suffix)'!r}; python-can "
@@ -265,8 +273,11 @@ def _frames(
         if check is not None:
             check(msg)
         # A line with fewer (or more) data bytes than its DLC says was cut or mangled: python-can
-        # passes on the bytes it found. (A classic DLC of 9..15 means 8 bytes.)
-        stated = msg.dlc if msg.is_fd else min(msg.dlc, 8)
+        # passes on the bytes it found. (A classic DLC of 9..15 means 8 bytes; python-can's
+        # readers give an FD frame's DLC as its length, except TRC's, which gives the code.)
+        stated = min(msg.dlc, 8) if not msg.is_fd else msg.dlc
+        if msg.is_fd and stated != len(msg.data) and stated <= 15:
+            stated = dlc2len(stated)
         if not msg.is_remote_frame and stated != len(msg.data):
             raise TraceError(f"{path}: {where(count)}: the DLC says {stated} data bytes, the "
                              f"record has {len(msg.data)}")  # fmt: skip

@@ -20,7 +20,7 @@ from can.io.logger import MESSAGE_WRITERS
 from harness.network.can import PythonNode
 from harness.network.frames import CanFrame
 from harness.network.network import Network
-from harness.replay.reader import TraceError
+from harness.replay.reader import TraceError, trace_suffix
 
 
 @dataclass
@@ -60,7 +60,7 @@ def check_output_format(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
     what the buses carry (they are CAN FD buses, and python-can's TRC writer silently drops
     every FD frame), one in a directory that does not exist, or one of the `inputs`."""
     path = Path(path)
-    suffix = _format_suffix(path)
+    suffix = trace_suffix(path)
     if suffix not in MESSAGE_WRITERS:
         raise TraceError(f"{path}: cannot write {suffix or 'a file without a suffix'!r}; "
                          f"python-can writes {', '.join(sorted(MESSAGE_WRITERS))} (text "
@@ -73,14 +73,11 @@ def check_output_format(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
                          "(pip install 'python-can[mf4]')")  # fmt: skip
     if not path.parent.is_dir():
         raise TraceError(f"{path}: the directory {path.parent} does not exist")
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory; name a file to write")
     for source in inputs:
         if path.exists() and path.resolve() == Path(source).resolve():
             raise TraceError(f"{path}: is the trace being replayed; write the output elsewhere")
-
-
-def _format_suffix(path: Path) -> str:
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    return suffixes[-1] if suffixes else ""
 
 
 class TraceRecorder:
@@ -93,7 +90,7 @@ class TraceRecorder:
         self.time_offset_s = time_offset_s
         self.writer: can.Listener | None = None
         self.fd_flags_lost = 0  # FD frames written to a format without their FD / BRS / ESI
-        suffix = _format_suffix(self.path) if self.path is not None else ""
+        suffix = trace_suffix(self.path) if self.path is not None else ""
         self._loses_fd_flags = suffix in NO_FD_FLAG_FORMATS
         self._partial: Path | None = None
         if self.path is not None:
@@ -151,7 +148,11 @@ class TraceRecorder:
             self.writer.stop()
             self.writer = None
             if self._partial is not None and self.path is not None:
-                self._partial.replace(self.path)
+                try:
+                    self._partial.replace(self.path)
+                except OSError as err:
+                    self._partial.unlink(missing_ok=True)
+                    raise TraceError(f"{self.path}: cannot write: {err.strerror}") from err
 
     def abort(self) -> None:
         """Stop without an output: the run failed, and half a trace is not one."""

@@ -16,7 +16,7 @@ from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.machine import Machine
-from harness.network.ids import id_key
+from harness.network.ids import format_id, id_key
 from harness.network.network import Network
 from harness.replay.bitrates import BitRates, recorded_bitrates
 from harness.replay.player import Lateness, ReplayOptions, TracePlayer
@@ -92,7 +92,7 @@ class ReplayResult:
         lines.append(f"{'bus':<5} {'dir':<3} {'id':>10} {'message':<20} {'count':>7} "
                      f"{'period ms':>10} {'min':>8} {'max':>8} {'stdev':>7}")  # fmt: skip
         for (bus, ident, extended, stimulus), s in sorted(self.stats.items()):
-            ident_text = f"{ident:08X}x" if extended else f"{ident:03X}"
+            ident_text = format_id(id_key(ident, extended))
             period = (f"{s.mean_ms:10.3f} {s.min_ms:8.3f} {s.max_ms:8.3f} {s.stdev_ms:7.3f}"
                       if s.count > 1 else f"{'-':>10} {'-':>8} {'-':>8} {'-':>7}")  # fmt: skip
             lines.append(f"{bus:<5} {'in' if stimulus else 'out':<3} {ident_text:>10} "
@@ -216,8 +216,8 @@ def _filtered_away(player: TracePlayer, options: ReplayOptions) -> str | None:
                 f"them: {seen}")  # fmt: skip
     missing = [c for c in options.channels or {} if c not in counts.trace_channels]
     if counts.read and missing:
-        return (f"the channel map names channels the trace does not have: "
-                f"{', '.join(map(repr, missing))} (its channels: {seen})")  # fmt: skip
+        return (f"the channel map names channels not seen in the trace (up to the window's "
+                f"end): {', '.join(map(repr, missing))} (its channels: {seen})")  # fmt: skip
     return None
 
 
