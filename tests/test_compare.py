@@ -220,3 +220,31 @@ def test_compare_is_a_cli_module_of_its_own() -> None:
     assert args.func is compare._compare and args.window_ms == 1.0
     assert not hasattr(replay, "_compare")
     assert cli.parser().parse_args(["replay", "t.asc"]).func is replay._replay
+
+
+def test_an_early_frame_of_another_message_does_not_shift_the_rest(tmp_path: Path) -> None:
+    """Both traces on one clock: a 0x7FF 4 ms later in the candidate must not move 0x200."""
+    ref = tmp_path / "ref.log"
+    ref.write_text("(100.000000) can0 7FF#00\n(101.000000) can0 100#01\n(101.010000) can0 200#02\n")
+    cand = tmp_path / "cand.log"
+    cand.write_text("(100.004000) can0 7FF#00\n(101.000000) can0 100#01\n"
+                    "(101.014000) can0 200#02\n")  # fmt: skip
+    only = compare_traces(ref, cand, messages=["0x200"], window_ms=1, whole=True)
+    assert not only.equal and [d.kind for d in only.differences] == ["missing", "extra"]
+    everything = compare_traces(ref, cand, window_ms=1, whole=True)
+    assert sorted((d.kind, d.key) for d in everything.differences) == [
+        ("extra", "0x200"), ("extra", "0x7FF"), ("missing", "0x200"), ("missing", "0x7FF")]
+    # unrelated clocks: each trace counts from its own first compared frame, and says so
+    shifted = tmp_path / "shifted.log"
+    shifted.write_text("(5.000000) can0 100#01\n(5.010000) can0 200#02\n")
+    aligned = compare_traces(ref, shifted, messages=["0x100", "0x200"], window_ms=1)
+    assert aligned.equal and "counts from its own first compared frame" in aligned.notes[0]
+
+
+def test_a_reference_frame_pairs_with_the_nearest_candidate_frame(tmp_path: Path) -> None:
+    ref = tmp_path / "ref.log"
+    ref.write_text("(1.000000) can0 7FF#00\n(1.010000) can0 100#01\n")
+    cand = tmp_path / "cand.log"
+    cand.write_text("(1.000000) can0 7FF#00\n(1.006000) can0 100#02\n(1.010000) can0 100#01\n")
+    result = compare_traces(ref, cand, window_ms=5)
+    assert [(d.kind, d.time_s) for d in result.differences] == [("extra", pytest.approx(0.006))]

@@ -61,6 +61,12 @@ def add_subparser(sub: Any) -> None:
         action="store_true",
         help="pair frames across channels (default: only within the same channel)",
     )
+    c.add_argument(
+        "--align-first",
+        action="store_true",
+        help="count each trace's time from its own first compared frame (default: both from "
+        "the reference's first frame, one time base)",
+    )
     c.add_argument("--show", type=non_negative_int, default=20, help="differences to print")
     c.set_defaults(func=_compare)
 
@@ -70,7 +76,8 @@ def _compare(args: argparse.Namespace) -> int:
     result = compare_traces(args.reference, args.candidate, dbc=dbc, window_ms=args.window_ms,
                             tolerances=dict(args.tolerance), mask=args.mask,
                             messages=args.message, whole=args.whole,
-                            ignore_channels=args.ignore_channels)  # fmt: skip
+                            ignore_channels=args.ignore_channels,
+                            align_first=args.align_first)  # fmt: skip
     print(result.report(args.show))
     if result.empty:
         raise HarnessError(f"nothing compared: {result.nothing_compared}")

@@ -2,9 +2,13 @@
 windows, ignoring what the user masks (alive counters, CRCs, whole messages).
 
 Each occurrence of a message in the reference is paired with the nearest unpaired occurrence
-of the same message on the same channel in the candidate within `window_ms` (times relative
-to each trace's first frame). Unpaired reference frames are "missing", unpaired candidate
-frames "extra"; paired frames whose signals differ beyond their tolerance are "value"
+of the same message on the same channel in the candidate within `window_ms`. Traces whose
+first frames are less than a second apart share a clock (a replay's output keeps its input's
+time base): times count from the reference's first frame in both, so an early frame of
+another message cannot shift the rest. Otherwise (or with `align_first=True`) each trace
+counts from its own first compared frame, and the result notes it. Unpaired reference
+frames are "missing", unpaired candidate frames "extra"; paired frames whose signals differ
+beyond their tolerance are "value"
 differences, and paired frames sent differently (data length, CAN FD or classic, BRS, remote)
 are "format" differences. IDs the DBC does not know are compared by their raw bytes and named
 by their ID as `harness.network.ids` writes it (0x123, 0x123x for extended); a standard and an
@@ -40,6 +44,9 @@ from harness.network.ids import format_id, id_key, parse_id
 from harness.replay.reader import TraceFrame, read_trace
 
 Channel = int | str | None
+
+
+SAME_CLOCK_S = 1.0  # traces whose first frames are closer than this share a time base
 
 
 class CompareError(HarnessError):
@@ -126,13 +133,14 @@ class Comparison:
         return "\n".join(lines)
 
 
-def _peek(path: Path) -> tuple[Iterator[TraceFrame], bool]:
-    """The trace's records, and whether it records channels (its first frame has one)."""
+def _peek(path: Path) -> tuple[Iterator[TraceFrame], bool, float | None]:
+    """The trace's records, whether it records channels (its first frame has one), and its
+    first timestamp."""
     records = read_trace(path)
     first = next(records, None)
     if first is None:
-        return iter(()), True
-    return itertools.chain([first], records), first.channel is not None
+        return iter(()), True, None
+    return itertools.chain([first], records), first.channel is not None, first.time_s
 
 
 class _Scan:
@@ -143,11 +151,11 @@ class _Scan:
 
 
 def _occurrences(records: Iterator[TraceFrame], dbc: Dbc | None, masked: list[str],
-                 messages: set[str] | None, scan: _Scan) -> Iterator[Occurrence]:  # fmt: skip
-    first: float | None = None
+                 messages: set[str] | None, scan: _Scan,
+                 origin: float | None) -> Iterator[Occurrence]:  # fmt: skip
+    """Times count from `origin`; None: from the first occurrence yielded."""
     for record in records:
         scan.records += 1
-        first = record.time_s if first is None else first
         frame = record.frame
         decoded = dbc.decode(frame) if dbc is not None else None
         values: dict[str, Any]
@@ -164,7 +172,9 @@ def _occurrences(records: Iterator[TraceFrame], dbc: Dbc | None, masked: list[st
             values = {"data": frame.data.hex()}
         if _masked(key, masked) or (messages is not None and key not in messages):
             continue
-        yield Occurrence(record.time_s - first, key, values, record.channel, FrameFormat.of(frame))
+        origin = record.time_s if origin is None else origin
+        yield Occurrence(record.time_s - origin, key, values, record.channel,
+                         FrameFormat.of(frame))  # fmt: skip
 
 
 def _masked(name: str, patterns: Iterable[str]) -> bool:
@@ -209,13 +219,16 @@ def compare_traces(
     messages: Iterable[str] | None = None,
     whole: bool = False,
     ignore_channels: bool = False,
+    align_first: bool = False,
     keep: int = 1000,
 ) -> Comparison:
     """`tolerances`: "Message.Signal" (glob patterns allowed) -> absolute tolerance.
     `mask`: "Message" or "Message.Signal" patterns to ignore. `messages`: compare only these
     (DBC names or IDs, see `selected_messages`). The reference's time span is compared;
     `whole=True` also reports candidate frames after it. `ignore_channels=True` pairs frames
-    across channels. At most `keep` differences are kept (all are counted)."""
+    across channels. `align_first=True` counts each trace's time from its own first compared
+    frame instead of the reference's first frame. At most `keep` differences are kept (all
+    are counted)."""
     reference, candidate = Path(reference), Path(candidate)
     if not math.isfinite(window_ms) or window_ms < 0:
         raise CompareError(f"the timing window must be 0 ms or more, not {window_ms}")
@@ -228,8 +241,14 @@ def compare_traces(
     masked = list(mask)
     wanted = selected_messages(messages, dbc) if messages is not None else None
     pending: dict[tuple[Channel, str], deque[Occurrence]] = {}  # candidate occurrences unpaired
-    ref_records, ref_channels = _peek(reference)
-    cand_records, cand_channels = _peek(candidate)
+    ref_records, ref_channels, ref_start = _peek(reference)
+    cand_records, cand_channels, cand_start = _peek(candidate)
+    origin = None if align_first else ref_start
+    if origin is not None and cand_start is not None and abs(cand_start - origin) > SAME_CLOCK_S:
+        result.notes.append(f"the candidate starts {cand_start - origin:+.3f} s from the "
+                            "reference: each trace's time counts from its own first compared "
+                            "frame")  # fmt: skip
+        origin = None
     by_channel = not ignore_channels and ref_channels and cand_channels
     if not ignore_channels and ref_channels != cand_channels:
         side = "reference" if not ref_channels else "candidate"
@@ -249,10 +268,10 @@ def compare_traces(
             result.differences.append(Difference(kind, o.key, o.time_s, detail, o.channel))
 
     ref_scan, cand_scan = _Scan(), _Scan()
-    cand = _occurrences(cand_records, dbc, masked, wanted, cand_scan)
+    cand = _occurrences(cand_records, dbc, masked, wanted, cand_scan, origin)
     cand_next = next(cand, None)
     end = 0.0
-    for ref in _occurrences(ref_records, dbc, masked, wanted, ref_scan):
+    for ref in _occurrences(ref_records, dbc, masked, wanted, ref_scan, origin):
         result.reference_frames += 1
         channels.add(ref.channel)
         end = ref.time_s
@@ -267,7 +286,8 @@ def compare_traces(
         if not queue:
             found("missing", ref, f"no frame within {window_ms} ms in the candidate")
             continue
-        match = queue.popleft()
+        match = min(queue, key=lambda o: abs(o.time_s - ref.time_s))  # the nearest in time
+        queue.remove(match)
         result.compared += 1
         if match.format != ref.format:
             found("format", ref, f"{match.format} in the candidate; {ref.format} in the reference")
