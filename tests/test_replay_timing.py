@@ -270,3 +270,17 @@ def test_a_frame_that_must_queue_behind_the_previous_one_counts_as_late(tmp_path
     assert result.lateness.max_ns > 500_000
     with pytest.raises(ReplayTimingError, match=r"ID 0x456 recorded at 1\.000200 s started"):
         replay(trace, tail_ms=0, strict_timing=True, timing_tolerance_ms=0.5)
+
+
+def test_trc_2_1_gives_each_bus_its_rate(tmp_path: Path) -> None:
+    trc = tmp_path / "two.trc"
+    trc.write_text(";$FILEVERSION=2.1\n;$COLUMNS=N,O,T,B,I,d,R,L,D\n;---------\n"
+                   ";   Bus   Name   Connection     Protocol  Bit rate\n"
+                   ";   1     A      PCAN-USB FD    CAN       500 kbit/s\n"
+                   ";   2     B      PCAN-USB FD    CAN       125 kbit/s\n;---------\n"
+                   "      1         1.000 DT 1  0100 Rx -  2    01 02\n"
+                   "      2         2.000 DT 2  0200 Rx -  2    01 02\n")  # fmt: skip
+    assert recorded_bitrates(trc) == {1: BitRates(500_000), 2: BitRates(125_000)}
+    result = replay(trc, options=ReplayOptions(channels={1: "can0", 2: "can1"}), tail_ms=0)
+    assert result.bitrates["can1"] == (BitRates(125_000, 2_000_000),
+                                       "nominal from the trace, data default")  # fmt: skip

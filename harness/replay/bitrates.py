@@ -86,18 +86,27 @@ _TRC_DATA = re.compile(r"data\s+" + _TRC_RATE.pattern, re.I)
 
 
 def _trc_rates(lines: Iterator[str]) -> dict[int | None, BitRates]:
-    in_connection_table = False
+    """The connection table: TRC 2.0 has one row (every channel), TRC 2.1 a row per bus,
+    numbered as python-can numbers TRC channels."""
+    rates: dict[int | None, BitRates] = {}
+    in_table = False
     for line in lines:
         if not line.startswith(";"):
             break  # the header is over
-        if "bit rate" in line.lower() and "connection" in line.lower():
-            in_connection_table = True
-        elif in_connection_table and (any_rate := _TRC_RATE.search(line)):
+        text = line.lstrip(";").strip()
+        if "bit rate" in text.lower() and "connection" in text.lower():
+            in_table = True
+        elif in_table and text.startswith("-"):
+            if rates:
+                break  # the table's closing rule
+        elif in_table and (any_rate := _TRC_RATE.search(text)):
             # "500 kbit/s", or for CAN FD "Nominal 1 MBit/s, Data 2 Mbit/s"
-            nominal = _TRC_NOMINAL.search(line) or any_rate
-            data = _TRC_DATA.search(line)
-            return {None: BitRates(_rate(nominal), _rate(data) if data else None)}
-    return {}
+            nominal = _TRC_NOMINAL.search(text) or any_rate
+            data = _TRC_DATA.search(text)
+            bus = text.split()[0]
+            rates[int(bus) if bus.isdigit() else None] = BitRates(
+                _rate(nominal), _rate(data) if data else None)  # fmt: skip
+    return rates
 
 
 def _rate(found: re.Match[str]) -> int:
