@@ -53,8 +53,10 @@ def test_replay_saturated_trace(
     results = []
 
     def run() -> None:
-        results.append(replay(trace, firmware=firmware["elc"], options=options, bitrate=bitrate,
-                              data_bitrate=2_000_000, tail_ms=0))  # fmt: skip
+        elc, data_bitrate = ((firmware["elc"], 2_000_000) if bitrate == 500_000
+                             else (firmware["elc_1m"], 4_000_000))  # built for that bus
+        results.append(replay(trace, firmware=elc, options=options, bitrate=bitrate,
+                              data_bitrate=data_bitrate, tail_ms=0))  # fmt: skip
 
     benchmark.pedantic(run, rounds=3, iterations=1)
     result = results[-1]

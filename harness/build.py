@@ -38,10 +38,12 @@ class Target:
     doc: str
     linker_script: str = "linker/app.ld"
     float_abi: str = "soft"
+    defines: tuple[str, ...] = ()  # NAME=VALUE for the preprocessor
 
     @property
     def flags(self) -> tuple[str, ...]:
-        return (*CFLAGS, *FLOAT_ABI[self.float_abi], *LDFLAGS)
+        defines = tuple(f"-D{d}" for d in self.defines)
+        return (*CFLAGS, *FLOAT_ABI[self.float_abi], *defines, *LDFLAGS)
 
 
 TARGETS = (
@@ -54,6 +56,8 @@ TARGETS = (
     Target("semihost", (*COMMON, "tests/semihost.c"), "console output and exit by semihosting"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
     Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD"),
+    Target("elc_1m", (*COMMON, "elc/main.c", "elc/e2e.c"), "the same on a 1 Mbit/s / 4 Mbit/s bus",
+           defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u")),
 )
 
 

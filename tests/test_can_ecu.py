@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import Machine
+from harness.errors import SimulationError
 from harness.network import CanFrame, Network, PythonNode
 
 
@@ -109,3 +110,23 @@ def test_outcome_does_not_depend_on_how_the_network_is_sliced(firmware: dict[str
     whole = run(1)
     assert run(7) == whole and run(30) == whole
     assert len(whole[0]) > 16  # echoes did go out
+
+
+def test_a_controller_whose_bit_timing_differs_from_its_bus_stops_the_run(
+    firmware: dict[str, Path],
+) -> None:
+    """On a real bus an ECU at the wrong bit rate cannot communicate: never run on as if it
+    could (the echo firmware is built for 500 kbit/s and 2 Mbit/s)."""
+    for nominal, data in [(1_000_000, 2_000_000), (500_000, 4_000_000), (125_000, 125_000)]:
+        net = Network()
+        net.can_bus("can0", nominal, data)
+        net.add_ecu("ECHO", Machine(firmware["canecho"]))
+        with pytest.raises(SimulationError, match=r"ECHO\.MCAN0 left INIT with bit timing for "
+                           r"500 kbit/s \(data 2 Mbit/s\), but can0 runs at"):  # fmt: skip
+            net.run_for(ms=2)
+    net = Network()
+    net.can_bus("can0", 1_000_000, 4_000_000)
+    net.add_ecu("ELC", Machine(firmware["elc_1m"]))  # built for that bus: runs
+    spy = PythonNode("spy", net.bus("can0"))
+    net.run_for(ms=30)
+    assert any(f.arbitration_id == 0x300 for f in spy.received)  # LightStatus every 10 ms

@@ -30,6 +30,8 @@ def frames(n: int = 10) -> list[tuple[float, CanFrame]]:
 def write(path: Path, items: list[tuple[float, CanFrame]],
           channel: Callable[[CanFrame], int] = lambda f: 0) -> Path:  # fmt: skip
     with can.Logger(str(path)) as log:
+        if isinstance(log, can.ASCWriter):  # keep the times as given (python-can's ASC
+            log.log_event("Start", timestamp=0.0)  # writer counts from its first event)
         for time_s, frame in items:
             msg = frame.to_message()
             msg.timestamp, msg.channel = 100.0 + time_s, channel(frame)
@@ -234,11 +236,28 @@ def test_an_early_frame_of_another_message_does_not_shift_the_rest(tmp_path: Pat
     everything = compare_traces(ref, cand, window_ms=1, whole=True)
     assert sorted((d.kind, d.key) for d in everything.differences) == [
         ("extra", "0x200"), ("extra", "0x7FF"), ("missing", "0x200"), ("missing", "0x7FF")]
-    # unrelated clocks: each trace counts from its own first compared frame, and says so
+    # unrelated clocks: a hint, and --align-first counts each from its first compared frame
     shifted = tmp_path / "shifted.log"
     shifted.write_text("(5.000000) can0 100#01\n(5.010000) can0 200#02\n")
-    aligned = compare_traces(ref, shifted, messages=["0x100", "0x200"], window_ms=1)
-    assert aligned.equal and "counts from its own first compared frame" in aligned.notes[0]
+    apart = compare_traces(ref, shifted, messages=["0x100", "0x200"], window_ms=1)
+    assert not apart.equal and "use --align-first" in apart.notes[0]
+    aligned = compare_traces(ref, shifted, messages=["0x100", "0x200"], window_ms=1,
+                             align_first=True)  # fmt: skip
+    assert aligned.equal
+
+
+def test_a_golden_window_of_the_candidate_is_compared_on_the_shared_clock(
+    tmp_path: Path,
+) -> None:
+    """A reference cut from the candidate's recording (replay --start keeps the time base)
+    must be compared where it lies, not against the candidate's first second."""
+    golden = tmp_path / "golden.log"
+    golden.write_text("".join(f"({2 + i / 100:.6f}) can0 300#00\n" for i in range(100)))
+    candidate = tmp_path / "candidate.log"
+    candidate.write_text("".join(f"({i / 100:.6f}) can0 300#{'01' if i >= 200 else '00'}\n"
+                                 for i in range(300)))  # fmt: skip
+    diff = compare_traces(golden, candidate, window_ms=1)
+    assert not diff.equal and diff.total_differences == 100
 
 
 def test_a_reference_frame_pairs_with_the_nearest_candidate_frame(tmp_path: Path) -> None:

@@ -102,8 +102,10 @@ def test_python_can_sample_trace_replays(
     times = [m.timestamp for m in expected]
     span = max(times) - min(times) if times else 0.0
     scale = min(1.0, REPLAY_SPAN_S / span) if span else 1.0
+    # the light controller's bit timing (500 kbit/s, 2 Mbit/s), whatever rates the file records
     result = replay(trace, firmware=firmware["elc"], output=out, tail_ms=20,
-                    options=ReplayOptions(time_scale=scale))  # fmt: skip
+                    options=ReplayOptions(time_scale=scale), bitrate=500_000,
+                    data_bitrate=2_000_000)  # fmt: skip
     assert result.frames_in == len(expected), result.summary()
     assert result.filtered == 0
     assert result.frames_out > 0  # the controller ran: its 10 ms LightStatus at least

@@ -63,6 +63,8 @@ def stimulus_messages(n: int = 50, fd: bool = True) -> list[can.Message]:
 
 def write_trace(path: Path, msgs: list[can.Message]) -> Path:
     with can.Logger(str(path)) as writer:
+        if isinstance(writer, can.ASCWriter):  # keep the times as given (python-can's ASC
+            writer.log_event("Start", timestamp=0.0)  # writer counts from its first event)
         for m in msgs:
             writer.on_message_received(m)
     return path

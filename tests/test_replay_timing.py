@@ -284,3 +284,14 @@ def test_trc_2_1_gives_each_bus_its_rate(tmp_path: Path) -> None:
     result = replay(trc, options=ReplayOptions(channels={1: "can0", 2: "can1"}), tail_ms=0)
     assert result.bitrates["can1"] == (BitRates(125_000, 2_000_000),
                                        "nominal from the trace, data default")  # fmt: skip
+
+
+def test_a_window_on_absolute_timestamps_keeps_its_first_frame(tmp_path: Path) -> None:
+    """Epoch timestamps: 1700000000.05 - 1700000000.0 is not 0.05 in floats."""
+    trace = tmp_path / "epoch.log"
+    trace.write_text("".join(f"({1_700_000_000 + i * 0.005:.6f}) can0 {0x100 + i:03X}#00\n"
+                             for i in range(40)))  # fmt: skip
+    result = replay(trace, options=ReplayOptions(start_s=0.05, stop_s=0.1), tail_ms=0)
+    assert result.frames_in == 11  # frames 10..20, both ends included
+    ids = sorted(k[1] for k in result.stats)
+    assert ids[0] == 0x100 + 10 and ids[-1] == 0x100 + 20

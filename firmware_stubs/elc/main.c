@@ -21,6 +21,14 @@
 #include "hal.h"
 #include "mcan.h"
 
+/* The bus the controller is built for (the `elc_1m` target builds it for 1 Mbit/s / 4 Mbit/s). */
+#ifndef ELC_NOMINAL_BITRATE
+#define ELC_NOMINAL_BITRATE 500000u
+#endif
+#ifndef ELC_DATA_BITRATE
+#define ELC_DATA_BITRATE 2000000u
+#endif
+
 #define ID_VEHICLE_STATE 0x100u
 #define ID_LIGHT_COMMAND 0x120u
 #define ID_LIGHT_STATUS  0x300u
@@ -223,7 +231,7 @@ void SysTick_Handler(void) {
 int main(void) {
     for (uint32_t pin = PIN_BRAKE; pin <= PIN_FOG; pin++) gpio_output(GPIOA, pin);
     last_status = status_byte();
-    mcan_init(MCAN0, 500000u, 2000000u);
+    mcan_init(MCAN0, ELC_NOMINAL_BITRATE, ELC_DATA_BITRATE);
     MCAN0->IE |= MCAN_IE_BOE_Msk; /* bus-off on the same line as RX */
     /* CAN RX above the 1 ms scheduler: a frame is handled even while the tick runs. */
     nvic_set_priority(MCAN0_INT0_IRQn, 0x40);

@@ -65,6 +65,7 @@ class Network:
             node.name = f"{name}.{controller}"
             bus.attach(node)  # type: ignore[arg-type]  # an Mcan is a CanNode
             node.bus_request.append(bus.request)  # type: ignore[attr-defined]
+            node.bus_rates = (bus.name, bus.bitrate, bus.data_bitrate)  # type: ignore[attr-defined]
         self.ecus[name] = machine
         return machine
 

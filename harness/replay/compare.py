@@ -2,11 +2,13 @@
 windows, ignoring what the user masks (alive counters, CRCs, whole messages).
 
 Each occurrence of a message in the reference is paired with the nearest unpaired occurrence
-of the same message on the same channel in the candidate within `window_ms`. Traces whose
-first frames are less than a second apart share a clock (a replay's output keeps its input's
-time base): times count from the reference's first frame in both, so an early frame of
-another message cannot shift the rest. Otherwise (or with `align_first=True`) each trace
-counts from its own first compared frame, and the result notes it. Unpaired reference
+of the same message on the same channel in the candidate within `window_ms`. Both traces are
+read on one clock, the reference's (a replay's output keeps its input's time base): times
+count from the reference's first frame in both, so neither an early frame of another message
+nor a reference that is a window of the candidate can shift the comparison. Traces whose
+clocks are unrelated (python-can's ASC writer counts from its first frame) need
+`align_first=True`: each trace then counts from its own first compared frame; when the
+traces start more than a second apart the result suggests it. Unpaired reference
 frames are "missing", unpaired candidate frames "extra"; paired frames whose signals differ
 beyond their tolerance are "value"
 differences, and paired frames sent differently (data length, CAN FD or classic, BRS, remote)
@@ -46,7 +48,7 @@ from harness.replay.reader import TraceFrame, read_trace
 Channel = int | str | None
 
 
-SAME_CLOCK_S = 1.0  # traces whose first frames are closer than this share a time base
+SAME_CLOCK_S = 1.0  # traces whose first frames are further apart get the --align-first hint
 
 
 class CompareError(HarnessError):
@@ -246,9 +248,8 @@ def compare_traces(
     origin = None if align_first else ref_start
     if origin is not None and cand_start is not None and abs(cand_start - origin) > SAME_CLOCK_S:
         result.notes.append(f"the candidate starts {cand_start - origin:+.3f} s from the "
-                            "reference: each trace's time counts from its own first compared "
-                            "frame")  # fmt: skip
-        origin = None
+                            "reference; if their clocks are unrelated, use --align-first "
+                            "(align_first=True)")  # fmt: skip
     by_channel = not ignore_channels and ref_channels and cand_channels
     if not ignore_channels and ref_channels != cand_channels:
         side = "reference" if not ref_channels else "candidate"
@@ -282,7 +283,9 @@ def compare_traces(
             cand_next = next(cand, None)
         queue = pending.get(slot(ref))
         while queue and queue[0].time_s < ref.time_s - window:  # too early for any reference
-            found("extra", queue.popleft(), "not in the reference")
+            early = queue.popleft()
+            if whole or early.time_s >= -window:  # before the reference's span: not compared
+                found("extra", early, "not in the reference")
         if not queue:
             found("missing", ref, f"no frame within {window_ms} ms in the candidate")
             continue

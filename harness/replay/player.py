@@ -139,6 +139,8 @@ class TracePlayer:
         frame starts so that it ends at its recorded time."""
         o = self.options
         offset = self.start_ns
+        window_start_us = round(o.start_s * 1e6)
+        window_stop_us = None if o.stop_s is None else round(o.stop_s * 1e6)
         for _ in range(o.loops):
             first: float | None = None
             last_end = offset
@@ -149,12 +151,16 @@ class TracePlayer:
                     first = record.time_s
                     if self.first_time_s is None:
                         self.first_time_s = first
-                relative = record.time_s - first
+                relative = round((record.time_s - first) * 1e9)  # ns
+                # The window in whole µs, the finest a text trace records: 50.05 - 50.0 is
+                # 0.04999... in floats (epoch times are coarser still), and a window at 0.05 s
+                # must keep the frame recorded at 0.05 s.
+                in_window_us = round((record.time_s - first) * 1e6)
                 key = id_key(record.frame.arbitration_id, record.frame.is_extended)
-                if relative < o.start_s or (o.ids is not None and key not in o.ids):
+                if in_window_us < window_start_us or (o.ids is not None and key not in o.ids):
                     self.counts.filtered += 1
                     continue
-                if o.stop_s is not None and relative > o.stop_s:
+                if window_stop_us is not None and in_window_us > window_stop_us:
                     break
                 bus = self._bus_for(record)
                 if bus is None or key in o.exclude_ids:
@@ -163,7 +169,8 @@ class TracePlayer:
                 stamp_after = self.network.buses[bus].stamp_after_ns(record.frame)
                 if not self.anchor_ns:
                     self.anchor_ns = stamp_after
-                end = offset + round((relative - o.start_s) * o.time_scale * 1e9) + self.anchor_ns
+                end = offset + round((relative - window_start_us * 1000) * o.time_scale)
+                end += self.anchor_ns
                 if end < last_end:
                     raise TraceError(f"{self.trace}: frame {self.counts.read} at "
                                      f"{record.time_s:.6f} s goes back in time")  # fmt: skip

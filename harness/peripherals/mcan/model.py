@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.clock import VirtualClock
+from harness.errors import SimulationError
 from harness.network.frames import CanFrame
 from harness.network.timing import frame_bits
 from harness.peripherals.base import IrqLine, Peripheral
@@ -128,6 +129,8 @@ class Mcan(Peripheral):
         self.can_clock_hz = can_clock_hz
         # Set by whoever attaches the controller to a bus: called when a frame is waiting.
         self.bus_request: list[Callable[[int], None]] = []
+        # The bus's nominal and data bit rates, once attached: the bit timing must match.
+        self.bus_rates: tuple[str, int, int] | None = None
         self._pending: dict[int, TxRequest] = {}
         self._offered: int | None = None  # the request offered to the bus's arbitration
         self._looping: int | None = None  # the request in internal loopback
@@ -201,12 +204,30 @@ class Mcan(Peripheral):
 
     def _left_init(self) -> None:
         s = self.setup
+        self._check_bit_timing(s)
         if self.regs.get_field("PSR", "BO"):
             bits = RECOVERY_BITS * self.clock.hz // s.nominal_bitrate
             self._recovery.arm_in(bits)  # bus-off recovery: 128 x 11 recessive bits
             return
         self.regs.set_field("PSR", "ACT", ACT_IDLE)
         self._wake_bus()
+
+    def _check_bit_timing(self, s: Setup) -> None:
+        """A controller whose bit timing differs from its bus's would not communicate on a
+        real bus (every frame an error): stop with the two sets of rates, never run on."""
+        if self.bus_rates is None or s.monitoring:
+            return
+        bus, nominal, data = self.bus_rates
+        wrong = not _close(s.nominal_bitrate, nominal)
+        if s.fd and s.brs and nominal != data:
+            wrong = wrong or not _close(s.data_bitrate, data)
+        if wrong:
+            raise SimulationError(
+                f"{self.name} left INIT with bit timing for {_rates(s.nominal_bitrate)} "
+                f"(data {_rates(s.data_bitrate)}), but {bus} runs at {_rates(nominal)} (data "
+                f"{_rates(data)}): on a real bus it could not communicate. Make the firmware's "
+                f"NBTP/DBTP and the bus's rates agree"
+            )
 
     @property
     def setup(self) -> Setup:
@@ -710,3 +731,12 @@ class Mcan(Peripheral):
         self._show_counters()
         self.regs.set_field("PSR", "ACT", ACT_IDLE)
         self._wake_bus()
+
+
+def _close(configured: int, bus: int) -> bool:
+    """Within the 0.5 % a CAN bit timing may be off (prescaler rounding, oscillators)."""
+    return abs(configured - bus) * 200 <= bus
+
+
+def _rates(rate: int) -> str:
+    return f"{rate / 1e6:g} Mbit/s" if rate >= 1_000_000 else f"{rate / 1e3:g} kbit/s"
