@@ -509,3 +509,29 @@ def test_trc_fd_frames_longer_than_8_bytes_are_read(tmp_path: Path) -> None:
                     + " ".join(["BB"] * 64) + "\n")  # fmt: skip
     frames = [r.frame for r in read_trace(path)]
     assert [(len(f.data), f.is_fd, f.brs) for f in frames] == [(12, True, False), (64, True, True)]
+
+
+ASC_HEAD = ("date Tue Dec 1 10:00:00.000 2026\nbase hex  timestamps absolute\n"
+            "internal events logged\nBegin Triggerblock\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [("   0.001000 CANFD   1 Rx        100                                   1 0 9 12 "
+      "01 02 03 04 05 06 07 08 09 0A        0    0     3000        0        0        0"
+      "        0        0", r"a CANFD line whose data does not match its length \(12 bytes\): "
+      r"6 fields"),
+     ("   0.001000 CANFD   1 Rx        100                                   0 0 8  8 "
+      "01 02 03 04 05 06 07 08 09 0 0 3000 0 0 0 0 0", r"a CANFD line .*: 9 fields after the data"),
+     ("   0.001000 1  100             Rx   d 2 01 02 03", r"3 data bytes on a classic CAN line "
+      r"with DLC 2: python-can would read 2")],
+)  # fmt: skip
+def test_asc_lines_whose_data_does_not_match_their_length_are_refused(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    """python-can reads as many bytes as the length says: fewer listed and the trailing
+    fields become data; more and they are dropped. Either way not the recorded frame."""
+    path = tmp_path / "bad.asc"
+    path.write_text(ASC_HEAD + line + "\nEnd TriggerBlock\n")
+    with pytest.raises(TraceError, match=r"bad\.asc: line 5: " + reason):
+        list(read_trace(path))

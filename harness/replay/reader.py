@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import itertools
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -135,10 +136,41 @@ class _AscLines(_CountingLines):
             return ""
 
 
-def _check_asc(msg: can.Message, lines: _AscLines) -> None:
+def _check_asc(path: Path, msg: can.Message, lines: _AscLines) -> None:
+    if (problem := _asc_data_problem(lines.last, len(msg.data))) is not None:
+        raise TraceError(f"{path}: line {lines.line}: {problem}")
     _asc_classic_on_fd(msg, lines.last)
     if lines.relative:
         msg.timestamp = lines.clock_s
+
+
+_HEX_BYTE = re.compile(r"[0-9A-Fa-f]{2}")
+ASC_FD_TRAILERS = (0, 7, 8)  # fields after a CANFD line's data: none, or Vector's 8 (python-can's
+# own sample files also have 7): duration, length, flags, CRC, bit timings
+
+
+def _asc_data_problem(line: str, taken: int) -> str | None:
+    """python-can takes as many data bytes as the line's length field says and ignores the
+    rest: a line with fewer bytes gets its trailing fields read as data, one with more loses
+    them. Both are broken lines. `taken`: the bytes python-can took."""
+    tokens = line.split()
+    if len(tokens) > 9 and tokens[1] == "CANFD" and not tokens[4].lower().startswith("error"):
+        first = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
+        if len(tokens) > first + 3 and tokens[first + 3].isdigit():
+            length = int(tokens[first + 3])
+            trailer = len(tokens) - (first + 4 + length)
+            if trailer not in ASC_FD_TRAILERS:
+                return (f"a CANFD line whose data does not match its length ({length} bytes): "
+                        f"{trailer} fields after the data, expected 8")  # fmt: skip
+        return None
+    for kind in ("d", "D"):
+        if kind in tokens[3:6]:
+            at = tokens.index(kind, 3)
+            listed = len(list(itertools.takewhile(_HEX_BYTE.fullmatch, tokens[at + 2 :])))
+            if listed > taken:
+                return (f"{listed} data bytes on a classic CAN line with DLC {tokens[at + 1]}: "
+                        f"python-can would read {taken} of them")  # fmt: skip
+    return None
 
 
 def _asc_classic_on_fd(msg: can.Message, line: str) -> None:
@@ -197,7 +229,7 @@ def read_trace(path: str | Path) -> Iterator[TraceFrame]:
 
             def check(msg: can.Message) -> None:
                 if isinstance(counted, _AscLines):
-                    _check_asc(msg, counted)
+                    _check_asc(path, msg, counted)
                 elif suffix == ".log":
                     _check_candump_data(path, counted)
                 if suffix != ".trc" and not counted.last.endswith("\n"):
