@@ -295,3 +295,39 @@ def test_a_window_on_absolute_timestamps_keeps_its_first_frame(tmp_path: Path) -
     assert result.frames_in == 11  # frames 10..20, both ends included
     ids = sorted(k[1] for k in result.stats)
     assert ids[0] == 0x100 + 10 and ids[-1] == 0x100 + 20
+
+
+def test_time_order_is_checked_per_bus(tmp_path: Path) -> None:
+    """Loggers of several buses may write two buses' frames a little out of order; one bus
+    never goes back, and nothing comes before the first frame."""
+    jitter = tmp_path / "jitter.log"
+    jitter.write_text("(1.000000) can0 100#01\n(1.000010) can1 200#02\n(1.000009) can0 101#03\n")
+    both = ReplayOptions(channels={"can0": "can0", "can1": "can1"})
+    assert replay(jitter, options=both, tail_ms=0).frames_in == 3
+    same_bus = tmp_path / "back.log"
+    same_bus.write_text("(1.000000) can0 100#01\n(1.000010) can0 200#02\n(1.000009) can0 101#03\n")
+    with pytest.raises(TraceError, match=r"frame 3 at 1\.000009 s goes back in time"):
+        replay(same_bus, tail_ms=0)
+    before = tmp_path / "before.log"
+    before.write_text("(1.000000) can0 100#01\n(0.500000) can0 101#03\n")
+    with pytest.raises(TraceError, match=r"frame 2 at 0\.500000 s is before the trace's first"):
+        replay(before, tail_ms=0)
+
+
+def test_replays_that_reach_nothing_or_merge_channels_warn(
+    tmp_path: Path, firmware: dict[str, Path]
+) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    assert "has no frames" in (replay(empty, tail_ms=0).filter_warning or "")
+    two = tmp_path / "two.log"
+    two.write_text("(1.000000) can0 100#01\n(1.001000) can1 200#02\n")
+    merged = replay(two, tail_ms=0)
+    assert merged.frames_in == 2
+    assert "several channels ('can0', 'can1'), all replayed onto can0" in (
+        merged.filter_warning or "")  # fmt: skip
+    # the light controller uses MCAN0 only: stimulus on can1 reaches no ECU
+    unheard = replay(two, firmware=firmware["elc"], tail_ms=10,
+                     options=ReplayOptions(channels={"can0": "can1", "can1": "can1"}))  # fmt: skip
+    assert unheard.ecu_warning == ("2 frames were replayed on can1, where the ECU's MCAN1 never "
+                                   "went on the bus: no ECU heard them")  # fmt: skip

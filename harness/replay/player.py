@@ -67,6 +67,7 @@ class PlayerCounts:
     injected: int = 0
     filtered: int = 0  # outside the window, the ID filters or the channel map
     trace_channels: set[int | str | None] = field(default_factory=set)  # as python-can reads them
+    per_bus: dict[str, int] = field(default_factory=dict)  # frames injected onto each bus
 
 
 @dataclass
@@ -143,7 +144,8 @@ class TracePlayer:
         window_stop_us = None if o.stop_s is None else round(o.stop_s * 1e6)
         for _ in range(o.loops):
             first: float | None = None
-            last_end = offset
+            last_end = offset  # the latest end so far, any bus
+            bus_end = dict.fromkeys(self.nodes, offset)  # the last end per bus
             for record in read_trace(self.trace):
                 self.counts.read += 1
                 self.counts.trace_channels.add(record.channel)
@@ -152,6 +154,10 @@ class TracePlayer:
                     if self.first_time_s is None:
                         self.first_time_s = first
                 relative = round((record.time_s - first) * 1e9)  # ns
+                if relative < 0:
+                    raise TraceError(f"{self.trace}: frame {self.counts.read} at "
+                                     f"{record.time_s:.6f} s is before the trace's first frame "
+                                     f"({first:.6f} s)")  # fmt: skip
                 # The window in whole µs, the finest a text trace records: 50.05 - 50.0 is
                 # 0.04999... in floats (epoch times are coarser still), and a window at 0.05 s
                 # must keep the frame recorded at 0.05 s.
@@ -171,10 +177,13 @@ class TracePlayer:
                     self.anchor_ns = stamp_after
                 end = offset + round((relative - window_start_us * 1000) * o.time_scale)
                 end += self.anchor_ns
-                if end < last_end:
+                # On one bus time never goes back; loggers of several buses may write frames
+                # of different buses slightly out of order (less than a frame apart).
+                if end < bus_end[bus] or end < last_end - self._horizon_ns:
                     raise TraceError(f"{self.trace}: frame {self.counts.read} at "
                                      f"{record.time_s:.6f} s goes back in time")  # fmt: skip
-                last_end = end
+                bus_end[bus] = end
+                last_end = max(last_end, end)
                 ideal = end - stamp_after  # (before the start, for a longer frame just after
                 # the first: it starts at once and counts as late)
                 yield end, ideal, bus, record.frame, record.time_s
@@ -184,18 +193,19 @@ class TracePlayer:
         """The bus whose queued frame is due first, and when. Each bus keeps the trace's order
         (a frame that would start before the previous one, being longer, queues behind it);
         across buses frames are independent. Frames are read ahead until none still unread
-        could be due earlier: an unread frame ends after the last one read, so it starts no
-        earlier than that end minus the longest frame."""
+        could be due earlier: an unread frame ends no earlier than a frame's length before the
+        latest end read (out-of-order buses), so it starts no earlier than two lengths
+        before it."""
         while not self._exhausted:
             heads = [q[0][0] for q in self._pending.values() if q]
-            if heads and min(heads) < self._read_end - self._horizon_ns:
+            if heads and min(heads) < self._read_end - 2 * self._horizon_ns:
                 break
             item = next(self._frames, None)
             if item is None:
                 self._exhausted = True
                 break
             end, ideal, bus, frame, recorded_s = item
-            self._read_end = end
+            self._read_end = max(self._read_end, end)
             queue = self._pending[bus]
             at = max(ideal, queue[-1][0]) if queue else ideal
             queue.append((at, ideal, frame, recorded_s))
@@ -225,6 +235,7 @@ class TracePlayer:
             self.nodes[bus].send(frame)
             self._scheduled[bus].append((ideal, recorded_s))
             self.counts.injected += 1
+            self.counts.per_bus[bus] = self.counts.per_bus.get(bus, 0) + 1
         self._arm()
 
     def _started(self, bus: str, frame: CanFrame) -> None:

@@ -53,11 +53,13 @@ class ReplayResult:
     timing_warning: str | None = None
     output_warning: str | None = None
     filter_warning: str | None = None
+    ecu_warning: str | None = None
     replay_load: dict[str, float] = field(default_factory=dict)  # while the stimulus played
 
     @property
     def warnings(self) -> list[str]:
-        return [w for w in (self.filter_warning, self.timing_warning, self.output_warning) if w]
+        return [w for w in (self.filter_warning, self.ecu_warning, self.timing_warning,
+                            self.output_warning) if w]  # fmt: skip
 
     @property
     def real_time_factor(self) -> float:
@@ -138,6 +140,7 @@ def replay(
     rates = _bus_rates(trace, options, bitrate, data_bitrate)
     for name, (bus_rates, _source) in rates.items():
         net.can_bus(name, bus_rates.nominal, bus_rates.data)
+    ecu = None
     if firmware is not None:
         ecu = net.add_ecu("ECU", Machine(firmware, board), can0="can0",
                           can1="can1" if "can1" in net.buses else None)  # fmt: skip
@@ -201,23 +204,42 @@ def replay(
         timing_warning=warning,
         output_warning=_flags_lost(output, recorder.fd_flags_lost),
         filter_warning=_filtered_away(player, options),
+        ecu_warning=_unheard(player, ecu),
         replay_load=replay_load,
     )
 
 
 def _filtered_away(player: TracePlayer, options: ReplayOptions) -> str | None:
-    """A replay that sends nothing, or a channel map naming channels the trace lacks, is
-    almost always a mistake in the options (channel numbers differ between formats)."""
+    """A replay that sends nothing, a channel map naming channels the trace lacks, or several
+    channels merged onto one bus, are almost always mistakes in the options (channel numbers
+    differ between formats)."""
     counts = player.counts
     seen = ", ".join(sorted(map(repr, counts.trace_channels))) or "none"
-    if counts.read and not counts.injected:
+    if not counts.read:
+        return f"nothing was replayed: {player.trace} has no frames"
+    if not counts.injected:
         return (f"nothing was replayed: the {counts.read} frames read were all filtered out "
                 f"(window, IDs, channel map); the trace's channels as python-can numbers "
                 f"them: {seen}")  # fmt: skip
     missing = [c for c in options.channels or {} if c not in counts.trace_channels]
-    if counts.read and missing:
+    if missing:
         return (f"the channel map names channels not seen in the trace (up to the window's "
                 f"end): {', '.join(map(repr, missing))} (its channels: {seen})")  # fmt: skip
+    if options.channels is None and len(counts.trace_channels) > 1:
+        return (f"the trace has several channels ({seen}), all replayed onto can0: map them "
+                "with --channel (ReplayOptions.channels) to keep their buses apart")  # fmt: skip
+    return None
+
+
+def _unheard(player: TracePlayer, ecu: Machine | None) -> str | None:
+    """Stimulus on a bus whose ECU controller never went on the bus reached no ECU."""
+    if ecu is None:
+        return None
+    for bus, controller in (("can0", "MCAN0"), ("can1", "MCAN1")):
+        sent = player.counts.per_bus.get(bus, 0)
+        if sent and ecu.peripheral(controller).initialising:  # type: ignore[attr-defined]
+            return (f"{sent} frames were replayed on {bus}, where the ECU's {controller} never "
+                    "went on the bus: no ECU heard them")  # fmt: skip
     return None
 
 
