@@ -14,8 +14,8 @@ from harness.replay import ReplayOptions, replay
 
 @pytest.mark.parametrize(
     ("text", "key"),
-    [("0x600", 0x600), ("1536", 0x600), ("0x600x", 0x600 | EXTENDED), ("0x600X", 0x600 | EXTENDED),
-     ("1536x", 0x600 | EXTENDED), ("0x18FF0042", 0x18FF0042 | EXTENDED), ("0x0", 0)],
+    [("0x600", 0x600), ("600", 0x600), ("0x600x", 0x600 | EXTENDED), ("0x600X", 0x600 | EXTENDED),
+     ("600x", 0x600 | EXTENDED), ("18FF0042", 0x18FF0042 | EXTENDED), ("0x0", 0), ("7ff", 0x7FF)],
 )  # fmt: skip
 def test_ids_parse_as_standard_or_extended(text: str, key: int) -> None:
     assert parse_id(text) == key

@@ -267,3 +267,21 @@ def test_a_reference_frame_pairs_with_the_nearest_candidate_frame(tmp_path: Path
     cand.write_text("(1.000000) can0 7FF#00\n(1.006000) can0 100#02\n(1.010000) can0 100#01\n")
     result = compare_traces(ref, cand, window_ms=5)
     assert [(d.kind, d.time_s) for d in result.differences] == [("extra", pytest.approx(0.006))]
+
+
+def test_the_most_specific_tolerance_applies_and_decimals_are_exact(tmp_path: Path) -> None:
+    ref = write(tmp_path / "ref.asc", [(0.0, DBC.encode("LightStatus", SupplyVoltage=13.5))])
+    cand = write(tmp_path / "cand.asc", [(0.0, DBC.encode("LightStatus", SupplyVoltage=13.8))])
+    for order in ([("*", 0.5), ("LightStatus.SupplyVoltage", 0.0)],
+                  [("LightStatus.SupplyVoltage", 0.0), ("*", 0.5)]):  # fmt: skip
+        diff = compare_traces(ref, cand, dbc=DBC, tolerances=dict(order), mask=[COUNTER])
+        assert [d.kind for d in diff.differences] == ["value"], order
+    within = compare_traces(ref, cand, dbc=DBC, mask=[COUNTER],
+                            tolerances={"LightStatus.SupplyVoltage": 0.3})  # fmt: skip
+    assert within.equal, within.report()
+
+
+def test_a_selected_message_in_neither_trace_is_noted(tmp_path: Path) -> None:
+    reference = write(tmp_path / "ref.asc", frames())
+    diff = compare_traces(reference, reference, dbc=DBC, messages=["LightStatus", "LightCommand"])
+    assert diff.equal and "selected but in neither trace: LightCommand" in diff.report()

@@ -23,11 +23,12 @@ def normalise(key: int) -> int:
 
 
 def parse_id(text: str) -> int:
-    """`0x123` (standard), `0x123x` or `291x` (extended), `0x18FF0042` (extended: too big to be
-    standard). Raises ValueError with the reason."""
+    """Hexadecimal, as every trace format writes IDs, with or without `0x`: `123` or `0x123`
+    (standard), `123x` or `0x123x` (extended), `18FF0042` (extended: too big to be standard).
+    Raises ValueError with the reason."""
     body = text.strip()
     extended = body[-1:] in ("x", "X") and body[:-1] not in ("", "0")  # not a bare "0x"
-    number = int(body[:-1] if extended else body, 0)
+    number = int(body[:-1] if extended else body, 16)
     if number < 0 or number > MAX_EXTENDED:
         raise ValueError(f"{text!r} is not a CAN ID (0 .. 0x1FFFFFFF)")
     return id_key(number, True) if extended else normalise(number)

@@ -150,6 +150,7 @@ class _Scan:
 
     def __init__(self) -> None:
         self.records = 0
+        self.keys: set[str] = set()  # messages compared (selected, not masked)
 
 
 def _occurrences(records: Iterator[TraceFrame], dbc: Dbc | None, masked: list[str],
@@ -175,6 +176,7 @@ def _occurrences(records: Iterator[TraceFrame], dbc: Dbc | None, masked: list[st
         if _masked(key, masked) or (messages is not None and key not in messages):
             continue
         origin = record.time_s if origin is None else origin
+        scan.keys.add(key)
         yield Occurrence(record.time_s - origin, key, values, record.channel,
                          FrameFormat.of(frame))  # fmt: skip
 
@@ -234,7 +236,7 @@ def compare_traces(
     reference, candidate = Path(reference), Path(candidate)
     if not math.isfinite(window_ms) or window_ms < 0:
         raise CompareError(f"the timing window must be 0 ms or more, not {window_ms}")
-    tol = dict(tolerances or {})
+    tol = dict(sorted((tolerances or {}).items(), key=lambda item: _specificity(item[0])))
     for pattern, limit in tol.items():
         if not math.isfinite(limit) or limit < 0:
             raise CompareError(f"tolerance {pattern}={limit}: must be a number, 0 or more")
@@ -304,6 +306,8 @@ def compare_traces(
         for extra in queue:
             if whole or extra.time_s <= end + window:
                 found("extra", extra, "not in the reference")
+    if wanted is not None and (absent := wanted - ref_scan.keys - cand_scan.keys):
+        result.notes.append(f"selected but in neither trace: {', '.join(sorted(absent))}")
     if not by_channel or len(channels) < 2:  # one channel: naming it says nothing
         result.differences = [replace(d, channel=None) for d in result.differences]
     result.differences.sort(key=lambda d: d.time_s)
@@ -329,6 +333,13 @@ def _why_empty(records: int, wanted: set[str] | None, masked: list[str]) -> str:
     return f"none of the reference's {records} frames is in scope ({'; '.join(scope) or '?'})"
 
 
+def _specificity(pattern: str) -> tuple[bool, int]:
+    """Tolerances apply most specific first: an exact name, then the pattern with the most
+    literal characters ('LightStatus.Supply*' before '*')."""
+    wild = any(c in pattern for c in "*?[")
+    return wild, -sum(c not in "*?[]" for c in pattern)
+
+
 def _value_differences(ref: Occurrence, cand: Occurrence, tol: dict[str, float]) -> Iterator[str]:
     for name in sorted(set(ref.values) | set(cand.values)):
         a, b = ref.values.get(name), cand.values.get(name)
@@ -337,7 +348,8 @@ def _value_differences(ref: Occurrence, cand: Occurrence, tol: dict[str, float])
         if isinstance(a, int | float) and isinstance(b, int | float):
             limit = next((t for p, t in tol.items() if fnmatch.fnmatchcase(f"{ref.key}.{name}", p)),
                          0.0)  # fmt: skip
-            if abs(a - b) <= limit:
+            # a decimal tolerance is not exact in binary: 13.8 - 13.5 is 0.3000000000000007
+            if abs(a - b) <= limit + 1e-9 * max(1.0, abs(a), abs(b)):
                 continue
             yield f"{name} = {b} in the candidate, {a} in the reference (tolerance {limit})"
         else:
