@@ -285,3 +285,11 @@ def test_a_selected_message_in_neither_trace_is_noted(tmp_path: Path) -> None:
     reference = write(tmp_path / "ref.asc", frames())
     diff = compare_traces(reference, reference, dbc=DBC, messages=["LightStatus", "LightCommand"])
     assert diff.equal and "selected but in neither trace: LightCommand" in diff.report()
+
+
+def test_traces_offset_in_time_get_a_hint(tmp_path: Path) -> None:
+    reference = write(tmp_path / "ref.asc", frames())
+    shifted = write(tmp_path / "shifted.asc", [(t + 0.3, f) for t, f in frames()])
+    diff = compare_traces(reference, shifted, dbc=DBC, window_ms=1)
+    assert not diff.equal and "--align-first" in diff.report()
+    assert compare_traces(reference, shifted, dbc=DBC, window_ms=1, align_first=True).equal

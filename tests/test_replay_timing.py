@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from test_cli import harness
 
+from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.replay import ReplayOptions, TraceError, read_trace, replay
 from harness.replay.bitrates import BitRates, recorded_bitrates, vector_bit_timing_rate
@@ -331,3 +332,22 @@ def test_replays_that_reach_nothing_or_merge_channels_warn(
                      options=ReplayOptions(channels={"can0": "can1", "can1": "can1"}))  # fmt: skip
     assert unheard.ecu_warning == ("2 frames were replayed on can1, where the ECU's MCAN1 never "
                                    "went on the bus: no ECU heard them")  # fmt: skip
+
+
+def test_cli_refuses_a_report_it_could_not_write_before_the_replay(tmp_path: Path) -> None:
+    trace = str(fast_recording(tmp_path / "fast.asc", frames=2))
+    base = ["replay", trace, "--dbc", str(Dbc.load().source), "-o", str(tmp_path / "out.asc")]
+    for extra, message in [(["--plot", "Nope.*", "--report", str(tmp_path / "r.html")],
+                            "--plot 'Nope.*' matches no signal"),
+                           (["--plot", "LightStatus.*", "--report", str(tmp_path / "r.pdf")],
+                            "a report is .png or .html")]:  # fmt: skip
+        result = harness(*base, *extra)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "out.asc").exists()  # refused before the replay ran
+
+
+def test_a_firmware_that_never_goes_on_the_bus_is_named(
+    tmp_path: Path, firmware: dict[str, Path]
+) -> None:
+    with pytest.raises(HarnessError, match=r"MCAN0 did not leave INIT within 100 ms of boot"):
+        replay(fast_recording(tmp_path / "fast.asc", frames=2), firmware=firmware["app"])

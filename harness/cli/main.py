@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # `harness replay ... | head`: the reader has gone, say nothing
+        sys.stderr.close()
+        return 141
     except (HarnessError, OSError, KeyError, ValueError) as err:
         if args.debug:
             raise

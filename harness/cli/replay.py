@@ -93,6 +93,11 @@ def _replay(args: argparse.Namespace) -> int:
         raise HarnessError(
             "--plot needs --dbc, --report and --output (the plots are of the output)"
         )
+    if args.plot:
+        assert dbc is not None
+        from harness.replay.report import check_request  # matplotlib: only when asked for
+
+        check_request(args.report, dbc, args.plot)  # before the replay, not after it
     exclude = set(args.exclude_id)
     if args.ecu_node:
         if dbc is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from typing import Any
 
@@ -80,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a bridged run as Ctrl-C does: with its summary
+
+
 def _run_bridged(args: argparse.Namespace, machine: Machine) -> None:
     network = Network()
     specs = {"can0": args.can0, "can1": args.can1}
@@ -92,11 +97,13 @@ def _run_bridged(args: argparse.Namespace, machine: Machine) -> None:
     bridges = [RealBusBridge(network, name, real) for name, real in reals.items()]
     links = ", ".join(f"{name} <-> {specs[name]}" for name in reals)
     print(f"running paced to the wall clock, bridged {links}", flush=True)  # tools wait for it
+    stop_on_term = signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop
     try:
         run_paced(network, bridges, duration_s=None if args.ms is None else args.ms / 1000)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, stop_on_term)
         for real in reals.values():
             real.shutdown()
     for bridge in bridges:

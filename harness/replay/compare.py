@@ -306,6 +306,10 @@ def compare_traces(
         for extra in queue:
             if whole or extra.time_s <= end + window:
                 found("extra", extra, "not in the reference")
+    if not result.compared and result.reference_frames and cand_scan.keys & ref_scan.keys:
+        result.notes.append("no frame paired although both traces carry the same messages: "
+                            "if they are offset in time, --align-first (align_first=True) "
+                            "aligns them")  # fmt: skip
     if wanted is not None and (absent := wanted - ref_scan.keys - cand_scan.keys):
         result.notes.append(f"selected but in neither trace: {', '.join(sorted(absent))}")
     if not by_channel or len(channels) < 2:  # one channel: naming it says nothing

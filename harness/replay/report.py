@@ -24,16 +24,31 @@ from harness.errors import HarnessError
 from harness.replay.reader import read_trace
 
 Series = dict[str, tuple[list[float], list[float]]]
+REPORT_SUFFIXES = (".png", ".html", ".htm")
 
 
-def collect(trace: str | Path, dbc: Dbc, patterns: Iterable[str]) -> Series:
-    """(times in s from the first frame, values) of every signal matching `patterns`."""
-    patterns = list(patterns)
+def check_request(path: str | Path, dbc: Dbc, patterns: Iterable[str]) -> None:
+    """Refuse, before a replay runs, a report that could not be written."""
+    path = Path(path)
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        raise HarnessError(f"{path}: a report is .png or .html, not {path.suffix or 'no suffix'}")
+    if not path.parent.is_dir():
+        raise HarnessError(f"{path}: the directory {path.parent} does not exist")
+    _check_patterns(dbc, patterns)
+
+
+def _check_patterns(dbc: Dbc, patterns: Iterable[str]) -> None:
     known = [f"{m.name}.{s.name}" for m in dbc.database.messages for s in m.signals]
     for p in patterns:
         if not any(fnmatch.fnmatchcase(k, p) for k in known):
             raise HarnessError(f"--plot {p!r} matches no signal of {dbc.source} "
                                f"(signals are named Message.Signal)")  # fmt: skip
+
+
+def collect(trace: str | Path, dbc: Dbc, patterns: Iterable[str]) -> Series:
+    """(times in s from the first frame, values) of every signal matching `patterns`."""
+    patterns = list(patterns)
+    _check_patterns(dbc, patterns)
     series: Series = {}
     first: float | None = None
     for record in read_trace(trace):
@@ -76,18 +91,18 @@ def write_report(path: str | Path, trace: str | Path, dbc: Dbc, patterns: Iterab
                  summary: str = "") -> Path:  # fmt: skip
     """A .png of the plots, or an .html page with the plots and the summary."""
     path = Path(path)
+    patterns = list(patterns)
+    check_request(path, dbc, patterns)
     png = plot_png(collect(trace, dbc, patterns), dbc, str(trace))
     if path.suffix.lower() == ".png":
         path.write_bytes(png)
-    elif path.suffix.lower() in (".html", ".htm"):
-        image = base64.b64encode(png).decode()
-        path.write_text(
-            "<!doctype html><meta charset='utf-8'>"
-            f"<title>{html.escape(str(trace))}</title>"
-            f"<h1>{html.escape(str(trace))}</h1>"
-            f"<pre>{html.escape(summary)}</pre>"
-            f"<img alt='signals over time' src='data:image/png;base64,{image}'>\n"
-        )  # fmt: skip
-    else:
-        raise HarnessError(f"{path}: a report is .png or .html, not {path.suffix or 'no suffix'}")
+        return path
+    image = base64.b64encode(png).decode()  # .html / .htm, as check_request allows
+    path.write_text(
+        "<!doctype html><meta charset='utf-8'>"
+        f"<title>{html.escape(str(trace))}</title>"
+        f"<h1>{html.escape(str(trace))}</h1>"
+        f"<pre>{html.escape(summary)}</pre>"
+        f"<img alt='signals over time' src='data:image/png;base64,{image}'>\n"
+    )  # fmt: skip
     return path

@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.board import Board
 from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
-from harness.errors import HarnessError
+from harness.errors import HarnessError, VirtualTimeout
 from harness.machine import Machine
 from harness.network.ids import format_id, id_key
 from harness.network.network import Network
@@ -145,8 +145,14 @@ def replay(
         ecu = net.add_ecu("ECU", Machine(firmware, board), can0="can0",
                           can1="can1" if "can1" in net.buses else None)  # fmt: skip
         mcan = ecu.peripheral("MCAN0")
-        net.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
-                      timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
+        try:
+            net.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
+                          timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
+        except VirtualTimeout:
+            raise HarnessError(f"{firmware}: MCAN0 did not leave INIT within "
+                               f"{BOOT_TIMEOUT_MS:g} ms of boot: the firmware does not go on "
+                               "the CAN bus (replay without --firmware records the trace "
+                               "alone)") from None  # fmt: skip
     tail_ns = round(tail_ms * 1e6)
     span_ns = _span_ns(trace, options) if progress is not None else 0
     player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
