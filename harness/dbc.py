@@ -23,8 +23,8 @@ from cantools.database.errors import Error as CantoolsError
 from cantools.database.namedsignalvalue import NamedSignalValue
 
 from harness.errors import HarnessError
-from harness.network.frames import FD_LENGTHS, CanFrame
-from harness.network.ids import format_id, id_key
+from harness.frames.can import FD_LENGTHS, CanFrame
+from harness.frames.ids import format_id, id_key
 from harness.paths import bundled
 
 PROJECT_DBC = bundled("dbc") / "exterior_light.dbc"  # checkout top level, or in the package
@@ -77,7 +77,7 @@ class Dbc:
         return [m.name for m in self.database.messages]
 
     def sent_by(self, node: str) -> frozenset[int]:
-        """The IDs of every message `node` transmits, as keys of `harness.network.ids`
+        """The IDs of every message `node` transmits, as keys of `harness.frames.ids`
         (an extended ID carries its flag, so 0x600 and 0x600x stay apart)."""
         nodes = {n.name for n in self.database.nodes}
         if node not in nodes:

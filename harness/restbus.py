@@ -21,9 +21,9 @@ from cantools.database.can import Message
 
 from harness.dbc import Dbc
 from harness.e2e.profiles import Profile, Profile2
+from harness.frames.can import CanFrame
+from harness.frames.ids import id_key
 from harness.network.can import PythonNode
-from harness.network.frames import CanFrame
-from harness.network.ids import id_key
 from harness.network.network import Network
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from harness.clock import VirtualClock
 from harness.errors import VirtualTimeout
+from harness.frames.can import CanFrame
 from harness.network.can import CanBus, PythonNode
-from harness.network.frames import CanFrame
 from harness.network.network import Network
 
 

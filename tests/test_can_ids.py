@@ -8,7 +8,7 @@ import can
 import pytest
 from test_cli import harness
 
-from harness.network.ids import EXTENDED, format_id, parse_id
+from harness.frames.ids import EXTENDED, format_id, parse_id
 from harness.replay import ReplayOptions, replay
 
 

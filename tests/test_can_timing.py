@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.network.frames import FD_LENGTHS, CanFrame, FrameError
-from harness.network.timing import frame_bits
+from harness.frames.can import FD_LENGTHS, CanFrame, FrameError
+from harness.frames.timing import frame_bits
 
 
 def test_classic_frame_without_stuffing_is_47_plus_8n_bits() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.dbc import PROJECT_DBC, Dbc, DbcError
-from harness.network.frames import CanFrame
+from harness.frames.can import CanFrame
 
 DBC = Dbc.load()
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.network.frames import FD_LENGTHS, CanFrame
+from harness.frames.can import FD_LENGTHS, CanFrame
 from harness.peripherals.mcan.message_ram import (
     Filter,
     FilterAction,

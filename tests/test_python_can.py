@@ -8,8 +8,8 @@ from pathlib import Path
 import can
 import pytest
 
+from harness.frames.can import CanFrame
 from harness.network.can import PythonNode
-from harness.network.frames import CanFrame
 from harness.network.network import Network
 
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from harness.build import build
 from harness.dbc import Dbc
 from harness.e2e.config import from_dbc
+from harness.frames.ids import id_key
 from harness.machine import Machine
 from harness.network import Network, PythonNode
-from harness.network.ids import id_key
 from harness.restbus import RestBus
 
 STIMULI = (  # (virtual ms, message, signals): the rest-bus sends these from then on

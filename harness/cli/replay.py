@@ -10,7 +10,7 @@ from harness.cli import options as cli_options
 from harness.cli.options import non_negative_float, positive_float, positive_int
 from harness.dbc import Dbc
 from harness.errors import HarnessError
-from harness.network.ids import parse_id
+from harness.frames.ids import parse_id
 from harness.replay.player import ReplayOptions
 from harness.replay.reader import formats
 from harness.replay.session import TIMING_TOLERANCE_MS, replay

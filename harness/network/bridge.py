@@ -16,8 +16,8 @@ from typing import TypeAlias
 import can
 from can.interfaces.udp_multicast import UdpMulticastBus
 
+from harness.frames.can import CanFrame, FrameError
 from harness.network.can import PythonNode
-from harness.network.frames import CanFrame, FrameError
 from harness.network.network import Network
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from harness.clock import VirtualClock
-from harness.network.frames import CanFrame
-from harness.network.ids import id_key, normalise
-from harness.network.timing import frame_bits
+from harness.frames.can import CanFrame
+from harness.frames.ids import id_key, normalise
+from harness.frames.timing import frame_bits
 
 INTERMISSION_BITS = 3
 ERROR_FRAME_BITS = 6 + 8  # error flag, error delimiter (the intermission follows as usual)
@@ -53,7 +53,7 @@ class BusStats:
     frames: int = 0
     errors: int = 0  # error frames
     busy_ns: int = 0
-    per_id: Counter[int] = field(default_factory=Counter)  # by ID key (harness.network.ids)
+    per_id: Counter[int] = field(default_factory=Counter)  # by ID key (harness.frames.ids)
 
     def load(self, elapsed_ns: int) -> float:
         return self.busy_ns / elapsed_ns if elapsed_ns else 0.0
@@ -99,7 +99,7 @@ class CanBus:
 
     def inject_errors(self, count: int = 1, ids: Iterable[int] | None = None) -> None:
         """Destroy the next `count` frames (only frames with these IDs, if given: keys of
-        `harness.network.ids`, so 0x600 is the standard ID and any number above 0x7FF an
+        `harness.frames.ids`, so 0x600 is the standard ID and any number above 0x7FF an
         extended one)."""
         self._errors_to_inject += count
         self._error_ids = frozenset(map(normalise, ids)) if ids is not None else None

@@ -20,8 +20,8 @@ from typing import Any
 
 import can
 
+from harness.frames.can import CanFrame, FrameError
 from harness.network.can import PythonNode
-from harness.network.frames import CanFrame, FrameError
 from harness.network.network import Network
 
 _endpoint_numbers = itertools.count(1)

@@ -13,7 +13,7 @@ frames are "missing", unpaired candidate frames "extra"; paired frames whose sig
 beyond their tolerance are "value"
 differences, and paired frames sent differently (data length, CAN FD or classic, BRS, remote)
 are "format" differences. IDs the DBC does not know are compared by their raw bytes and named
-by their ID as `harness.network.ids` writes it (0x123, 0x123x for extended); a standard and an
+by their ID as `harness.frames.ids` writes it (0x123, 0x123x for extended); a standard and an
 extended ID are different messages.
 
 Channels: frames pair only within the same channel (python-can's numbering: ASC/BLF channel 1
@@ -41,8 +41,8 @@ from typing import Any
 
 from harness.dbc import Dbc
 from harness.errors import HarnessError
-from harness.network.frames import CanFrame
-from harness.network.ids import format_id, id_key, parse_id
+from harness.frames.can import CanFrame
+from harness.frames.ids import format_id, id_key, parse_id
 from harness.replay.reader import TraceFrame, read_trace
 
 Channel = int | str | None
@@ -187,7 +187,7 @@ def _masked(name: str, patterns: Iterable[str]) -> bool:
 
 def selected_messages(messages: Iterable[str], dbc: Dbc | None) -> set[str]:
     """The keys occurrences are named by, for `messages`: DBC message names, or IDs in
-    `harness.network.ids` syntax (0x300 standard, 0x300x extended; an ID the DBC knows
+    `harness.frames.ids` syntax (0x300 standard, 0x300x extended; an ID the DBC knows
     selects its message). Raises CompareError for anything else, with a did-you-mean."""
     keys: set[str] = set()
     by_id = {id_key(m.frame_id, m.is_extended_frame): m.name

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from harness.frames.can import CanFrame
+from harness.frames.ids import format_id, id_key, normalise
 from harness.network.can import PythonNode
-from harness.network.frames import CanFrame
-from harness.network.ids import format_id, id_key, normalise
 from harness.network.network import Network
 from harness.replay.reader import TraceError, TraceFrame, read_trace
 
@@ -33,7 +33,7 @@ class ReplayOptions:
 
     `start_s` / `stop_s`: a window in trace time, seconds after the trace's first frame.
     `ids`: only these IDs (None: all); `exclude_ids`: never these (e.g. what the ECU itself
-    sent in the recording). IDs are keys of `harness.network.ids`: 0x600 is the standard ID,
+    sent in the recording). IDs are keys of `harness.frames.ids`: 0x600 is the standard ID,
     0x600 | EXTENDED the extended one; a plain number above 0x7FF is extended.
     `channels`: trace channel -> bus name; channels not in it are skipped (None: every frame
     goes to the network's first bus). `time_scale` stretches the recorded intervals (0.5:

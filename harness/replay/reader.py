@@ -23,7 +23,7 @@ from can.io.player import MESSAGE_READERS
 from can.util import dlc2len
 
 from harness.errors import HarnessError
-from harness.network.frames import CanFrame, FrameError
+from harness.frames.can import CanFrame, FrameError
 
 
 class TraceError(HarnessError):

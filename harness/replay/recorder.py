@@ -17,8 +17,8 @@ from pathlib import Path
 import can
 from can.io.logger import MESSAGE_WRITERS
 
+from harness.frames.can import CanFrame
 from harness.network.can import PythonNode
-from harness.network.frames import CanFrame
 from harness.network.network import Network
 from harness.replay.reader import TraceError, trace_suffix
 

@@ -15,8 +15,8 @@ from harness.board import Board
 from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
 from harness.errors import HarnessError, VirtualTimeout
+from harness.frames.ids import format_id, id_key
 from harness.machine import Machine
-from harness.network.ids import format_id, id_key
 from harness.network.network import Network
 from harness.replay.bitrates import BitRates, recorded_bitrates
 from harness.replay.player import Lateness, ReplayOptions, TracePlayer

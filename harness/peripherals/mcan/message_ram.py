@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from harness.network.frames import FD_LENGTHS, CanFrame
+from harness.frames.can import FD_LENGTHS, CanFrame
 
 HEADER_WORDS = 2
 
