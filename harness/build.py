@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import dbc_codegen
 from harness.errors import BuildError
 from harness.paths import build_dir, bundled, make_dir, require
 
 FIRMWARE_DIR = bundled("firmware_stubs")  # the checkout's top level, or inside the package
+DBC_DIR = bundled("dbc")
+GENERATED = "generated"  # the build directory's folder for code generated from DBCs
 
 CFLAGS = (
     "-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4",
@@ -39,6 +42,7 @@ class Target:
     linker_script: str = "linker/app.ld"
     float_abi: str = "soft"
     defines: tuple[str, ...] = ()  # NAME=VALUE for the preprocessor
+    dbc: str | None = None  # a DBC in dbc/ whose generated pack/unpack code is compiled in
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -55,9 +59,11 @@ TARGETS = (
     Target("cpushapes", (*COMMON, "tests/cpushapes.c"), "instruction shapes Unicorn got wrong"),
     Target("semihost", (*COMMON, "tests/semihost.c"), "console output and exit by semihosting"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
-    Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD"),
+    Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD",
+           dbc="exterior_light.dbc"),
     Target("elc_1m", (*COMMON, "elc/main.c", "elc/e2e.c"), "the same on a 1 Mbit/s / 4 Mbit/s bus",
-           defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u")),
+           defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u"),
+           dbc="exterior_light.dbc"),
 )
 
 
@@ -68,12 +74,24 @@ def target(name: str) -> Target:
     raise BuildError(f"no firmware target {name!r}; targets: {', '.join(t.name for t in TARGETS)}")
 
 
-def _inputs_digest(t: Target, src: Path) -> str:
+def _dbc_file(t: Target, dbc_dir: Path) -> Path | None:
+    if t.dbc is None:
+        return None
+    dbc = dbc_dir / t.dbc
+    if not dbc.is_file():
+        raise BuildError(f"firmware target {t.name!r}: DBC not found: expected {dbc}")
+    return dbc
+
+
+def _inputs_digest(t: Target, src: Path, dbc_dir: Path) -> str:
     h = hashlib.sha256(" ".join(t.flags).encode())
     files = [src / s for s in (*t.sources, t.linker_script)]
     for f in files:
         if not f.is_file():
             raise BuildError(f"firmware target {t.name!r}: source file not found: expected {f}")
+    dbc = _dbc_file(t, dbc_dir)
+    if dbc is not None:  # the generated code: the DBC, the generator's version and options
+        h.update(dbc_codegen.fingerprint(dbc))
     header_dirs = {*(src / d for d in INCLUDE_DIRS), *((src / s).parent for s in t.sources)}
     for d in sorted(header_dirs):
         files += sorted(d.glob("*.h"))  # the include path's and the sources' own headers
@@ -87,13 +105,16 @@ def build(
     names: Iterable[str] | None = None,
     *,
     src: Path = FIRMWARE_DIR,
+    dbc_dir: Path = DBC_DIR,
     out: Path | None = None,
     force: bool = False,
 ) -> dict[str, Path]:
     """Build the named targets (all by default); returns name -> ELF path.
 
-    A target is rebuilt when any of its sources, the headers or the flags changed. A file
-    lock makes concurrent builds (pytest-xdist workers) wait for each other.
+    A target is rebuilt when any of its sources, the headers, the flags or its DBC changed;
+    a target with a DBC is compiled with C pack/unpack code generated from it into
+    `out/generated/`. A file lock makes concurrent builds (pytest-xdist workers) wait for each
+    other.
     """
     chosen = [target(n) for n in names] if names is not None else list(TARGETS)
     require(src, "the firmware sources (firmware_stubs/)")
@@ -104,21 +125,27 @@ def build(
         for t in chosen:
             elf = out / f"{t.name}.elf"
             stamp = out / f"{t.name}.inputs"
-            digest = _inputs_digest(t, src)
+            digest = _inputs_digest(t, src, dbc_dir)
             if force or not elf.exists() or not stamp.exists() or stamp.read_text() != digest:
-                _compile(t, src, elf)
+                _compile(t, src, elf, _dbc_file(t, dbc_dir))
                 stamp.write_text(digest)
             results[t.name] = elf
     return results
 
 
-def _compile(t: Target, src: Path, elf: Path) -> None:
+def _compile(t: Target, src: Path, elf: Path, dbc: Path | None) -> None:
     tmp = elf.with_suffix(f".{os.getpid()}.tmp")
+    include_dirs = [src / d for d in INCLUDE_DIRS]
+    sources = [src / s for s in t.sources]
+    if dbc is not None:
+        header, source = dbc_codegen.generate(dbc, elf.parent / GENERATED)
+        include_dirs.append(header.parent)
+        sources.append(source)
     cmd = [
         sys.executable, "-m", "ziglang", "cc", *t.flags,
-        *(f"-I{src / d}" for d in INCLUDE_DIRS),
+        *(f"-I{d}" for d in include_dirs),
         "-T", str(src / t.linker_script), "-o", str(tmp),
-        *(str(src / s) for s in t.sources),
+        *(str(s) for s in sources),
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:

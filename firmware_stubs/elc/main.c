@@ -16,8 +16,12 @@
  * a DTC, and says so in LightStatus.SafeState; the fault-tolerant time interval is 100 ms. It
  * leaves the safe state only when the state machine is VALID again (3 good frames in a row)
  * and the input is fresh.
+ *
+ * The signals are packed and unpacked by exterior_light.c/.h, which the build generates from
+ * the DBC with cantools (raw values: a struct field holds what is on the bus).
  */
 #include "e2e.h"
+#include "exterior_light.h"
 #include "hal.h"
 #include "mcan.h"
 
@@ -29,12 +33,6 @@
 #define ELC_DATA_BITRATE 2000000u
 #endif
 
-#define ID_VEHICLE_STATE 0x100u
-#define ID_LIGHT_COMMAND 0x120u
-#define ID_LIGHT_STATUS  0x300u
-#define ID_LIGHT_DIAG    0x310u
-#define ID_NM            0x18FF0010u
-
 enum { PIN_BRAKE, PIN_TURN_LEFT, PIN_TURN_RIGHT, PIN_LOW_BEAM, PIN_HIGH_BEAM, PIN_FOG };
 enum { TURN_OFF, TURN_LEFT, TURN_RIGHT, TURN_HAZARD };
 enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
@@ -45,6 +43,8 @@ enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
 #define DTC_TEST_FAILED 0x01u
 #define DTC_CONFIRMED   0x08u
 #define AUTO_ON_BELOW 40u /* AmbientLevel raw (0.5 %): lights on below 20 % */
+#define SUPPLY_VOLTAGE_RAW 135u /* LightStatus.SupplyVoltage (0.1 V): 13.5 V */
+#define NM_SOURCE_NODE 0x10u
 
 volatile uint32_t ms_ticks;
 volatile uint32_t rx_frames;
@@ -53,7 +53,9 @@ volatile uint32_t tx_dropped;
 volatile uint32_t vehicle_speed_raw; /* 0.01 km/h */
 
 static volatile uint8_t brake_pressed, turn_request, headlight_mode, fog_on, ambient_raw;
-static uint8_t blink_on, status_counter, diag_page, last_status;
+static uint8_t blink_on, status_counter, diag_page;
+/* The LightStatus signals last driven and reported (lamps, headlight state, safe state). */
+static struct exterior_light_light_status_t last_status;
 static uint32_t blink_ms;
 
 /* VehicleState protection and monitoring. */
@@ -81,15 +83,24 @@ static uint8_t headlight_state(void) {
     return headlight_mode;
 }
 
-static uint8_t status_byte(void) {
-    uint8_t left = 0, right = 0;
+static struct exterior_light_light_status_t current_status(void) {
+    struct exterior_light_light_status_t s = {0};
     if (blink_on) {
-        left = turn_request == TURN_LEFT || turn_request == TURN_HAZARD;
-        right = turn_request == TURN_RIGHT || turn_request == TURN_HAZARD;
+        s.turn_left = turn_request == TURN_LEFT || turn_request == TURN_HAZARD;
+        s.turn_right = turn_request == TURN_RIGHT || turn_request == TURN_HAZARD;
     }
-    return (uint8_t)(brake_pressed | left << 1 | right << 2 |
-                     (turn_request == TURN_HAZARD) << 3 | headlight_state() << 4 |
-                     safe_state << 6);
+    s.brake_lamp = brake_pressed;
+    s.hazard = turn_request == TURN_HAZARD;
+    s.headlight_state = headlight_state();
+    s.safe_state = safe_state;
+    return s;
+}
+
+static int status_changed(const struct exterior_light_light_status_t *a,
+                          const struct exterior_light_light_status_t *b) {
+    return a->brake_lamp != b->brake_lamp || a->turn_left != b->turn_left ||
+           a->turn_right != b->turn_right || a->hazard != b->hazard ||
+           a->headlight_state != b->headlight_state || a->safe_state != b->safe_state;
 }
 
 static void set_turn_request(uint8_t turn) {
@@ -122,21 +133,24 @@ static void vehicle_state_received(const can_frame_t *f) {
     e2e_status_t status = e2e_receive(&vehicle_e2e, f->data, f->len);
     if (status == E2E_ERROR) e2e_errors++;
     int fresh = status == E2E_OK || status == E2E_WRONG_SEQUENCE;
-    if (fresh && vehicle_e2e.state == E2E_VALID) {
+    struct exterior_light_vehicle_state_t msg;
+    /* A frame that passed the E2E check has all 8 bytes, so it unpacks. */
+    if (fresh && vehicle_e2e.state == E2E_VALID &&
+        exterior_light_vehicle_state_unpack(&msg, f->data, f->len) == 0) {
         vehicle_seen = 1u;
         vehicle_fresh_ms = ms_ticks;
-        vehicle_speed_raw = (uint32_t)f->data[0] | (uint32_t)f->data[1] << 8;
-        brake_pressed = f->data[2] & 1u;
-        set_turn_request((f->data[2] >> 1) & 3u);
+        vehicle_speed_raw = msg.speed;
+        brake_pressed = msg.brake_pedal;
+        set_turn_request(msg.turn_request);
     }
     supervise();
 }
 
 /* All lamp outputs in one port write, refreshed on every update (not only on change). */
-static void drive_lamps(uint8_t status) {
-    uint32_t levels = (uint32_t)(status & 1u) << PIN_BRAKE |
-                      (uint32_t)(status >> 1 & 1u) << PIN_TURN_LEFT |
-                      (uint32_t)(status >> 2 & 1u) << PIN_TURN_RIGHT |
+static void drive_lamps(const struct exterior_light_light_status_t *status) {
+    uint32_t levels = (uint32_t)(status->brake_lamp != 0) << PIN_BRAKE |
+                      (uint32_t)(status->turn_left != 0) << PIN_TURN_LEFT |
+                      (uint32_t)(status->turn_right != 0) << PIN_TURN_RIGHT |
                       (uint32_t)(headlight_state() == HEAD_LOW) << PIN_LOW_BEAM |
                       (uint32_t)(headlight_state() == HEAD_HIGH) << PIN_HIGH_BEAM |
                       (uint32_t)(fog_on != 0) << PIN_FOG;
@@ -146,46 +160,63 @@ static void drive_lamps(uint8_t status) {
 }
 
 static void send_status(void) {
-    uint8_t d[16] = {0};
-    d[0] = last_status;
-    d[1] = 0;   /* LampFaults */
-    d[2] = 135; /* SupplyVoltage 13.5 V */
-    d[15] = status_counter;
+    struct exterior_light_light_status_t msg = last_status;
+    msg.lamp_faults = 0;
+    msg.supply_voltage = SUPPLY_VOLTAGE_RAW;
+    msg.light_status_counter = status_counter;
     status_counter = (uint8_t)((status_counter + 1u) % 15u);
-    send(ID_LIGHT_STATUS, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
+    uint8_t d[EXTERIOR_LIGHT_LIGHT_STATUS_LENGTH];
+    exterior_light_light_status_pack(d, &msg, sizeof d);
+    send(EXTERIOR_LIGHT_LIGHT_STATUS_FRAME_ID, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
 }
 
 /* Recompute the outputs; a change is driven and reported at once. */
 static void update(void) {
-    uint8_t status = status_byte();
-    drive_lamps(status);
-    if (status != last_status) {
+    struct exterior_light_light_status_t status = current_status();
+    drive_lamps(&status);
+    if (status_changed(&status, &last_status)) {
         last_status = status;
         send_status();
     }
 }
 
-static void put16(uint8_t *d, uint32_t v) { d[0] = (uint8_t)v; d[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *d, uint32_t v) { put16(d, v); put16(d + 2, v >> 16); }
-
 static void send_diag(void) {
-    uint8_t d[64] = {0};
-    d[0] = diag_page;
-    if (diag_page == 0) {
-        put16(&d[1], (last_status & 1u) ? 1250u : 0u);        /* BrakeLampCurrent, mA */
-        put16(&d[3], (last_status >> 1 & 1u) ? 850u : 0u);   /* TurnLeftCurrent */
-        put16(&d[5], (last_status >> 2 & 1u) ? 850u : 0u);    /* TurnRightCurrent */
+    struct exterior_light_light_diag_t msg = {.diag_page = diag_page};
+    if (diag_page == 0) { /* lamp currents in mA */
+        msg.brake_lamp_current = last_status.brake_lamp ? 1250u : 0u;
+        msg.turn_left_current = last_status.turn_left ? 850u : 0u;
+        msg.turn_right_current = last_status.turn_right ? 850u : 0u;
     } else if (diag_page == 1) {
-        put32(&d[1], rx_frames);
-        put16(&d[5], (uint16_t)rx_overruns);
-        put32(&d[7], ms_ticks / 1000u);
+        msg.rx_frames = rx_frames;
+        msg.rx_overruns = (uint16_t)rx_overruns;
+        msg.uptime_seconds = ms_ticks / 1000u;
     } else {
-        d[1] = dtc_vehicle_timeout;
-        d[2] = dtc_vehicle_e2e;
-        put32(&d[3], e2e_errors);
+        msg.dtc_vehicle_state_timeout = dtc_vehicle_timeout;
+        msg.dtc_vehicle_state_e2_e = dtc_vehicle_e2e;
+        msg.e2_e_errors = e2e_errors;
     }
     diag_page = (uint8_t)((diag_page + 1u) % 3u);
-    send(ID_LIGHT_DIAG, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
+    uint8_t d[EXTERIOR_LIGHT_LIGHT_DIAG_LENGTH];
+    exterior_light_light_diag_pack(d, &msg, sizeof d);
+    send(EXTERIOR_LIGHT_LIGHT_DIAG_FRAME_ID, CAN_FLAG_FD | CAN_FLAG_BRS, d, sizeof d);
+}
+
+/* LightCommand is taken from 2 bytes (its signals in use); bytes not sent read as 0. */
+static void light_command_received(const can_frame_t *f) {
+    uint8_t d[EXTERIOR_LIGHT_LIGHT_COMMAND_LENGTH] = {0};
+    for (uint8_t i = 0; i < f->len && i < sizeof d; i++) d[i] = f->data[i];
+    struct exterior_light_light_command_t msg;
+    exterior_light_light_command_unpack(&msg, d, sizeof d);
+    headlight_mode = msg.headlight_mode;
+    fog_on = msg.fog_light;
+    ambient_raw = msg.ambient_level;
+}
+
+static void send_network_management(void) {
+    struct exterior_light_elc_network_management_t msg = {.nm_source_node = NM_SOURCE_NODE};
+    uint8_t d[EXTERIOR_LIGHT_ELC_NETWORK_MANAGEMENT_LENGTH];
+    exterior_light_elc_network_management_pack(d, &msg, sizeof d);
+    send(EXTERIOR_LIGHT_ELC_NETWORK_MANAGEMENT_FRAME_ID, CAN_FLAG_EXT, d, sizeof d);
 }
 
 void MCAN0_INT0_IRQHandler(void) {
@@ -201,12 +232,10 @@ void MCAN0_INT0_IRQHandler(void) {
     while (mcan_receive(MCAN0, &f)) {
         rx_frames++;
         if (f.flags & CAN_FLAG_EXT) continue;
-        if (f.id == ID_VEHICLE_STATE) {
+        if (f.id == EXTERIOR_LIGHT_VEHICLE_STATE_FRAME_ID) {
             vehicle_state_received(&f);
-        } else if (f.id == ID_LIGHT_COMMAND && f.len >= 2) {
-            headlight_mode = f.data[0] & 3u;
-            fog_on = (f.data[0] >> 2) & 1u;
-            ambient_raw = f.data[1];
+        } else if (f.id == EXTERIOR_LIGHT_LIGHT_COMMAND_FRAME_ID && f.len >= 2) {
+            light_command_received(&f);
         }
     }
     update();
@@ -222,15 +251,12 @@ void SysTick_Handler(void) {
     update();
     if (ms_ticks % 10u == 0) send_status();
     if (ms_ticks % 100u == 5u) send_diag();
-    if (ms_ticks % 1000u == 7u) {
-        uint8_t nm[8] = {0x10, 0, 0, 0, 0, 0, 0, 0};
-        send(ID_NM, CAN_FLAG_EXT, nm, sizeof nm);
-    }
+    if (ms_ticks % 1000u == 7u) send_network_management();
 }
 
 int main(void) {
     for (uint32_t pin = PIN_BRAKE; pin <= PIN_FOG; pin++) gpio_output(GPIOA, pin);
-    last_status = status_byte();
+    last_status = current_status();
     mcan_init(MCAN0, ELC_NOMINAL_BITRATE, ELC_DATA_BITRATE);
     MCAN0->IE |= MCAN_IE_BOE_Msk; /* bus-off on the same line as RX */
     /* CAN RX above the 1 ms scheduler: a frame is handled even while the tick runs. */

@@ -1,6 +1,7 @@
 /* The few C runtime routines the compiler emits calls to (no libc in -nostdlib builds). */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 void *memset(void *dst, int value, size_t n) {
     uint8_t *d = dst;
