@@ -47,16 +47,31 @@ from harness.network.frames import CanFrame
 from harness.network.timing import frame_bits
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.peripherals.mcan import message_ram as mram
-from harness.peripherals.mcan.regs import IR, MCAN_BLOCK, PROTECTED
+from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
 
 log = logging.getLogger(__name__)
 
-CCCR_INIT, CCCR_CCE, CCCR_MON, CCCR_TEST = 1, 1 << 1, 1 << 5, 1 << 7
-CCCR_FDOE, CCCR_BRSE = 1 << 8, 1 << 9
-CCCR_CONFIG_ONLY = 0xF3E4  # ASM, MON, DAR, TEST, FDOE, BRSE, PXHD, EFBI, TXP, NISO
-TEST_LBCK = 1 << 4
-PSR_LEC, PSR_DLEC, PSR_R_FLAGS = 0x7, 0x700, 0x3800  # RESI, RBRS, RFDF
-PSR_CLEARED_ON_READ = PSR_LEC | PSR_DLEC | PSR_R_FLAGS
+# Fields and field groups used on the data path, compiled from the declaration once.
+_reg = MCAN_BLOCK.register
+_CCCR = _reg("CCCR")
+INIT, CCE, TEST_MODE = _CCCR.field("INIT"), _CCCR.field("CCE"), _CCCR.field("TEST")
+FDOE, BRSE = _CCCR.field("FDOE"), _CCCR.field("BRSE")
+_CCCR_OFFSET = _CCCR.offset
+PSR_ERRORS = _reg("PSR").codec("LEC", "DLEC", "RESI", "RBRS", "RFDF")  # "cleared" on read
+PSR_LEC, PSR_DLEC = _reg("PSR").field("LEC"), _reg("PSR").field("DLEC")
+PSR_RECEIVED = _reg("PSR").codec("RFDF", "RBRS", "RESI")
+PSR_STATE = _reg("PSR").codec("EP", "EW", "BO")
+ECR_COUNTERS = _reg("ECR").codec("TEC", "REC", "RP")
+ECR_CEL = _reg("ECR").field("CEL")
+RXFS = tuple(_reg(f"RXF{n}S").codec(f"F{n}FL", f"F{n}GI", f"F{n}PI", f"F{n}F", f"RF{n}L")
+             for n in (0, 1))  # fmt: skip
+RXFS_ACK = tuple(_reg(f"RXF{n}S").codec(f"F{n}FL", f"F{n}GI", f"F{n}F") for n in (0, 1))
+RXFA = tuple(_reg(f"RXF{n}A").field(f"F{n}AI") for n in (0, 1))
+TXEFA_EFAI = _reg("TXEFA").field("EFAI")
+TXEFS = _reg("TXEFS").codec("EFFL", "EFGI", "EFPI", "EFF", "TEFL")
+TXFQS = _reg("TXFQS").codec("TFFL", "TFGI", "TFQPI", "TFQF")
+ILE_EINT0, ILE_EINT1 = _reg("ILE").field("EINT0"), _reg("ILE").field("EINT1")
+GFC = _reg("GFC").codec("RRFE", "RRFS", "ANFE", "ANFS")
 LEC_NONE, LEC_NO_CHANGE = 0, 7
 ACT_SYNCHRONISING, ACT_IDLE = 0, 1
 WARNING_LIMIT, PASSIVE_LIMIT, BUS_OFF_LIMIT = 96, 128, 255
@@ -147,48 +162,43 @@ class Mcan(Peripheral):
         r.on_read["TXFQS"] = lambda _i: self.txfqs
         r.on_write["TXBAR"] = self._write_txbar
         r.on_write["TXBCR"] = self._write_txbcr
-        r.on_write["RXF0A"] = lambda _i, w, _n: self._acknowledge(0, w & 0x3F)
-        r.on_write["RXF1A"] = lambda _i, w, _n: self._acknowledge(1, w & 0x3F)
-        r.on_write["TXEFA"] = lambda _i, w, _n: self._acknowledge_events(w & 0x1F)
+        r.on_write["RXF0A"] = lambda _i, w, _n: self._acknowledge(0, RXFA[0].get(w))
+        r.on_write["RXF1A"] = lambda _i, w, _n: self._acknowledge(1, RXFA[1].get(w))
+        r.on_write["TXEFA"] = lambda _i, w, _n: self._acknowledge_events(TXEFA_EFAI.get(w))
         for reg in ("IR", "IE", "ILS", "ILE", "TXBTIE"):
             r.on_write[reg] = lambda _i, _w, _n: self.update_interrupts()
+        # The configuration (write-protected as declared: MCAN_BLOCK's writable_when) is read
+        # again after any accepted write to it.
+        for declared in MCAN_BLOCK.registers:
+            if declared.writable_when is not None:
+                r.on_write[declared.name] = self._configuration_written
 
     # ---- register side ----
 
     def write(self, offset: int, size: int, value: int) -> None:
-        reg = self.regs.register_at(offset)
-        name = reg.name if reg is not None else ""
-        cccr = self.regs["CCCR"]
-        configurable = cccr & 0b11 == 0b11
-        if name == "TEST" and not cccr & CCCR_TEST:
-            log.warning("%s: write to TEST ignored: set CCCR.TEST first", self.name)
+        if offset & ~3 != _CCCR_OFFSET:
+            super().write(offset, size, value)
             return
-        if name in PROTECTED and not configurable:
-            log.warning("%s: write to %s ignored: set CCCR.INIT and CCCR.CCE first",
-                        self.name, name)  # fmt: skip
-            return
+        old = self.regs["CCCR"]
         super().write(offset, size, value)
-        if name == "CCCR":
-            self._cccr_written(cccr, configurable)
-        elif name in PROTECTED or name == "TEST":
-            self._setup = None
+        self._cccr_written(old)
 
-    def _cccr_written(self, old: int, configurable: bool) -> None:
-        r = self.regs
-        new = r["CCCR"]
-        if not configurable:  # mode bits keep their values outside configuration
-            new = (new & ~CCCR_CONFIG_ONLY) | (old & CCCR_CONFIG_ONLY)
-        if not new & CCCR_INIT:
-            new &= ~CCCR_CCE  # CCE clears with INIT
-        if not new & CCCR_TEST:
-            r["TEST"] = MCAN_BLOCK.register("TEST").reset  # leaving test mode resets TEST
-        r["CCCR"] = new
+    def _configuration_written(self, _i: int, _w: int, _n: int) -> None:
         self._setup = None
-        if new & CCCR_INIT and new & CCCR_CCE and not old & CCCR_CCE:
+
+    def _cccr_written(self, old: int) -> None:
+        r = self.regs
+        if not r.field("CCCR", "INIT"):
+            r.set_field("CCCR", "CCE", 0)  # CCE clears with INIT
+        if not r.field("CCCR", "TEST"):
+            r.reset_register("TEST")  # leaving test mode resets TEST
+        new = r["CCCR"]
+        self._setup = None
+        if INIT.get(new) and CCE.get(new) and not CCE.get(old):
             self._configuration_reset()
-        if old & CCCR_INIT and not new & CCCR_INIT:
+        if INIT.get(old) and not INIT.get(new):
             self._left_init()
-        if not old & CCCR_INIT and new & CCCR_INIT:
+        if not INIT.get(old) and INIT.get(new):
             self._loopback.disarm()
             self.regs.set_field("PSR", "ACT", ACT_SYNCHRONISING)
 
@@ -196,7 +206,7 @@ class Mcan(Peripheral):
         """Setting CCE: the FIFO and transmit state registers reset, requests are dropped."""
         r = self.regs
         for name in ("HPMS", "RXF0S", "RXF1S", "TXBRP", "TXBTO", "TXBCF", "TXEFS"):
-            r[name] = MCAN_BLOCK.register(name).reset
+            r.reset_register(name)
         self._pending = {}
         self._offered = self._looping = None
         self._loopback.disarm()
@@ -240,11 +250,10 @@ class Mcan(Peripheral):
         get = r.get_field
         nominal_tq = get("NBTP", "NTSEG1") + get("NBTP", "NTSEG2") + 3
         data_tq = get("DBTP", "DTSEG1") + get("DBTP", "DTSEG2") + 3
-        cccr = r["CCCR"]
 
         def fifo(n: int) -> RxFifo:
             data_field = mram.data_field_size(get("RXESC", f"F{n}DS"))
-            return RxFifo(n, r[f"RXF{n}C"] & 0xFFFC, get(f"RXF{n}C", f"F{n}S"),
+            return RxFifo(n, 4 * get(f"RXF{n}C", f"F{n}SA"), get(f"RXF{n}C", f"F{n}S"),
                           get(f"RXF{n}C", f"F{n}WM"), bool(get(f"RXF{n}C", f"F{n}OM")),
                           data_field, mram.element_words(data_field) * 4)  # fmt: skip
 
@@ -252,17 +261,17 @@ class Mcan(Peripheral):
         return Setup(
             nominal_bitrate=self.can_clock_hz // ((get("NBTP", "NBRP") + 1) * nominal_tq),
             data_bitrate=self.can_clock_hz // ((get("DBTP", "DBRP") + 1) * data_tq),
-            fd=bool(cccr & CCCR_FDOE),
-            brs=bool(cccr & CCCR_BRSE),
-            monitoring=bool(cccr & CCCR_MON),
-            loopback=bool(cccr & CCCR_TEST and r["TEST"] & TEST_LBCK),
+            fd=bool(get("CCCR", "FDOE")),
+            brs=bool(get("CCCR", "BRSE")),
+            monitoring=bool(get("CCCR", "MON")),
+            loopback=bool(get("CCCR", "TEST") and get("TEST", "LBCK")),
             fifos=(fifo(0), fifo(1)),
-            tx_start=r["TXBC"] & 0xFFFC,
+            tx_start=4 * get("TXBC", "TBSA"),
             tx_element_bytes=mram.element_words(mram.data_field_size(get("TXESC", "TBDS"))) * 4,
             dedicated=dedicated,
             fifo_queue=min(get("TXBC", "TFQS"), 32 - dedicated),
             queue_mode=bool(get("TXBC", "TFQM")),
-            event_start=r["TXEFC"] & 0xFFFC,
+            event_start=4 * get("TXEFC", "EFSA"),
             event_size=min(get("TXEFC", "EFS"), 32),
             event_watermark=get("TXEFC", "EFWM"),
         )
@@ -275,24 +284,24 @@ class Mcan(Peripheral):
 
     @property
     def initialising(self) -> bool:
-        return bool(self.regs["CCCR"] & CCCR_INIT)
+        return bool(INIT.get(self.regs["CCCR"]))
 
     def _on_bus(self) -> bool:
         """Taking part in bus traffic: out of INIT and not recovering from bus-off."""
-        return not self.regs["CCCR"] & CCCR_INIT and self._recovery.at is None
+        return not INIT.get(self.regs["CCCR"]) and self._recovery.at is None
 
     def update_interrupts(self) -> None:
         r = self.regs
-        active = r["IR"] & r["IE"]
+        active = r["IR"] & r["IE"]  # IR, IE and ILS have the same bit layout
         select, enable = r["ILS"], r["ILE"]
-        self.lines[0].set(bool(active & ~select) and bool(enable & 1))
-        self.lines[1].set(bool(active & select) and bool(enable & 2))
+        self.lines[0].set(bool(active & ~select) and bool(ILE_EINT0.get(enable)))
+        self.lines[1].set(bool(active & select) and bool(ILE_EINT1.get(enable)))
 
     def _read_psr(self, _index: int) -> int:
         r = self.regs
         value = r["PSR"]
         # Reading PSR: LEC/DLEC become "no change", RESI/RBRS/RFDF clear.
-        r["PSR"] = (value & ~PSR_CLEARED_ON_READ) | LEC_NO_CHANGE | LEC_NO_CHANGE << 8
+        r["PSR"] = PSR_ERRORS.replace(value, LEC_NO_CHANGE, LEC_NO_CHANGE, 0, 0, 0)
         return value
 
     def reset(self) -> None:
@@ -360,11 +369,11 @@ class Mcan(Peripheral):
         if s.queue_mode:
             pending = self.regs["TXBRP"]
             idle = [i for i in range(s.dedicated, s.tx_buffers) if not pending >> i & 1]
-            return (idle[0] if idle else 0) << 16 | int(not idle) << 21
+            return TXFQS.pack(0, 0, idle[0] if idle else 0, int(not idle))
         get, used = self._fifo_state(s)
         put = s.dedicated + (get - s.dedicated + used) % s.fifo_queue
         free = s.fifo_queue - used
-        return free | get << 8 | put << 16 | int(free == 0) << 21
+        return TXFQS.pack(free, get, put, int(free == 0))
 
     def _fifo_requests(self, requested: int, s: Setup) -> int:
         """In FIFO mode only the put index may be requested; it then moves on."""
@@ -394,9 +403,9 @@ class Mcan(Peripheral):
 
     def _as_sent(self, frame: CanFrame) -> CanFrame:
         cccr = self.regs["CCCR"]
-        if frame.is_fd and not cccr & CCCR_FDOE:  # FD disabled: sent as a classic frame
+        if frame.is_fd and not FDOE.get(cccr):  # FD disabled: sent as a classic frame
             return CanFrame(frame.arbitration_id, frame.data[:8], is_extended=frame.is_extended)
-        if frame.brs and not cccr & CCCR_BRSE:  # BRS disabled: no bit-rate switch
+        if frame.brs and not BRSE.get(cccr):  # BRS disabled: no bit-rate switch
             return CanFrame(frame.arbitration_id, frame.data, is_extended=frame.is_extended,
                             is_fd=True, esi=frame.esi)  # fmt: skip
         return frame
@@ -489,14 +498,14 @@ class Mcan(Peripheral):
         if not s.event_size:
             return 0
         status = r["TXEFS"]
-        fill, get, put = status & 0x3F, status >> 8 & 0x1F, status >> 16 & 0x1F
+        fill, get, put, _full, lost = TXEFS.unpack(status)
         if fill >= s.event_size:
-            r["TXEFS"] = status | 1 << 25  # TEFL: the event is lost
+            r.set_field("TXEFS", "TEFL", 1)  # the event is lost
             return IR["TEFL"]
         mram.write_tx_event(self.ram, s.event_start + put * mram.TX_EVENT_BYTES, frame, marker,
                             frame.timestamp_ns // 1000)  # fmt: skip
         fill += 1
-        self._set_event_status(fill, get, (put + 1) % s.event_size, status & 1 << 25)
+        self._set_event_status(fill, get, (put + 1) % s.event_size, lost)
         raised = IR["TEFN"]
         if s.event_watermark and fill == s.event_watermark:
             raised |= IR["TEFW"]
@@ -506,19 +515,18 @@ class Mcan(Peripheral):
 
     def _set_event_status(self, fill: int, get: int, put: int, lost: int) -> None:
         full = int(fill >= self.setup.event_size > 0)
-        self.regs["TXEFS"] = fill | get << 8 | put << 16 | full << 24 | lost
+        self.regs["TXEFS"] = TXEFS.pack(fill, get, put, full, lost)
 
     def _acknowledge_events(self, index: int) -> None:
-        s, status = self.setup, self.regs["TXEFS"]
-        fill, get = status & 0x3F, status >> 8 & 0x1F
+        s = self.setup
+        fill, get, put, _full, lost = TXEFS.unpack(self.regs["TXEFS"])
         if not s.event_size or not fill:
             return
         released = (index - get) % s.event_size + 1
         if released > fill:
             log.warning("%s: TXEFA=%d acknowledges beyond the fill level", self.name, index)
             return
-        put = status >> 16 & 0x1F
-        self._set_event_status(fill - released, (index + 1) % s.event_size, put, status & 1 << 25)
+        self._set_event_status(fill - released, (index + 1) % s.event_size, put, lost)
 
     # ---- internal loopback: frames take their time but never reach the bus ----
 
@@ -565,15 +573,15 @@ class Mcan(Peripheral):
 
     def _filter(self, frame: CanFrame) -> tuple[int, int | None] | None:
         r = self.regs
-        gfc = r["GFC"]
-        if frame.is_remote and gfc >> (0 if frame.is_extended else 1) & 1:
+        reject_remote_ext, reject_remote_std, anfe, anfs = GFC.unpack(r["GFC"])
+        if frame.is_remote and (reject_remote_ext if frame.is_extended else reject_remote_std):
             return None  # RRFE / RRFS: reject remote frames
         if frame.is_extended:
-            ident = frame.arbitration_id & r["XIDAM"]
-            non_matching = (gfc >> 2) & 3
+            ident = frame.arbitration_id & r["XIDAM"]  # XIDAM is one field, EIDM
+            non_matching = anfe
         else:
             ident = frame.arbitration_id
-            non_matching = (gfc >> 4) & 3
+            non_matching = anfs
         match = mram.first_match(self._filter_list(frame.is_extended), ident)
         if match is None:
             return (non_matching, None) if non_matching < 2 else None
@@ -592,9 +600,9 @@ class Mcan(Peripheral):
         """The filter elements, decoded again only when their message RAM bytes change."""
         r = self.regs
         if extended:
-            count, start, size = r.get_field("XIDFC", "LSE"), r["XIDFC"] & 0xFFFC, 8
+            count, start, size = r.field("XIDFC", "LSE"), 4 * r.field("XIDFC", "FLESA"), 8
         else:
-            count, start, size = r.get_field("SIDFC", "LSS"), r["SIDFC"] & 0xFFFC, 4
+            count, start, size = r.field("SIDFC", "LSS"), 4 * r.field("SIDFC", "FLSSA"), 4
         raw = bytes(self.ram[start : start + count * size])
         cached = self._filters.get(extended)
         if cached is not None and cached[0] == raw:
@@ -609,13 +617,11 @@ class Mcan(Peripheral):
         n, size = fifo.n, fifo.size
         if size == 0:
             return 0  # no FIFO configured: the frame is not stored
-        r, status_reg = self.regs, f"RXF{n}S"
-        status = r[status_reg]
-        fill, get, put = status & 0x7F, status >> 8 & 0x3F, status >> 16 & 0x3F
-        lost = status & 1 << 25
+        r, status_reg, codec = self.regs, f"RXF{n}S", RXFS[n]
+        fill, get, put, _full, lost = codec.unpack(r[status_reg])
         if fill >= size:
             if not fifo.overwrite:
-                r[status_reg] = status | 1 << 25  # blocking mode: the new frame is lost
+                r.set_field(status_reg, f"RF{n}L", 1)  # blocking mode: the new frame is lost
                 return IR[f"RF{n}L"]
             get = (get + 1) % size  # overwrite mode: the oldest element goes
             fill -= 1
@@ -627,7 +633,7 @@ class Mcan(Peripheral):
         offset = fifo.start + put * fifo.element_bytes
         mram.write_rx_element(self.ram, offset, stored, filter_index, frame.timestamp_ns // 1000)
         fill += 1
-        r[status_reg] = fill | get << 8 | (put + 1) % size << 16 | int(fill >= size) << 24 | lost
+        r[status_reg] = codec.pack(fill, get, (put + 1) % size, int(fill >= size), lost)
         raised = IR[f"RF{n}N"]
         if fifo.watermark and fill == fifo.watermark:
             raised |= IR[f"RF{n}W"]
@@ -640,7 +646,7 @@ class Mcan(Peripheral):
         r, status_reg = self.regs, f"RXF{n}S"
         size = self.setup.fifos[n].size
         status = r[status_reg]
-        fill, get = status & 0x7F, status >> 8 & 0x3F
+        fill, get, _put, _full, _lost = RXFS[n].unpack(status)
         if not size or not fill:
             return
         released = (index - get) % size + 1
@@ -648,7 +654,7 @@ class Mcan(Peripheral):
             log.warning("%s: RXF%dA=%d acknowledges beyond the fill level", self.name, n, index)
             return
         fill -= released
-        r[status_reg] = (status & ~0x01003F7F) | fill | ((index + 1) % size) << 8
+        r[status_reg] = RXFS_ACK[n].replace(status, fill, (index + 1) % size, 0)
 
     # ---- fault confinement ----
 
@@ -675,8 +681,8 @@ class Mcan(Peripheral):
 
     def _log_error(self) -> None:
         r = self.regs
-        cel = min((r["ECR"] >> 16 & 0xFF) + 1, 255)  # CEL counts errors, cleared on read
-        r["ECR"] = (r["ECR"] & 0xFFFF) | cel << 16
+        cel = min(r.field("ECR", "CEL") + 1, 255)  # CEL counts errors, cleared on read
+        r.set_field("ECR", "CEL", cel)
         if self._tec > BUS_OFF_LIMIT:
             self._bus_off()
         else:
@@ -688,20 +694,20 @@ class Mcan(Peripheral):
         else:
             self._tec = max(self._tec - 1, 0)
         r = self.regs
-        psr = r["PSR"] & ~PSR_LEC  # LEC: no error
+        psr = r["PSR"] & ~PSR_LEC.mask  # LEC: no error
         if frame.brs:
-            psr &= ~PSR_DLEC
+            psr &= ~PSR_DLEC.mask
         if received and frame.is_fd:  # RFDF, RBRS, RESI of the last received FD frame
-            psr |= 1 << 13 | int(frame.brs) << 12 | int(frame.esi) << 11
+            psr |= PSR_RECEIVED.pack(1, int(frame.brs), int(frame.esi))
         r["PSR"] = psr
-        if self._tec or self._rec or r["ECR"] & 0xFFFF:
+        if self._tec or self._rec or r["ECR"] & ECR_COUNTERS.mask:
             self._show_counters()
 
     def _show_counters(self) -> None:
         r = self.regs
         rx_passive = self._rec >= PASSIVE_LIMIT
-        r["ECR"] = (r["ECR"] & 0xFF0000) | min(self._tec, 255) | min(self._rec, 127) << 8
-        r["ECR"] |= int(rx_passive) << 15
+        r["ECR"] = ECR_COUNTERS.replace(r["ECR"], min(self._tec, 255), min(self._rec, 127),
+                                        int(rx_passive))  # fmt: skip
         passive = self._tec >= PASSIVE_LIMIT or rx_passive
         warning = self._tec >= WARNING_LIMIT or self._rec >= WARNING_LIMIT
         self._set_status(passive=passive, warning=warning, bus_off=False)
@@ -709,11 +715,10 @@ class Mcan(Peripheral):
     def _set_status(self, passive: bool, warning: bool, bus_off: bool) -> None:
         r = self.regs
         psr = r["PSR"]
-        new = (psr & ~0xE0) | int(passive) << 5 | int(warning) << 6 | int(bus_off) << 7
-        changed = psr ^ new
+        new = PSR_STATE.replace(psr, int(passive), int(warning), int(bus_off))
+        ep, ew, bo = PSR_STATE.unpack(psr ^ new)  # the ones that changed
         r["PSR"] = new
-        raised = (IR["EP"] if changed & 1 << 5 else 0) | (IR["EW"] if changed & 1 << 6 else 0)
-        raised |= IR["BO"] if changed & 1 << 7 else 0
+        raised = (IR["EP"] if ep else 0) | (IR["EW"] if ew else 0) | (IR["BO"] if bo else 0)
         if raised:
             r["IR"] |= raised
             self.update_interrupts()
@@ -721,7 +726,7 @@ class Mcan(Peripheral):
     def _bus_off(self) -> None:
         """TEC above 255: off the bus with INIT set; the firmware restarts by clearing INIT."""
         self._show_counters()
-        self.regs["CCCR"] |= CCCR_INIT
+        self.regs.set_field("CCCR", "INIT", 1)
         self._offered = self._looping = None
         self._loopback.disarm()
         self._set_status(passive=True, warning=True, bus_off=True)
