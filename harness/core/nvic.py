@@ -26,7 +26,7 @@ PRIORITY_BITS = 4
 PRIORITY_MASK = (0xFF << (8 - PRIORITY_BITS)) & 0xFF
 THREAD_PRIORITY = 256  # lower than any exception
 CPUID_CORTEX_M4_R0P1 = 0x410FC241
-VECTKEY = 0x05FA
+VECTKEY, VECTKEY_STAT = 0x05FA, 0xFA05
 
 RO, WO, RW, W1S, W1C = Access.RO, Access.WO, Access.RW, Access.W1S, Access.W1C
 
@@ -143,8 +143,18 @@ class Nvic(Peripheral):
             setter = getattr(self, f"_write_{reg}", None)
             if setter:
                 r.on_write[reg] = setter
-        r.on_write["STIR"] = lambda _i, written, _n: self.pend(FIRST_IRQ + (written & 0x1FF))
+        block = self.block
+        self._icsr = block.register("ICSR")
+        self._aircr = block.register("AIRCR")
+        self._tbloff = block.register("VTOR").field("TBLOFF")
+        intid = block.register("STIR").field("INTID")
+        r.on_write["STIR"] = lambda _i, written, _n: self.pend(FIRST_IRQ + intid.get(written))
         r.on_write["VTOR"] = lambda _i, _w, _n: None
+        # System handler priorities: field PRI_<n> of SHPR1..3 is exception n's.
+        self._shpr = {
+            name: tuple((f, int(f.name.removeprefix("PRI_"))) for f in block.register(name).fields)
+            for name in ("SHPR1", "SHPR2", "SHPR3")
+        }
 
     def _init_state(self) -> None:
         self.enabled = 0  # bit n: IRQ n enabled
@@ -196,11 +206,11 @@ class Nvic(Peripheral):
 
     @property
     def vtor(self) -> int:
-        return self.regs["VTOR"] & 0xFFFFFF80
+        return self.regs["VTOR"] & self._tbloff.mask
 
     @vtor.setter
     def vtor(self, value: int) -> None:
-        self.regs["VTOR"] = value & 0xFFFFFF80
+        self.regs["VTOR"] = value & self._tbloff.mask
 
     def group_priority(self, priority: int) -> int:
         if priority < 0:
@@ -300,58 +310,65 @@ class Nvic(Peripheral):
                 self.prio[FIRST_IRQ + 4 * i + k] = (new >> (8 * k)) & PRIORITY_MASK
         self._request_stop()
 
-    def _read_shpr(self, first: int) -> int:
-        return sum(max(self.prio[first + k], 0) << (8 * k) for k in range(4) if first + k > 3)
+    def _read_shpr(self, name: str) -> int:
+        return sum(f.place(max(self.prio[exc], 0)) for f, exc in self._shpr[name])
 
-    def _write_shpr(self, first: int, new: int) -> None:
-        for k in range(4):
-            if first + k > HARDFAULT:
-                self.prio[first + k] = (new >> (8 * k)) & PRIORITY_MASK
+    def _write_shpr(self, name: str, new: int) -> None:
+        for f, exc in self._shpr[name]:
+            self.prio[exc] = f.get(new) & PRIORITY_MASK
         self._request_stop()
 
     def _read_SHPR1(self, _i: int) -> int:
-        return self._read_shpr(4)
+        return self._read_shpr("SHPR1")
 
     def _read_SHPR2(self, _i: int) -> int:
-        return self._read_shpr(8)
+        return self._read_shpr("SHPR2")
 
     def _read_SHPR3(self, _i: int) -> int:
-        return self._read_shpr(12)
+        return self._read_shpr("SHPR3")
 
     def _write_SHPR1(self, _i: int, _w: int, new: int) -> None:
-        self._write_shpr(4, new)
+        self._write_shpr("SHPR1", new)
 
     def _write_SHPR2(self, _i: int, _w: int, new: int) -> None:
-        self._write_shpr(8, new)
+        self._write_shpr("SHPR2", new)
 
     def _write_SHPR3(self, _i: int, _w: int, new: int) -> None:
-        self._write_shpr(12, new)
+        self._write_shpr("SHPR3", new)
+
+    def _is_pending(self, exc: int) -> int:
+        return self.pending >> exc & 1
 
     def _read_ICSR(self, _i: int) -> int:
-        pending = self.highest_pending() or 0
-        value = (self.active[-1] if self.active else 0) | (pending << 12)
-        value |= (len(self.active) <= 1) << 11
-        value |= (self.pending >> FIRST_IRQ != 0) << 22
-        value |= (self.pending >> SYSTICK & 1) << 26
-        value |= (self.pending >> PENDSV & 1) << 28
-        value |= (self.pending >> NMI & 1) << 31
-        return value
+        return self._icsr.pack(
+            VECTACTIVE=self.active[-1] if self.active else 0,
+            RETTOBASE=int(len(self.active) <= 1),
+            VECTPENDING=self.highest_pending() or 0,
+            ISRPENDING=int(self.pending >> FIRST_IRQ != 0),
+            PENDSTSET=self._is_pending(SYSTICK),
+            PENDSVSET=self._is_pending(PENDSV),
+            NMIPENDSET=self._is_pending(NMI),
+        )
 
     def _write_ICSR(self, _i: int, written: int, _new: int) -> None:
-        for bit, exc, action in ((25, SYSTICK, self.unpend), (26, SYSTICK, self.pend),
-                                 (27, PENDSV, self.unpend), (28, PENDSV, self.pend),
-                                 (31, NMI, self.pend)):  # fmt: skip
-            if written >> bit & 1:
+        for name, exc, action in (("PENDSTCLR", SYSTICK, self.unpend),
+                                  ("PENDSTSET", SYSTICK, self.pend),
+                                  ("PENDSVCLR", PENDSV, self.unpend),
+                                  ("PENDSVSET", PENDSV, self.pend),
+                                  ("NMIPENDSET", NMI, self.pend)):  # fmt: skip
+            if self._icsr.field(name).get(written):
                 action(exc)
 
     def _read_AIRCR(self, _i: int) -> int:
-        return (0xFA05 << 16) | (self.prigroup << 8)
+        # VECTKEY reads as its complement, VECTKEYSTAT
+        return self._aircr.pack(VECTKEY=VECTKEY_STAT, PRIGROUP=self.prigroup)
 
     def _write_AIRCR(self, _i: int, written: int, _new: int) -> None:
-        if written >> 16 != VECTKEY:
+        aircr = self._aircr
+        if aircr.field("VECTKEY").get(written) != VECTKEY:
             return  # ignored without the key, as on hardware
-        self.prigroup = (written >> 8) & 7
-        if written & 0b101:  # SYSRESETREQ or VECTRESET
+        self.prigroup = aircr.field("PRIGROUP").get(written)
+        if aircr.field("SYSRESETREQ").get(written) or aircr.field("VECTRESET").get(written):
             self._request_reset()
         self._request_stop()
 
