@@ -14,7 +14,7 @@ from harness.board import PERIPHERAL_KINDS
 from harness.boards import DEFAULT_BOARD
 from harness.cli.regs import HEADER, SVD_FILE, generated
 from harness.errors import BoardError
-from harness.regs.dsl import Access, Block, Field, Register, RegisterFile
+from harness.regs.dsl import Access, Block, Field, Register, RegisterFile, writable_when
 
 BLOCK = Block(
     "T",
@@ -170,3 +170,109 @@ def test_sub_word_writes_touch_only_their_lanes(writes: list[tuple[int, int, int
         model = (model & ~lanes) | (value << (8 * offset))
         assert r.read(0) == model
         assert r.read(offset, size) == value
+
+
+def test_field_accessors_and_pack() -> None:
+    r = regs()
+    assert r.field("CTRL", "MODE") == 5 and r.field("CTRL", "LOCK") == 1
+    ctrl = BLOCK.register("CTRL")
+    assert ctrl.pack(EN=1, MODE=3) == 1 | 3 << 4
+    assert r.pack("CTRL", MODE=7) == 7 << 4
+    assert ctrl.field("MODE").get(0x70) == 7 and ctrl.field("MODE").place(2) == 0x20
+    r.set_fields("CTRL", EN=1, MODE=2)
+    assert r["CTRL"] == 1 | 2 << 4 | 1 << 8  # LOCK kept
+    r["CTRL"] = 0
+    r.reset_register("CTRL")
+    assert r["CTRL"] == BLOCK.register("CTRL").reset
+
+
+def test_pack_refuses_unknown_fields_and_values_that_do_not_fit() -> None:
+    ctrl = BLOCK.register("CTRL")
+    with pytest.raises(KeyError, match="no field 'MDOE'"):
+        ctrl.pack(MDOE=1)
+    with pytest.raises(ValueError, match="MODE: 8 does not fit in 3 bits"):
+        ctrl.pack(MODE=8)
+    with pytest.raises(ValueError, match="does not fit"):
+        ctrl.pack(EN=-1)
+    with pytest.raises(KeyError, match="no register 'CTLR'"):
+        regs().pack("CTLR", EN=1)
+    with pytest.raises(KeyError, match="no field 'NOPE'"):
+        regs().set_fields("CTRL", NOPE=1)
+
+
+def test_codec_packs_unpacks_and_replaces() -> None:
+    codec = BLOCK.register("CTRL").codec("MODE", "EN")
+    assert codec.mask == 0x71
+    assert codec.pack(5, 1) == 0x51
+    assert codec.unpack(0xFFFF_FF5F) == (5, 1)
+    assert codec.replace(0xFFFF_FFFF, 0, 0) == 0xFFFF_FF8E
+    with pytest.raises(ValueError, match="CTRL: MODE=9 does not fit in 3 bits"):
+        codec.pack(9, 0)
+    with pytest.raises(ValueError, match="EN=2 does not fit"):
+        codec.replace(0, 1, 2)
+    with pytest.raises(KeyError, match="no field 'MOD'"):
+        BLOCK.register("CTRL").codec("MOD")  # a misspelling fails where the codec is made
+    with pytest.raises(KeyError, match="distinct"):
+        BLOCK.register("CTRL").codec("EN", "EN")
+
+
+def test_hooks_on_undeclared_registers_are_refused() -> None:
+    r = regs()
+    with pytest.raises(KeyError, match="T has no register 'STATUS' to hook"):
+        r.on_write["STATUS"] = lambda _i, _w, _n: None
+    with pytest.raises(KeyError, match="no register 'EVNT'"):
+        r.on_read["EVNT"] = lambda _i: 0
+
+
+GUARDED = Block(
+    "G",
+    0x10,
+    (
+        Register("CTL", 0x0, (Field("INIT", 0, reset=1), Field("CCE", 1),
+                              Field("MODE", 4, 2, writable_when=writable_when("CTL", INIT=1,
+                                                                              CCE=1)))),
+        Register("CFG", 0x4, (Field("RATE", 0, 8), Field("ID", 8, 1, Access.RO, 1)),
+                 writable_when=writable_when("CTL", INIT=1, CCE=1)),
+        Register("DATA", 0x8, (Field("DATA", 0, 32),)),
+    ),
+)  # fmt: skip
+
+
+def test_write_protection(caplog: pytest.LogCaptureFixture) -> None:
+    r = RegisterFile(GUARDED, "G0")
+    seen: list[int] = []
+    r.on_write["CFG"] = lambda _i, _w, new: seen.append(new)
+    with caplog.at_level(logging.WARNING):
+        r.write(0x4, 0x12)  # CCE clear: the whole register is locked
+    assert r.field("CFG", "RATE") == 0 and not seen
+    assert "G0: write to CFG ignored: set CTL.INIT and CTL.CCE first" in caplog.text
+    r.write(0x0, 0b11 | 3 << 4)  # MODE is judged by CTL before this write: kept
+    assert r.field("CTL", "MODE") == 0 and r.field("CTL", "CCE") == 1
+    r.write(0x0, 0b11 | 2 << 4)  # now configurable
+    assert r.field("CTL", "MODE") == 2
+    r.write(0x4, 0x34)
+    assert r.field("CFG", "RATE") == 0x34 and seen == [0x134]
+    r.write(0x0, 0)  # leaving INIT: MODE may still change with this write
+    assert r["CTL"] == 0
+    r.write(0x0, 3 << 4)  # INIT clear: MODE locked, the rest written
+    assert r.field("CTL", "MODE") == 0
+    r.write(0x8, 7)  # unguarded registers are unaffected
+    assert r["DATA"] == 7
+
+
+def test_write_protection_names_are_checked_at_declaration() -> None:
+    def block(guard: object) -> Block:
+        return Block("B", 0x10, (Register("CTL", 0x0, (Field("INIT", 0),)),
+                                 Register("CFG", 0x4, (Field("X", 0),),
+                                          writable_when=guard)))  # type: ignore[arg-type]  # fmt: skip
+
+    with pytest.raises(BoardError, match="CFG writable_when names no register 'CTRL'"):
+        block(writable_when("CTRL", INIT=1))
+    with pytest.raises(BoardError, match="CTL has no field 'INT'"):
+        block(writable_when("CTL", INT=1))
+    with pytest.raises(BoardError, match="INIT: 2 does not fit"):
+        block(writable_when("CTL", INIT=2))
+    with pytest.raises(BoardError, match="names no field"):
+        writable_when("CTL")
+    with pytest.raises(BoardError, match="field A declared twice"):
+        Register("R", 0, (Field("A", 0), Field("A", 1)))
