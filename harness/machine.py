@@ -36,6 +36,8 @@ from harness.peripherals.gpio import Gpio
 
 log = logging.getLogger(__name__)
 
+NS_PER_S = 1_000_000_000
+
 # Unicorn interrupt numbers (QEMU's EXCP_*) that end a run as a fault.
 TRAP_KINDS = {
     1: "undefined instruction",
@@ -249,6 +251,23 @@ class Machine:
         self.run_until(lambda: self.exit_code is not None, timeout_ms=timeout_ms, poll_us=10_000)
         assert self.exit_code is not None
         return self.exit_code
+
+    # ---- what a network needs of a machine to run it in lockstep ----
+
+    @property
+    def awake(self) -> bool:
+        """Running code, or about to (an interrupt is pending): it may act at any moment."""
+        return not self.sleeping or bool(self.nvic.pending)
+
+    def next_event_ns(self) -> int | None:
+        """While asleep: when its next scheduled event (a timer, a wake-up) falls, in ns,
+        rounded up; None if none is scheduled."""
+        cycle = self.clock.next_deadline()
+        return None if cycle is None else -(-cycle * NS_PER_S // self.clock.hz)
+
+    def run_to_ns(self, target_ns: int) -> None:
+        """Run up to `target_ns` of virtual time (the cycle at or before it)."""
+        self.run_to_cycle(target_ns * self.clock.hz // NS_PER_S)
 
     def run_to_cycle(self, target: int) -> None:
         clock, ctx, cpu = self.clock, self.cpu.ctx, self.cpu

@@ -140,9 +140,8 @@ def harness_ecu(
 ) -> Machine:
     """The firmware on MCAN0/can0, run until its CAN controller is on the bus."""
     ecu = harness_network.add_ecu("ECU", Machine(harness_firmware, harness_board))
-    mcan = ecu.peripheral("MCAN0")
-    harness_network.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
-                              timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
+    harness_network.run_until_on_bus(harness_network.port("ECU", "MCAN0"),
+                                     timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
     return ecu
 
 

@@ -11,12 +11,13 @@ in WFI the network jumps straight to the next bus event or ECU wake-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from harness.clock import VirtualClock
-from harness.errors import VirtualTimeout
+from harness.errors import HarnessError, VirtualTimeout
 from harness.network.can import CanBus
+from harness.network.ports import CanPort, Lockstep
 
 if TYPE_CHECKING:
     from harness.machine import Machine
@@ -51,38 +52,61 @@ class Network:
     def add_ecu(
         self, name: str, machine: Machine, can0: str | None = "can0", can1: str | None = None
     ) -> Machine:
-        """Put `machine`'s CAN controllers on buses (MCAN0 on `can0`, MCAN1 on `can1`)."""
+        """Run `machine` on this network and put its CAN controllers on buses (MCAN0 on
+        `can0`, MCAN1 on `can1`; `attach` does the same for any controller)."""
         if name in self.ecus:
             raise ValueError(f"the network already has an ECU named {name!r}")
         if machine.now_ns != self.now_ns:
             raise ValueError(f"ECU {name} is at {machine.now_ns} ns, the network at "
                              f"{self.now_ns} ns: add ECUs before either runs")  # fmt: skip
-        for controller, bus_name in (("MCAN0", can0), ("MCAN1", can1)):
-            if bus_name is None:
-                continue
-            bus = self.bus(bus_name)
-            node = machine.peripheral(controller)
-            node.name = f"{name}.{controller}"
-            bus.attach(node)  # type: ignore[arg-type]  # an Mcan is a CanNode
-            node.bus_request.append(bus.request)  # type: ignore[attr-defined]
-            node.bus_rates = (bus.name, bus.bitrate, bus.data_bitrate)  # type: ignore[attr-defined]
         self.ecus[name] = machine
+        for controller, bus_name in (("MCAN0", can0), ("MCAN1", can1)):
+            if bus_name is not None:
+                self.attach(self.port(name, controller), bus_name)
         return machine
+
+    def port(self, ecu: str, controller: str) -> CanPort:
+        """An ECU's controller (e.g. "MCAN0") as a bus port, named `ECU.MCAN0` on the bus."""
+        port = self.ecus[ecu].peripheral(controller)
+        if not isinstance(port, CanPort):
+            raise TypeError(f"{ecu}.{controller} is not a CAN controller")
+        port.name = f"{ecu}.{controller}"
+        return port
+
+    def attach(self, port: CanPort, bus_name: str) -> None:
+        """Put a controller on a bus: it takes part in its arbitration and hears its frames."""
+        bus = self.bus(bus_name)
+        bus.attach(port)
+        port.bus_request.append(bus.request)
+        port.bus_rates = (bus.name, bus.bitrate, bus.data_bitrate)
+
+    def run_until_on_bus(self, port: CanPort, *, timeout_ms: float) -> float:
+        """Run until the controller has left INIT (the firmware's boot); returns the time in
+        ms. A firmware that never goes on the bus is named, not a bare timeout."""
+        try:
+            return self.run_until(lambda: not port.initialising, timeout_ms=timeout_ms)
+        except VirtualTimeout:
+            raise HarnessError(f"{port.name} did not leave INIT within {timeout_ms:g} ms of "
+                               "boot: the firmware does not go on the CAN bus") from None
 
     @property
     def now_ns(self) -> int:
         return self.clock.cycles
+
+    def _lockstep(self) -> Iterable[Lockstep]:
+        """The machines, seen only through what lockstep needs of them."""
+        return self.ecus.values()
 
     def next_event_ns(self) -> int | None:
         """When something may next happen: a bus event, an ECU's own next event if it
         sleeps, or the next step while an ECU is awake. None: nothing ever will."""
         now = self.now_ns
         nxt = self.clock.next_deadline()
-        for machine in self.ecus.values():
-            if not machine.sleeping or machine.nvic.pending:
-                t = now + self.step_ns  # awake: it may ask to send at any time
-            elif (cycle := machine.clock.next_deadline()) is not None:
-                t = -(-cycle * NS_PER_S // machine.clock.hz)  # its wake-up, in ns
+        for machine in self._lockstep():
+            if machine.awake:
+                t = now + self.step_ns  # it may ask to send at any time
+            elif (wake := machine.next_event_ns()) is not None:
+                t = wake
             else:
                 continue
             nxt = t if nxt is None or t < nxt else nxt
@@ -91,8 +115,8 @@ class Network:
     def _move_to(self, target_ns: int) -> None:
         """Run every ECU to `target_ns`, then the buses' events up to it, in time order.
         Nothing an ECU does before `target_ns` can end a frame before it (see above)."""
-        for machine in self.ecus.values():
-            machine.run_to_cycle(target_ns * machine.clock.hz // NS_PER_S)
+        for machine in self._lockstep():
+            machine.run_to_ns(target_ns)
         self.clock.advance_to(target_ns)
 
     def advance_to(self, end_ns: int) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.board import Board
 from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
-from harness.errors import HarnessError, VirtualTimeout
+from harness.errors import HarnessError
 from harness.frames.ids import format_id, id_key
 from harness.machine import Machine
 from harness.network.network import Network
@@ -144,15 +144,11 @@ def replay(
     if firmware is not None:
         ecu = net.add_ecu("ECU", Machine(firmware, board), can0="can0",
                           can1="can1" if "can1" in net.buses else None)  # fmt: skip
-        mcan = ecu.peripheral("MCAN0")
         try:
-            net.run_until(lambda: not mcan.initialising,  # type: ignore[attr-defined]
-                          timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
-        except VirtualTimeout:
-            raise HarnessError(f"{firmware}: MCAN0 did not leave INIT within "
-                               f"{BOOT_TIMEOUT_MS:g} ms of boot: the firmware does not go on "
-                               "the CAN bus (replay without --firmware records the trace "
-                               "alone)") from None  # fmt: skip
+            net.run_until_on_bus(net.port("ECU", "MCAN0"), timeout_ms=BOOT_TIMEOUT_MS)
+        except HarnessError as err:
+            raise HarnessError(f"{firmware}: {err} (replay without --firmware records the "
+                               "trace alone)") from None  # fmt: skip
     tail_ns = round(tail_ms * 1e6)
     span_ns = _span_ns(trace, options) if progress is not None else 0
     player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
@@ -210,7 +206,7 @@ def replay(
         timing_warning=warning,
         output_warning=_flags_lost(output, recorder.fd_flags_lost),
         filter_warning=_filtered_away(player, options),
-        ecu_warning=_unheard(player, ecu),
+        ecu_warning=_unheard(net, player, ecu),
         replay_load=replay_load,
     )
 
@@ -237,13 +233,13 @@ def _filtered_away(player: TracePlayer, options: ReplayOptions) -> str | None:
     return None
 
 
-def _unheard(player: TracePlayer, ecu: Machine | None) -> str | None:
+def _unheard(net: Network, player: TracePlayer, ecu: Machine | None) -> str | None:
     """Stimulus on a bus whose ECU controller never went on the bus reached no ECU."""
     if ecu is None:
         return None
     for bus, controller in (("can0", "MCAN0"), ("can1", "MCAN1")):
         sent = player.counts.per_bus.get(bus, 0)
-        if sent and ecu.peripheral(controller).initialising:  # type: ignore[attr-defined]
+        if sent and net.port("ECU", controller).initialising:
             return (f"{sent} frames were replayed on {bus}, where the ECU's {controller} never "
                     "went on the bus: no ECU heard them")  # fmt: skip
     return None
