@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from harness.clock import VirtualClock
 from harness.core.dwt import DWT_BLOCK
 from harness.core.fpu import CPACR_BASE, CPACR_BLOCK, FPU_BASE, FPU_BLOCK
-from harness.core.nvic import Nvic, scs_block
+from harness.core.nvic import scs_block
 from harness.core.systick import SYSTICK_BLOCK
 from harness.errors import BoardError
-from harness.peripherals.base import Peripheral
-from harness.peripherals.gpio import GPIO_BLOCK, Gpio
-from harness.peripherals.mcan.model import Mcan
-from harness.peripherals.mcan.regs import MCAN_BLOCK
-from harness.peripherals.timer import TIMER_BLOCK, Timer
+from harness.peripherals.registry import KINDS
 from harness.regs.dsl import Block
 
 
@@ -51,6 +45,11 @@ class PeripheralSpec:
     base: int
     irqs: tuple[int, ...] = ()
     doc: str = ""
+    params: tuple[tuple[str, int | str], ...] = ()  # (name, value): what its kind needs
+
+    @property
+    def param_dict(self) -> dict[str, int | str]:
+        return dict(self.params)
 
     def irq_names(self) -> list[tuple[str, int]]:
         """(name, IRQ number): TIM2, or MCAN0_INT0 and MCAN0_INT1 for several lines."""
@@ -58,49 +57,6 @@ class PeripheralSpec:
             return [(self.name, self.irqs[0])]
         return [(f"{self.name}_INT{i}", irq) for i, irq in enumerate(self.irqs)]
 
-
-@dataclass(frozen=True, slots=True)
-class BuildContext:
-    """What a peripheral model may take from the machine it is built into."""
-
-    board: Board
-    clock: VirtualClock
-    nvic: Nvic
-    memory: Callable[[str], memoryview]  # a memory region's bytes, by region name
-
-
-Factory = Callable[[PeripheralSpec, BuildContext], Peripheral]
-MESSAGE_RAM = "MCAN_MRAM"
-
-
-def _irqs(spec: PeripheralSpec, count: int) -> tuple[int, ...]:
-    if len(spec.irqs) != count:
-        raise BoardError(f"{spec.kind} {spec.name} needs {count} IRQ(s), has {len(spec.irqs)}")
-    return spec.irqs
-
-
-def _gpio(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
-    return Gpio(spec.name, spec.base, ctx.clock)
-
-
-def _timer(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
-    (irq,) = _irqs(spec, 1)
-    return Timer(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq))
-
-
-def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
-    line0, line1 = _irqs(spec, 2)
-    lines = (ctx.nvic.line(line0), ctx.nvic.line(line1))
-    return Mcan(spec.name, spec.base, ctx.clock, lines, ctx.memory(MESSAGE_RAM),
-                ctx.board.can_clock_hz)  # fmt: skip
-
-
-# kind -> (register layout, model factory): the one place a new peripheral kind is added.
-PERIPHERAL_KINDS: dict[str, tuple[Block, Factory]] = {
-    "gpio": (GPIO_BLOCK, _gpio),
-    "timer": (TIMER_BLOCK, _timer),
-    "mcan": (MCAN_BLOCK, _mcan),
-}
 
 SCS_BASE = 0xE000E000
 SYSTICK_BASE = 0xE000E010
@@ -117,20 +73,23 @@ class Board:
     peripherals: tuple[PeripheralSpec, ...]
     num_irqs: int
     doc: str = ""
-    can_clock_hz: int = 40_000_000  # the M_CAN kernel clock (bit timing is derived from it)
     stack_region: str = "SRAM"  # where the initial SP must point; overflows run out below it
     fpu: bool = False  # a Cortex-M4F: FPv4-SP registers, FP context stacking, CPACR gating
 
     def __post_init__(self) -> None:
         spans = sorted([(r.base, r.end, r.name) for r in self.regions]
-                       + [(p.base, p.base + PERIPHERAL_KINDS[p.kind][0].size, p.name)
-                          for p in self.peripherals])  # fmt: skip
+                       + [(p.base, p.base + KINDS[p.kind].block.size, p.name)
+                          for p in self.peripherals if p.kind in KINDS])  # fmt: skip
         for (_, end_a, a), (base_b, _, b) in itertools.pairwise(spans):
             if base_b < end_a:
                 raise BoardError(f"board {self.name}: {b} overlaps {a}")
         for p in self.peripherals:
-            if p.kind not in PERIPHERAL_KINDS:
+            if p.kind not in KINDS:
                 raise BoardError(f"board {self.name}: unknown peripheral kind {p.kind!r}")
+            given, needed = set(p.param_dict), set(KINDS[p.kind].params)
+            if given != needed:
+                raise BoardError(f"board {self.name}: {p.name} ({p.kind}) takes parameters "
+                                 f"{sorted(needed)}, not {sorted(given)}")  # fmt: skip
             for irq in p.irqs:
                 if not 0 <= irq < self.num_irqs:
                     raise BoardError(f"board {self.name}: {p.name} IRQ {irq} out of range")
@@ -165,4 +124,4 @@ class Board:
             ("COPROC", CPACR_BASE, CPACR_BLOCK),
             ("FPU", FPU_BASE, FPU_BLOCK),  # declared for both variants, as CMSIS does
         ]
-        return core + [(p.name, p.base, PERIPHERAL_KINDS[p.kind][0]) for p in self.peripherals]
+        return core + [(p.name, p.base, KINDS[p.kind].block) for p in self.peripherals]

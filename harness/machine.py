@@ -12,14 +12,7 @@ from typing import Any
 from unicorn import UC_ERR_EXCEPTION, UC_ERR_INSN_INVALID, UcError
 from unicorn.unicorn import UcContext
 
-from harness.board import (
-    DWT_BASE,
-    PERIPHERAL_KINDS,
-    SCS_BASE,
-    SYSTICK_BASE,
-    Board,
-    BuildContext,
-)
+from harness.board import DWT_BASE, SCS_BASE, SYSTICK_BASE, Board
 from harness.boards import DEFAULT_BOARD
 from harness.clock import VirtualClock
 from harness.core import native
@@ -33,6 +26,7 @@ from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, Vi
 from harness.loader import FirmwareImage, load_elf
 from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import Gpio
+from harness.peripherals.registry import KINDS, BuildContext
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +117,9 @@ class Machine:
         }
         if self.board.fpu:
             self.peripherals["FPU"] = FpuRegisters("FPU", FPU_BASE, self.clock, self.cpu.ctx)
-        context = BuildContext(self.board, self.clock, self.nvic, self._region_bytes)
+        context = BuildContext(self.clock, self.nvic, self._region_bytes)
         for spec in self.board.peripherals:
-            self.peripherals[spec.name] = PERIPHERAL_KINDS[spec.kind][1](spec, context)
+            self.peripherals[spec.name] = KINDS[spec.kind].build(spec, context)
         self.cpu.map_peripherals(list(self.peripherals.values()))
         self._load(self.image)
         self._flash_generation = 0

@@ -10,10 +10,10 @@ from cmsis_svd.parser import SVDParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.board import PERIPHERAL_KINDS
 from harness.boards import DEFAULT_BOARD
 from harness.cli.regs import HEADER, SVD_FILE, generated
 from harness.errors import BoardError
+from harness.peripherals.registry import KINDS
 from harness.regs.dsl import Access, Block, Field, Register, RegisterFile, writable_when
 
 BLOCK = Block(
@@ -129,7 +129,7 @@ def test_svd_parses_and_matches_the_declarations() -> None:
     assert set(by_name) == {p.name for p in DEFAULT_BOARD.peripherals}
     for spec in DEFAULT_BOARD.peripherals:
         svd_p = by_name[spec.name]
-        block = PERIPHERAL_KINDS[spec.kind][0]
+        block = KINDS[spec.kind].block
         assert svd_p.base_address == spec.base
         assert [i.value for i in svd_p.interrupts or []] == list(spec.irqs)
         svd_regs = {r.name: r for r in svd_p.registers}
@@ -276,3 +276,19 @@ def test_write_protection_names_are_checked_at_declaration() -> None:
         writable_when("CTL")
     with pytest.raises(BoardError, match="field A declared twice"):
         Register("R", 0, (Field("A", 0), Field("A", 1)))
+
+
+def test_peripheral_instances_take_the_parameters_their_kind_needs() -> None:
+    """The board is data: an M_CAN names its kernel clock and message RAM, nothing is a
+    board-wide special case, and the header carries each instance's parameters."""
+    from dataclasses import replace
+
+    mcan0 = next(p for p in DEFAULT_BOARD.peripherals if p.name == "MCAN0")
+    assert mcan0.param_dict == {"kernel_clock_hz": 40_000_000, "message_ram": "MCAN_MRAM"}
+    bare = replace(mcan0, params=())
+    with pytest.raises(BoardError, match=r"MCAN0 \(mcan\) takes parameters "
+                       r"\['kernel_clock_hz', 'message_ram'\], not \[\]"):  # fmt: skip
+        replace(DEFAULT_BOARD, peripherals=(bare,))
+    header = HEADER.read_text()
+    assert "#define MCAN0_KERNEL_CLOCK_HZ 40000000UL" in header
+    assert "#define MCAN1_MESSAGE_RAM_BASE MCAN_MRAM_BASE" in header

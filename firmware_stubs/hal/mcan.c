@@ -14,8 +14,17 @@ static const uint8_t fd_lengths[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24
 
 static uint32_t ram_offset(MCAN_Type *can) { return can == MCAN1 ? RAM_PER_CONTROLLER : 0u; }
 
+/* Each instance's board parameters: its message RAM and its kernel clock. */
+static uint32_t ram_base(MCAN_Type *can) {
+    return can == MCAN1 ? MCAN1_MESSAGE_RAM_BASE : MCAN0_MESSAGE_RAM_BASE;
+}
+
+static uint32_t kernel_clock(MCAN_Type *can) {
+    return can == MCAN1 ? MCAN1_KERNEL_CLOCK_HZ : MCAN0_KERNEL_CLOCK_HZ;
+}
+
 static volatile uint32_t *element(MCAN_Type *can, uint32_t offset) {
-    return (volatile uint32_t *)(MCAN_MRAM_BASE + ram_offset(can) + offset);
+    return (volatile uint32_t *)(ram_base(can) + ram_offset(can) + offset);
 }
 
 static uint32_t dlc_of(uint8_t len) {
@@ -24,9 +33,10 @@ static uint32_t dlc_of(uint8_t len) {
     return 15;
 }
 
-/* 80 % sample point; the kernel clock is CAN_CLOCK_HZ. */
-static uint32_t timing(uint32_t bitrate, uint32_t seg1_shift, uint32_t seg2_shift) {
-    uint32_t tq = CAN_CLOCK_HZ / bitrate, seg1 = tq * 8u / 10u - 1u, seg2 = tq - 1u - seg1;
+/* 80 % sample point, in quanta of the controller's kernel clock. */
+static uint32_t timing(uint32_t clock, uint32_t bitrate, uint32_t seg1_shift,
+                       uint32_t seg2_shift) {
+    uint32_t tq = clock / bitrate, seg1 = tq * 8u / 10u - 1u, seg2 = tq - 1u - seg1;
     return ((seg1 - 1u) << seg1_shift) | ((seg2 - 1u) << seg2_shift);
 }
 
@@ -34,8 +44,10 @@ void mcan_init(MCAN_Type *can, uint32_t nominal_bitrate, uint32_t data_bitrate) 
     uint32_t base = ram_offset(can);
     can->CCCR = MCAN_CCCR_INIT_Msk;
     can->CCCR = MCAN_CCCR_INIT_Msk | MCAN_CCCR_CCE_Msk;
-    can->NBTP = timing(nominal_bitrate, MCAN_NBTP_NTSEG1_Pos, MCAN_NBTP_NTSEG2_Pos);
-    can->DBTP = timing(data_bitrate, MCAN_DBTP_DTSEG1_Pos, MCAN_DBTP_DTSEG2_Pos);
+    can->NBTP = timing(kernel_clock(can), nominal_bitrate, MCAN_NBTP_NTSEG1_Pos,
+                       MCAN_NBTP_NTSEG2_Pos);
+    can->DBTP = timing(kernel_clock(can), data_bitrate, MCAN_DBTP_DTSEG1_Pos,
+                       MCAN_DBTP_DTSEG2_Pos);
     can->SIDFC = base + STD_FILTERS; /* no filters: ... */
     can->GFC = 0;                    /* ... non-matching frames go to FIFO 0 */
     can->RXF0C = (base + RX_FIFO0) | (RX_FIFO0_N << MCAN_RXF0C_F0S_Pos) |

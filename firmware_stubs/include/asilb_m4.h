@@ -7,7 +7,6 @@
 
 #define CORE_CLOCK_HZ 120000000UL
 #define NUM_IRQS 64U
-#define CAN_CLOCK_HZ 40000000UL
 
 /* Memory map */
 #define FLASH_BASE 0x00000000UL
@@ -24,6 +23,12 @@
 #define BANK_B_SIZE 0xF0000UL
 #define NVM_BASE 0x001F0000UL
 #define NVM_SIZE 0x10000UL
+
+/* Peripheral parameters (a region's name gives its base) */
+#define MCAN0_KERNEL_CLOCK_HZ 40000000UL
+#define MCAN0_MESSAGE_RAM_BASE MCAN_MRAM_BASE
+#define MCAN1_KERNEL_CLOCK_HZ 40000000UL
+#define MCAN1_MESSAGE_RAM_BASE MCAN_MRAM_BASE
 
 /* Interrupt numbers (exception number = IRQn + 16) */
 typedef enum {

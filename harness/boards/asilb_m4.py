@@ -11,6 +11,8 @@ from harness.board import Board, Partition, PeripheralSpec, Region
 
 KB = 1024
 MB = 1024 * KB
+# Both M_CANs: a 40 MHz kernel clock (bit timing derives from it), one shared message RAM.
+MCAN = (("kernel_clock_hz", 40_000_000), ("message_ram", "MCAN_MRAM"))
 
 ASILB_M4 = Board(
     name="ASILB-M4",
@@ -32,8 +34,10 @@ ASILB_M4 = Board(
         PeripheralSpec("GPIOB", "gpio", 0x4000_0400, doc="Status outputs, switch inputs"),
         PeripheralSpec("TIM2", "timer", 0x4000_1000, irqs=(0,), doc="General-purpose timer"),
         PeripheralSpec("TIM3", "timer", 0x4000_1400, irqs=(1,), doc="General-purpose timer"),
-        PeripheralSpec("MCAN0", "mcan", 0x4000_6000, irqs=(8, 9), doc="CAN FD controller 0"),
-        PeripheralSpec("MCAN1", "mcan", 0x4000_6400, irqs=(10, 11), doc="CAN FD controller 1"),
+        PeripheralSpec("MCAN0", "mcan", 0x4000_6000, irqs=(8, 9), doc="CAN FD controller 0",
+                       params=MCAN),
+        PeripheralSpec("MCAN1", "mcan", 0x4000_6400, irqs=(10, 11), doc="CAN FD controller 1",
+                       params=MCAN),
     ),
     num_irqs=64,
     doc="ASIL-B automotive MCU, Cortex-M4 core (no FPU)",

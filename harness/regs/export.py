@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from harness.board import PERIPHERAL_KINDS, Board
+from harness.board import Board
+from harness.peripherals.registry import KINDS
 from harness.regs.dsl import Access, Block, Register
 
 _SVD_ACCESS = {
@@ -62,7 +63,6 @@ def c_header(board: Board) -> str:
         "",
         f"#define CORE_CLOCK_HZ {board.core_clock_hz}UL",
         f"#define NUM_IRQS {board.num_irqs}U",
-        f"#define CAN_CLOCK_HZ {board.can_clock_hz}UL",
         "",
         "/* Memory map */",
     ]
@@ -70,6 +70,13 @@ def c_header(board: Board) -> str:
         out += [f"#define {r.name}_BASE 0x{r.base:08X}UL", f"#define {r.name}_SIZE 0x{r.size:X}UL"]
     for p in board.partitions:
         out += [f"#define {p.name}_BASE 0x{p.base:08X}UL", f"#define {p.name}_SIZE 0x{p.size:X}UL"]
+    params = [(spec.name, key, value) for spec in board.peripherals for key, value in spec.params]
+    if params:
+        out += ["", "/* Peripheral parameters (a region's name gives its base) */"]
+    for instance, key, value in params:
+        name = f"{instance}_{key.upper()}"
+        out.append(f"#define {name} {value}UL" if isinstance(value, int)
+                   else f"#define {name}_BASE {value}_BASE")  # fmt: skip
     out.append("")
     out.append("/* Interrupt numbers (exception number = IRQn + 16) */")
     out.append("typedef enum {")
@@ -139,7 +146,7 @@ def svd(board: Board) -> str:
     _sub(dev, "access", "read-write")
     periphs = ET.SubElement(dev, "peripherals")
     for spec in board.peripherals:
-        block = PERIPHERAL_KINDS[spec.kind][0]
+        block = KINDS[spec.kind].block
         p = ET.SubElement(periphs, "peripheral")
         _sub(p, "name", spec.name)
         _sub(p, "description", spec.doc or block.doc)

@@ -1,0 +1,71 @@
+"""Peripheral kinds: each kind's register layout and how its model is built from a board's
+spec. The one place a new peripheral kind is added; boards only name kinds and parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.clock import VirtualClock
+from harness.core.nvic import Nvic
+from harness.errors import BoardError
+from harness.peripherals.base import Peripheral
+from harness.peripherals.gpio import GPIO_BLOCK, Gpio
+from harness.peripherals.mcan.model import Mcan
+from harness.peripherals.mcan.regs import MCAN_BLOCK
+from harness.peripherals.timer import TIMER_BLOCK, Timer
+from harness.regs.dsl import Block
+
+if TYPE_CHECKING:
+    from harness.board import PeripheralSpec
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a peripheral model may take from the machine it is built into."""
+
+    clock: VirtualClock
+    nvic: Nvic
+    memory: Callable[[str], memoryview]  # a memory region's bytes, by region name
+
+
+Factory = Callable[["PeripheralSpec", BuildContext], Peripheral]
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    block: Block
+    build: Factory
+    params: tuple[str, ...] = ()  # the parameters an instance must give
+
+
+def _irqs(spec: PeripheralSpec, count: int) -> tuple[int, ...]:
+    if len(spec.irqs) != count:
+        raise BoardError(f"{spec.kind} {spec.name} needs {count} IRQ(s), has {len(spec.irqs)}")
+    return spec.irqs
+
+
+def _gpio(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    return Gpio(spec.name, spec.base, ctx.clock)
+
+
+def _timer(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    (irq,) = _irqs(spec, 1)
+    return Timer(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq))
+
+
+def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    line0, line1 = _irqs(spec, 2)
+    lines = (ctx.nvic.line(line0), ctx.nvic.line(line1))
+    p: dict[str, Any] = spec.param_dict
+    return Mcan(spec.name, spec.base, ctx.clock, lines, ctx.memory(p["message_ram"]),
+                p["kernel_clock_hz"])  # fmt: skip
+
+
+KINDS: dict[str, Kind] = {
+    "gpio": Kind(GPIO_BLOCK, _gpio),
+    "timer": Kind(TIMER_BLOCK, _timer),
+    # message_ram: the memory region holding the message RAM; kernel_clock_hz: bit timing
+    "mcan": Kind(MCAN_BLOCK, _mcan, ("kernel_clock_hz", "message_ram")),
+}
