@@ -43,8 +43,8 @@ from typing import Any, ClassVar
 
 from harness.clock import VirtualClock
 from harness.errors import SimulationError
-from harness.network.frames import CanFrame
-from harness.network.timing import frame_bits
+from harness.frames.can import CanFrame
+from harness.frames.timing import frame_bits
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.peripherals.mcan import message_ram as mram
 from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
