@@ -9,6 +9,7 @@
 #define TX_BUFFER_N 16u
 #define ELEMENT     72u /* 2 header words + 64 data bytes */
 #define SIZE_64     7u  /* RXESC/TXESC code for 64-byte data fields */
+#define STANDARD_ID_POS 18u /* a standard ID sits in the element's ID[28:18] */
 
 static const uint8_t fd_lengths[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64};
 
@@ -67,9 +68,11 @@ int mcan_send(MCAN_Type *can, const can_frame_t *frame) {
         if (busy & (1u << i)) continue;
         volatile uint32_t *e = element(can, TX_BUFFERS + i * ELEMENT);
         uint32_t ext = frame->flags & CAN_FLAG_EXT;
-        e[0] = (ext ? (1u << 30) | (frame->id & 0x1FFFFFFFu) : (frame->id & 0x7FFu) << 18);
-        e[1] = (dlc_of(frame->len) << 16) | ((frame->flags & CAN_FLAG_FD) ? 1u << 21 : 0u) |
-               ((frame->flags & CAN_FLAG_BRS) ? 1u << 20 : 0u);
+        e[0] = ext ? MCAN_ELEMENT_T0_XTD_Msk | (frame->id & MCAN_ELEMENT_T0_ID_Msk)
+                   : (frame->id & 0x7FFu) << STANDARD_ID_POS;
+        e[1] = (dlc_of(frame->len) << MCAN_ELEMENT_T1_DLC_Pos) |
+               ((frame->flags & CAN_FLAG_FD) ? MCAN_ELEMENT_T1_FDF_Msk : 0u) |
+               ((frame->flags & CAN_FLAG_BRS) ? MCAN_ELEMENT_T1_BRS_Msk : 0u);
         for (uint32_t w = 0; w < (frame->len + 3u) / 4u; w++) {
             const uint8_t *b = &frame->data[4u * w];
             e[2 + w] = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
@@ -87,11 +90,12 @@ int mcan_receive(MCAN_Type *can, can_frame_t *frame) {
     uint32_t get = (status & MCAN_RXF0S_F0GI_Msk) >> MCAN_RXF0S_F0GI_Pos;
     volatile uint32_t *e = element(can, RX_FIFO0 + get * ELEMENT);
     uint32_t r0 = e[0], r1 = e[1];
-    uint32_t fd = (r1 >> 21) & 1u;
-    frame->flags = ((r0 >> 30) & 1u ? CAN_FLAG_EXT : 0u) | (fd ? CAN_FLAG_FD : 0u) |
-                   ((r1 >> 20) & 1u ? CAN_FLAG_BRS : 0u);
-    frame->id = (frame->flags & CAN_FLAG_EXT) ? r0 & 0x1FFFFFFFu : (r0 >> 18) & 0x7FFu;
-    uint32_t dlc = (r1 >> 16) & 0xFu;
+    uint32_t fd = r1 & MCAN_ELEMENT_R1_FDF_Msk;
+    frame->flags = ((r0 & MCAN_ELEMENT_R0_XTD_Msk) ? CAN_FLAG_EXT : 0u) |
+                   (fd ? CAN_FLAG_FD : 0u) | ((r1 & MCAN_ELEMENT_R1_BRS_Msk) ? CAN_FLAG_BRS : 0u);
+    frame->id = (frame->flags & CAN_FLAG_EXT) ? r0 & MCAN_ELEMENT_R0_ID_Msk
+                                              : (r0 >> STANDARD_ID_POS) & 0x7FFu;
+    uint32_t dlc = (r1 & MCAN_ELEMENT_R1_DLC_Msk) >> MCAN_ELEMENT_R1_DLC_Pos;
     frame->len = fd ? fd_lengths[dlc] : (dlc > 8u ? 8u : (uint8_t)dlc);
     for (uint32_t w = 0; w < (frame->len + 3u) / 4u; w++) {
         uint32_t v = e[2 + w];

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from xml.etree import ElementTree as ET
 
 from harness.board import Board
+from harness.peripherals.mcan.message_ram import ELEMENT_WORDS
 from harness.peripherals.registry import KINDS
 from harness.regs.dsl import Access, Block, Register
 
@@ -40,12 +42,16 @@ def _c_struct(block: Block) -> list[str]:
 
 
 def _c_fields(block: Block) -> list[str]:
+    return _field_macros(block.name, block.registers)
+
+
+def _field_macros(prefix_name: str, registers: Iterable[Register]) -> list[str]:
     lines: list[str] = []
-    for reg in block.registers:
+    for reg in registers:
         for f in reg.fields:
             if len(reg.fields) == 1 and f.name == reg.name and f.width == 32:
                 continue
-            prefix = f"{block.name}_{reg.name}_{f.name}"
+            prefix = f"{prefix_name}_{reg.name}_{f.name}"
             lines.append(f"#define {prefix}_Pos {f.lsb}U")
             lines.append(f"#define {prefix}_Msk (0x{(1 << f.width) - 1:X}UL << {f.lsb}U)")
     return lines
@@ -89,6 +95,9 @@ def c_header(board: Board) -> str:
             continue
         seen.add(block.name)
         out += ["", *_c_struct(block), *_c_fields(block)]
+    if any(p.kind == "mcan" for p in board.peripherals):
+        out += ["", "/* M_CAN message RAM element header words (T0/T1 TX, R0/R1 RX, E0/E1 "
+                "TX event) */", *_field_macros("MCAN_ELEMENT", ELEMENT_WORDS)]  # fmt: skip
     out += ["", "/* Instances */"]
     for name, base, block in board.blocks():
         out.append(f"#define {name} (({_type_name(block)} *)0x{base:08X}UL)")

@@ -20,8 +20,32 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from harness.frames.can import FD_LENGTHS, CanFrame
+from harness.regs.dsl import Field, Register
 
 HEADER_WORDS = 2
+
+# The element header words, declared once: this model reads and writes them through these
+# fields, and `harness regs` exports them to the C header (MCAN_ELEMENT_T0_XTD_Pos, ...) for
+# the firmware's driver.
+_ID_WORD = (Field("ESI", 31), Field("XTD", 30), Field("RTR", 29), Field("ID", 0, 29))
+_FORMAT = (Field("FDF", 21), Field("BRS", 20), Field("DLC", 16, 4))
+ELEMENT_WORDS = (
+    Register("T0", 0, _ID_WORD, "TX buffer element, word 0 (a standard ID in ID[28:18])"),
+    Register("T1", 4, (Field("MM", 24, 8), Field("EFC", 23), *_FORMAT), "TX element, word 1"),
+    Register("R0", 0, _ID_WORD, "RX element, word 0"),
+    Register("R1", 4, (Field("ANMF", 31), Field("FIDX", 24, 7), *_FORMAT, Field("RXTS", 0, 16)),
+             "RX element, word 1"),
+    Register("E0", 0, _ID_WORD, "TX event element, word 0"),
+    Register("E1", 4, (Field("MM", 24, 8), Field("ET", 22, 2), *_FORMAT, Field("TXTS", 0, 16)),
+             "TX event element, word 1"),
+)
+_T0, _T1, _R0, _R1, _E0, _E1 = ELEMENT_WORDS
+STANDARD_ID_LSB = 18  # a standard ID sits in ID[28:18]
+# compiled from the declarations: the model stores and reads elements on every frame
+_ID_CODEC = _T0.codec("ESI", "XTD", "RTR", "ID")
+_T1_CODEC = _T1.codec("MM", "EFC", "FDF", "BRS", "DLC")
+_R1_CODEC = _R1.codec("ANMF", "FIDX", "FDF", "BRS", "DLC", "RXTS")
+_E1_CODEC = _E1.codec("MM", "ET", "FDF", "BRS", "DLC", "TXTS")
 
 
 class FilterType(IntEnum):
@@ -80,41 +104,40 @@ def _length(dlc: int, fd: bool) -> int:
 def read_tx_element(ram: bytes | bytearray | memoryview, offset: int) -> tuple[CanFrame, int, bool]:
     """(frame, message marker, store TX event) from a TX buffer element at byte `offset`."""
     t0, t1 = struct.unpack_from("<II", ram, offset)
-    extended = bool(t0 >> 30 & 1)
-    ident = t0 & 0x1FFFFFFF if extended else (t0 >> 18) & 0x7FF
-    fd = bool(t1 >> 21 & 1)
-    remote = bool(t0 >> 29 & 1) and not fd
-    dlc = (t1 >> 16) & 0xF
+    esi, extended, rtr, ident = _ID_CODEC.unpack(t0)
+    marker, event, fdf, brs, dlc = _T1_CODEC.unpack(t1)
+    ident = ident if extended else ident >> STANDARD_ID_LSB
+    fd = fdf == 1
+    remote = rtr == 1 and not fd
     length = _length(dlc, fd)
     data = b"" if remote else bytes(ram[offset + 8 : offset + 8 + length])
     frame = CanFrame(
         ident,
         data,
-        is_extended=extended,
+        is_extended=extended == 1,
         is_fd=fd,
-        brs=fd and bool(t1 >> 20 & 1),
-        esi=fd and bool(t0 >> 31 & 1),
+        brs=fd and brs == 1,
+        esi=fd and esi == 1,
         is_remote=remote,
         remote_length=min(dlc, 8) if remote else 0,
     )
-    return frame, t1 >> 24, bool(t1 >> 23 & 1)
+    return frame, marker, bool(event)
 
 
 def write_tx_element(ram: bytearray | memoryview, offset: int, frame: CanFrame,
                      marker: int = 0, event: bool = False) -> None:  # fmt: skip
     """Lay out `frame` as a TX buffer element (what firmware does; tests use it)."""
-    t0 = _id_word(frame)
-    t1 = (marker & 0xFF) << 24 | int(event) << 23 | int(frame.is_fd) << 21
-    t1 |= int(frame.brs) << 20 | frame.dlc << 16
-    struct.pack_into("<II", ram, offset, t0, t1)
+    t1 = _T1_CODEC.pack(marker & 0xFF, int(event), int(frame.is_fd), int(frame.brs), frame.dlc)
+    struct.pack_into("<II", ram, offset, _id_word(frame), t1)
     ram[offset + 8 : offset + 8 + len(frame.data)] = frame.data
 
 
 def write_rx_element(ram: bytearray | memoryview, offset: int, frame: CanFrame,
                      filter_index: int | None, timestamp: int) -> None:  # fmt: skip
     """Store a received frame; `filter_index` None means accepted as non-matching (ANMF)."""
-    r1 = (1 << 31) if filter_index is None else (filter_index & 0x7F) << 24
-    r1 |= int(frame.is_fd) << 21 | int(frame.brs) << 20 | frame.dlc << 16 | (timestamp & 0xFFFF)
+    anmf, fidx = (1, 0) if filter_index is None else (0, filter_index & 0x7F)
+    r1 = _R1_CODEC.pack(anmf, fidx, int(frame.is_fd), int(frame.brs), frame.dlc,
+                        timestamp & 0xFFFF)  # fmt: skip
     struct.pack_into("<II", ram, offset, _id_word(frame), r1)
     ram[offset + 8 : offset + 8 + len(frame.data)] = frame.data
 
@@ -124,9 +147,9 @@ def read_rx_element(
 ) -> tuple[CanFrame, int | None, int]:
     """(frame, filter index or None, RX timestamp) of an RX element (tests, tools)."""
     frame, _, _ = read_tx_element(ram, offset)  # R0/R1 share T0/T1's ID, DLC, FDF, BRS bits
-    r1 = struct.unpack_from("<I", ram, offset + 4)[0]
-    index = None if r1 >> 31 else (r1 >> 24) & 0x7F
-    return frame, index, r1 & 0xFFFF
+    anmf, fidx, _fdf, _brs, _dlc, stamp = _R1_CODEC.unpack(struct.unpack_from("<I", ram,
+                                                                                offset + 4)[0])
+    return frame, None if anmf else fidx, stamp
 
 
 TX_EVENT_BYTES = 8
@@ -136,21 +159,22 @@ EVENT_TRANSMITTED = 1  # E1.ET: a TX event (2 would be "sent in spite of cancell
 def write_tx_event(ram: bytearray | memoryview, offset: int, frame: CanFrame, marker: int,
                    timestamp: int) -> None:  # fmt: skip
     """Store a TX event element for a frame the controller sent."""
-    e1 = (marker & 0xFF) << 24 | EVENT_TRANSMITTED << 22 | int(frame.is_fd) << 21
-    e1 |= int(frame.brs) << 20 | frame.dlc << 16 | (timestamp & 0xFFFF)
+    e1 = _E1_CODEC.pack(marker & 0xFF, EVENT_TRANSMITTED, int(frame.is_fd), int(frame.brs),
+                        frame.dlc, timestamp & 0xFFFF)  # fmt: skip
     struct.pack_into("<II", ram, offset, _id_word(frame), e1)
 
 
 def read_tx_event(ram: bytes | bytearray | memoryview, offset: int) -> tuple[int, int, int, int]:
     """(ID, message marker, event type, TX timestamp) of a TX event element."""
     e0, e1 = struct.unpack_from("<II", ram, offset)
-    ident = e0 & 0x1FFFFFFF if e0 >> 30 & 1 else (e0 >> 18) & 0x7FF
-    return ident, e1 >> 24, (e1 >> 22) & 3, e1 & 0xFFFF
+    _esi, extended, _rtr, ident = _ID_CODEC.unpack(e0)
+    marker, kind, _fdf, _brs, _dlc, stamp = _E1_CODEC.unpack(e1)
+    return (ident if extended else ident >> STANDARD_ID_LSB), marker, kind, stamp
 
 
 def _id_word(frame: CanFrame) -> int:
-    ident = frame.arbitration_id if frame.is_extended else frame.arbitration_id << 18
-    return int(frame.esi) << 31 | int(frame.is_extended) << 30 | int(frame.is_remote) << 29 | ident
+    ident = frame.arbitration_id if frame.is_extended else frame.arbitration_id << STANDARD_ID_LSB
+    return _ID_CODEC.pack(int(frame.esi), int(frame.is_extended), int(frame.is_remote), ident)
 
 
 def read_standard_filter(ram: bytes | bytearray | memoryview, offset: int) -> Filter:
