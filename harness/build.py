@@ -59,6 +59,8 @@ TARGETS = (
     Target("cpushapes", (*COMMON, "tests/cpushapes.c"), "instruction shapes Unicorn got wrong"),
     Target("semihost", (*COMMON, "tests/semihost.c"), "console output and exit by semihosting"),
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
+    Target("uartlog", (*COMMON, "hal/uart.c", "tests/uartlog.c"),
+           "prints boot and a tick counter on USART1 (115200 baud)"),
     Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD",
            dbc="exterior_light.dbc"),
     Target("elc_1m", (*COMMON, "elc/main.c", "elc/e2e.c"), "the same on a 1 Mbit/s / 4 Mbit/s bus",

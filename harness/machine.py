@@ -27,6 +27,7 @@ from harness.loader import FirmwareImage, load_elf
 from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import Gpio
 from harness.peripherals.registry import KINDS, BuildContext
+from harness.peripherals.usart import Usart
 
 log = logging.getLogger(__name__)
 
@@ -439,6 +440,12 @@ class Machine:
         p = self.peripheral(name)
         if not isinstance(p, Gpio):
             raise TypeError(f"{name} is not a GPIO port")
+        return p
+
+    def uart(self, name: str) -> Usart:
+        p = self.peripheral(name)
+        if not isinstance(p, Usart):
+            raise TypeError(f"{name} is not a USART")
         return p
 
     def read_memory(self, address: int, length: int) -> bytes:

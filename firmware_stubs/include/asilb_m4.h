@@ -25,6 +25,8 @@
 #define NVM_SIZE 0x10000UL
 
 /* Peripheral parameters (a region's name gives its base) */
+#define USART1_CLOCK_HZ 60000000UL
+#define USART2_CLOCK_HZ 30000000UL
 #define MCAN0_KERNEL_CLOCK_HZ 40000000UL
 #define MCAN0_MESSAGE_RAM_BASE MCAN_MRAM_BASE
 #define MCAN1_KERNEL_CLOCK_HZ 40000000UL
@@ -37,6 +39,8 @@ typedef enum {
     SysTick_IRQn = -1,
     TIM2_IRQn = 0,
     TIM3_IRQn = 1,
+    USART1_IRQn = 12,
+    USART2_IRQn = 13,
     MCAN0_INT0_IRQn = 8,
     MCAN0_INT1_IRQn = 9,
     MCAN1_INT0_IRQn = 10,
@@ -291,6 +295,119 @@ typedef struct {
 #define TIM_PSC_PSC_Msk (0xFFFFUL << 0U)
 #define TIM_ARR_ARR_Pos 0U
 #define TIM_ARR_ARR_Msk (0xFFFFUL << 0U)
+
+/* USART (asynchronous 8N1 modelled; LIN to come) */
+typedef struct {
+    volatile uint32_t SR;                    /* +0x000 Status */
+    volatile uint32_t DR;                    /* +0x004 Data (transmit holding / receive register) */
+    volatile uint32_t BRR;                   /* +0x008 Baud rate: one bit lasts BRR clock cycles (baud = clock / BRR) */
+    volatile uint32_t CR1;                   /* +0x00C Control 1 */
+    volatile uint32_t CR2;                   /* +0x010 Control 2 */
+    volatile uint32_t CR3;                   /* +0x014 Control 3 */
+    volatile uint32_t GTPR;                  /* +0x018 Guard time and prescaler */
+} USART_Type;
+#define USART_SR_PE_Pos 0U
+#define USART_SR_PE_Msk (0x1UL << 0U)
+#define USART_SR_FE_Pos 1U
+#define USART_SR_FE_Msk (0x1UL << 1U)
+#define USART_SR_NF_Pos 2U
+#define USART_SR_NF_Msk (0x1UL << 2U)
+#define USART_SR_ORE_Pos 3U
+#define USART_SR_ORE_Msk (0x1UL << 3U)
+#define USART_SR_IDLE_Pos 4U
+#define USART_SR_IDLE_Msk (0x1UL << 4U)
+#define USART_SR_RXNE_Pos 5U
+#define USART_SR_RXNE_Msk (0x1UL << 5U)
+#define USART_SR_TC_Pos 6U
+#define USART_SR_TC_Msk (0x1UL << 6U)
+#define USART_SR_TXE_Pos 7U
+#define USART_SR_TXE_Msk (0x1UL << 7U)
+#define USART_SR_LBD_Pos 8U
+#define USART_SR_LBD_Msk (0x1UL << 8U)
+#define USART_SR_CTS_Pos 9U
+#define USART_SR_CTS_Msk (0x1UL << 9U)
+#define USART_DR_DR_Pos 0U
+#define USART_DR_DR_Msk (0x1FFUL << 0U)
+#define USART_BRR_DIV_Fraction_Pos 0U
+#define USART_BRR_DIV_Fraction_Msk (0xFUL << 0U)
+#define USART_BRR_DIV_Mantissa_Pos 4U
+#define USART_BRR_DIV_Mantissa_Msk (0xFFFUL << 4U)
+#define USART_CR1_SBK_Pos 0U
+#define USART_CR1_SBK_Msk (0x1UL << 0U)
+#define USART_CR1_RWU_Pos 1U
+#define USART_CR1_RWU_Msk (0x1UL << 1U)
+#define USART_CR1_RE_Pos 2U
+#define USART_CR1_RE_Msk (0x1UL << 2U)
+#define USART_CR1_TE_Pos 3U
+#define USART_CR1_TE_Msk (0x1UL << 3U)
+#define USART_CR1_IDLEIE_Pos 4U
+#define USART_CR1_IDLEIE_Msk (0x1UL << 4U)
+#define USART_CR1_RXNEIE_Pos 5U
+#define USART_CR1_RXNEIE_Msk (0x1UL << 5U)
+#define USART_CR1_TCIE_Pos 6U
+#define USART_CR1_TCIE_Msk (0x1UL << 6U)
+#define USART_CR1_TXEIE_Pos 7U
+#define USART_CR1_TXEIE_Msk (0x1UL << 7U)
+#define USART_CR1_PEIE_Pos 8U
+#define USART_CR1_PEIE_Msk (0x1UL << 8U)
+#define USART_CR1_PS_Pos 9U
+#define USART_CR1_PS_Msk (0x1UL << 9U)
+#define USART_CR1_PCE_Pos 10U
+#define USART_CR1_PCE_Msk (0x1UL << 10U)
+#define USART_CR1_WAKE_Pos 11U
+#define USART_CR1_WAKE_Msk (0x1UL << 11U)
+#define USART_CR1_M_Pos 12U
+#define USART_CR1_M_Msk (0x1UL << 12U)
+#define USART_CR1_UE_Pos 13U
+#define USART_CR1_UE_Msk (0x1UL << 13U)
+#define USART_CR1_OVER8_Pos 15U
+#define USART_CR1_OVER8_Msk (0x1UL << 15U)
+#define USART_CR2_ADD_Pos 0U
+#define USART_CR2_ADD_Msk (0xFUL << 0U)
+#define USART_CR2_LBDL_Pos 5U
+#define USART_CR2_LBDL_Msk (0x1UL << 5U)
+#define USART_CR2_LBDIE_Pos 6U
+#define USART_CR2_LBDIE_Msk (0x1UL << 6U)
+#define USART_CR2_LBCL_Pos 8U
+#define USART_CR2_LBCL_Msk (0x1UL << 8U)
+#define USART_CR2_CPHA_Pos 9U
+#define USART_CR2_CPHA_Msk (0x1UL << 9U)
+#define USART_CR2_CPOL_Pos 10U
+#define USART_CR2_CPOL_Msk (0x1UL << 10U)
+#define USART_CR2_CLKEN_Pos 11U
+#define USART_CR2_CLKEN_Msk (0x1UL << 11U)
+#define USART_CR2_STOP_Pos 12U
+#define USART_CR2_STOP_Msk (0x3UL << 12U)
+#define USART_CR2_LINEN_Pos 14U
+#define USART_CR2_LINEN_Msk (0x1UL << 14U)
+#define USART_CR3_EIE_Pos 0U
+#define USART_CR3_EIE_Msk (0x1UL << 0U)
+#define USART_CR3_IREN_Pos 1U
+#define USART_CR3_IREN_Msk (0x1UL << 1U)
+#define USART_CR3_IRLP_Pos 2U
+#define USART_CR3_IRLP_Msk (0x1UL << 2U)
+#define USART_CR3_HDSEL_Pos 3U
+#define USART_CR3_HDSEL_Msk (0x1UL << 3U)
+#define USART_CR3_NACK_Pos 4U
+#define USART_CR3_NACK_Msk (0x1UL << 4U)
+#define USART_CR3_SCEN_Pos 5U
+#define USART_CR3_SCEN_Msk (0x1UL << 5U)
+#define USART_CR3_DMAR_Pos 6U
+#define USART_CR3_DMAR_Msk (0x1UL << 6U)
+#define USART_CR3_DMAT_Pos 7U
+#define USART_CR3_DMAT_Msk (0x1UL << 7U)
+#define USART_CR3_RTSE_Pos 8U
+#define USART_CR3_RTSE_Msk (0x1UL << 8U)
+#define USART_CR3_CTSE_Pos 9U
+#define USART_CR3_CTSE_Msk (0x1UL << 9U)
+#define USART_CR3_CTSIE_Pos 10U
+#define USART_CR3_CTSIE_Msk (0x1UL << 10U)
+#define USART_CR3_ONEBIT_Pos 11U
+#define USART_CR3_ONEBIT_Msk (0x1UL << 11U)
+#define USART_GTPR_PSC_Pos 0U
+#define USART_GTPR_PSC_Msk (0xFFUL << 0U)
+#define USART_GTPR_GT_Pos 8U
+#define USART_GTPR_GT_Msk (0xFFUL << 8U)
 
 /* Bosch M_CAN CAN FD controller */
 typedef struct {
@@ -784,6 +901,8 @@ typedef struct {
 #define GPIOB ((GPIO_Type *)0x40000400UL)
 #define TIM2 ((TIM_Type *)0x40001000UL)
 #define TIM3 ((TIM_Type *)0x40001400UL)
+#define USART1 ((USART_Type *)0x40003800UL)
+#define USART2 ((USART_Type *)0x40003C00UL)
 #define MCAN0 ((MCAN_Type *)0x40006000UL)
 #define MCAN1 ((MCAN_Type *)0x40006400UL)
 

@@ -28,6 +28,8 @@ def add_subparser(sub: Any) -> None:
     )
     p.add_argument("--symbol", action="append", default=[], help="print this symbol at the end")
     p.add_argument("--gpio", action="store_true", help="print every GPIO output change")
+    p.add_argument("--uart", action="append", default=[], metavar="USART",
+                   help="print the text this USART sent (e.g. USART1) at the end")  # fmt: skip
     for n in (0, 1):
         p.add_argument(
             f"--can{n}",
@@ -54,6 +56,11 @@ def _open(spec: str) -> can.BusABC:
 
 def _run(args: argparse.Namespace) -> int:
     machine = Machine(args.firmware, board=options.board(args))
+    for name in args.uart:
+        try:
+            machine.uart(name)
+        except (KeyError, TypeError) as err:
+            raise HarnessError(f"--uart {name}: {err.args[0]}") from None
     start = time.perf_counter()
     if args.can0 or args.can1:
         _run_bridged(args, machine)
@@ -68,6 +75,11 @@ def _run(args: argparse.Namespace) -> int:
     for name in args.symbol:
         value = machine.read_symbol(name)
         print(f"{name} = {value if isinstance(value, int) else value.hex()}")
+    for name in args.uart:
+        text = machine.uart(name).text
+        print(f"{name}:")
+        if text:
+            print(text, end="" if text.endswith("\n") else "\n")
     if machine.semihost_output:
         print(machine.semihost_output, end="" if machine.semihost_output.endswith("\n") else "\n")
     ms = machine.now_ms

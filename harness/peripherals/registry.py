@@ -15,6 +15,7 @@ from harness.peripherals.gpio import GPIO_BLOCK, Gpio
 from harness.peripherals.mcan.model import Mcan
 from harness.peripherals.mcan.regs import MCAN_BLOCK
 from harness.peripherals.timer import TIMER_BLOCK, Timer
+from harness.peripherals.usart import USART_BLOCK, Usart
 from harness.regs.dsl import Block
 
 if TYPE_CHECKING:
@@ -63,9 +64,19 @@ def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
                 p["kernel_clock_hz"])  # fmt: skip
 
 
+def _usart(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    (irq,) = _irqs(spec, 1)
+    clock_hz = spec.param_dict["clock_hz"]
+    if not isinstance(clock_hz, int):
+        raise BoardError(f"{spec.name}: clock_hz must be an integer, not {clock_hz!r}")
+    return Usart(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), clock_hz)
+
+
 KINDS: dict[str, Kind] = {
     "gpio": Kind(GPIO_BLOCK, _gpio),
     "timer": Kind(TIMER_BLOCK, _timer),
     # message_ram: the memory region holding the message RAM; kernel_clock_hz: bit timing
     "mcan": Kind(MCAN_BLOCK, _mcan, ("kernel_clock_hz", "message_ram")),
+    # clock_hz: the USART's kernel clock; one bit lasts BRR cycles of it
+    "usart": Kind(USART_BLOCK, _usart, ("clock_hz",)),
 }

@@ -1,0 +1,300 @@
+"""USART as a plain asynchronous UART (8N1), in the STM32F4 programming model.
+
+Modelled: CR1.UE/TE/RE, TXEIE, TCIE, RXNEIE; BRR (16x oversampling: one bit lasts BRR cycles
+of the instance's clock, `clock_hz`, so baud = clock_hz / BRR); DR (writes go to the transmit
+holding register, reads give the received byte); SR.TXE, TC, RXNE, ORE, FE; one IRQ line,
+level = TXE.TXEIE | TC.TCIE | (RXNE | ORE).RXNEIE.
+
+Transmit: a DR write (UE = 1) fills the holding register (TXE = 0) and clears TC; when the
+shift register is free (and TE = 1) the byte moves into it at once (TXE = 1 again) and takes
+exactly 10 bit times (start, 8 data, stop) of virtual time; a byte written meanwhile waits
+and follows back to back. When the shift register finishes with nothing waiting, TC = 1.
+Finished bytes are logged: `sent` (bytes), `text` (utf-8, with replacement), `tx_frames`
+(the cycle each byte's stop bit ended). Byte timing is exact: back-to-back frames are placed
+at exact fractions of a cycle, each completes at the first whole cycle at or after its end.
+
+Receive: `feed(b"...")` puts bytes on the RX line, back to back at the current baud rate;
+each arrives 10 bit times after the previous one (the first 10 bit times after the call,
+or after bytes still on the line). With UE and RE set, an arriving byte goes to DR with
+RXNE = 1 (FE = 1 too for bytes fed with `framing_error=True`); if RXNE is still set, ORE = 1
+and the new byte is lost. With the receiver off, arriving bytes are lost. Lost bytes are
+counted (`lost`). Reading DR clears RXNE; reading SR then DR clears ORE and FE.
+
+SR.RXNE and SR.TC are rc_w0 as on STM32 (writing 0 clears, writing 1 has no effect); the DSL
+declares them read-write. The SR read before a DR write that clears TC is not required here.
+Writes to DR with UE = 0 are ignored (logged). A system reset drops bytes in flight and fed
+bytes still on the line; `sent` and `tx_frames` keep what went out on the wire.
+
+Not modelled (declared, logged when set): LIN mode (CR2.LINEN, LBDL, LBDIE, SR.LBD, CR1.SBK:
+break generation and detection come with the LIN work), parity (PCE, PS, PE), 9-bit words
+(M), stop bits other than 1 (CR2.STOP), 8x oversampling (OVER8), idle line (IDLE, IDLEIE),
+noise (NF), mute mode (RWU, WAKE, ADD), synchronous mode, hardware flow control, smartcard,
+IrDA, half duplex, DMA (CR3), GTPR, the idle frame sent when TE is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import ClassVar
+
+from harness.clock import VirtualClock
+from harness.errors import SimulationError
+from harness.peripherals.base import IrqLine, Peripheral
+from harness.regs.dsl import Access, Block, Field, Register
+
+log = logging.getLogger(__name__)
+
+FRAME_BITS = 10  # start + 8 data + stop
+
+RO = Access.RO
+
+USART_BLOCK = Block(
+    "USART",
+    0x400,
+    (
+        Register("SR", 0x00, (
+            Field("PE", 0, 1, RO, doc="Parity error", modelled=False),
+            Field("FE", 1, 1, RO, doc="Framing error (cleared by reading SR then DR)"),
+            Field("NF", 2, 1, RO, doc="Noise detected", modelled=False),
+            Field("ORE", 3, 1, RO, doc="Overrun: a byte arrived while RXNE was set; it is lost "
+                                       "(cleared by reading SR then DR)"),
+            Field("IDLE", 4, 1, RO, doc="Idle line detected", modelled=False),
+            Field("RXNE", 5, 1, doc="Read data register not empty (rc_w0; reading DR clears)"),
+            Field("TC", 6, 1, reset=1, doc="Transmission complete: shift register done and "
+                                           "nothing waiting (rc_w0; a DR write clears)"),
+            Field("TXE", 7, 1, RO, reset=1, doc="Transmit data register empty"),
+            Field("LBD", 8, 1, doc="LIN break detected (rc_w0)", modelled=False),
+            Field("CTS", 9, 1, doc="CTS toggled (rc_w0)", modelled=False),
+        ), "Status"),
+        Register("DR", 0x04, (Field("DR", 0, 9, doc="Write: byte to send; read: byte received"),),
+                 "Data (transmit holding / receive register)"),
+        Register("BRR", 0x08, (
+            Field("DIV_Fraction", 0, 4),
+            Field("DIV_Mantissa", 4, 12),
+        ), "Baud rate: one bit lasts BRR clock cycles (baud = clock / BRR)"),
+        Register("CR1", 0x0C, (
+            Field("SBK", 0, doc="Send break (LIN)", modelled=False),
+            Field("RWU", 1, doc="Receiver wakeup (mute)", modelled=False),
+            Field("RE", 2, doc="Receiver enable"),
+            Field("TE", 3, doc="Transmitter enable"),
+            Field("IDLEIE", 4, doc="IDLE interrupt enable", modelled=False),
+            Field("RXNEIE", 5, doc="RXNE and ORE interrupt enable"),
+            Field("TCIE", 6, doc="Transmission complete interrupt enable"),
+            Field("TXEIE", 7, doc="TXE interrupt enable"),
+            Field("PEIE", 8, doc="Parity error interrupt enable", modelled=False),
+            Field("PS", 9, doc="Parity selection", modelled=False),
+            Field("PCE", 10, doc="Parity control enable", modelled=False),
+            Field("WAKE", 11, doc="Wakeup method", modelled=False),
+            Field("M", 12, doc="Word length: 9 bits", modelled=False),
+            Field("UE", 13, doc="USART enable"),
+            Field("OVER8", 15, doc="Oversampling by 8", modelled=False),
+        ), "Control 1"),
+        Register("CR2", 0x10, (
+            Field("ADD", 0, 4, doc="Node address (mute mode)", modelled=False),
+            Field("LBDL", 5, doc="LIN break detection length: 11 bits", modelled=False),
+            Field("LBDIE", 6, doc="LIN break detection interrupt enable", modelled=False),
+            Field("LBCL", 8, doc="Last bit clock pulse", modelled=False),
+            Field("CPHA", 9, doc="Clock phase", modelled=False),
+            Field("CPOL", 10, doc="Clock polarity", modelled=False),
+            Field("CLKEN", 11, doc="Clock enable (synchronous mode)", modelled=False),
+            Field("STOP", 12, 2, doc="Stop bits (0: 1 stop bit)", modelled=False),
+            Field("LINEN", 14, doc="LIN mode enable", modelled=False),
+        ), "Control 2"),
+        Register("CR3", 0x14, tuple(Field(name, bit, modelled=False) for bit, name in enumerate(
+            ("EIE", "IREN", "IRLP", "HDSEL", "NACK", "SCEN", "DMAR", "DMAT", "RTSE", "CTSE",
+             "CTSIE", "ONEBIT"))), "Control 3"),
+        Register("GTPR", 0x18, (Field("PSC", 0, 8, modelled=False),
+                                Field("GT", 8, 8, modelled=False)), "Guard time and prescaler"),
+    ),
+    "USART (asynchronous 8N1 modelled; LIN to come)",
+)  # fmt: skip
+
+_SR = USART_BLOCK.register("SR")
+_CR1 = USART_BLOCK.register("CR1")
+_PE, _FE, _NF, _ORE, _IDLE, _RXNE, _TC, _TXE, _LBD, _CTS = (
+    _SR.field(n).mask
+    for n in ("PE", "FE", "NF", "ORE", "IDLE", "RXNE", "TC", "TXE", "LBD", "CTS")
+)
+_RC_W0 = _RXNE | _TC | _LBD | _CTS
+_READ_SEQUENCE = _PE | _FE | _NF | _ORE | _IDLE  # cleared by a read of SR, then of DR
+_RE, _TE, _RXNEIE, _TCIE, _TXEIE, _UE = (
+    _CR1.field(n).mask for n in ("RE", "TE", "RXNEIE", "TCIE", "TXEIE", "UE")
+)
+_SR_OFFSET = _SR.offset
+_DR_OFFSET = USART_BLOCK.register("DR").offset
+
+
+@dataclass(frozen=True, slots=True)
+class UartFrame:
+    cycle: int  # when its stop bit ended
+    byte: int
+
+
+class Usart(Peripheral):
+    block = USART_BLOCK
+    extra_state: ClassVar[tuple[str, ...]] = (
+        "_tdr", "_shifting", "_tx_end", "_rx_line", "_rx_end", "_sent", "tx_frames",
+        "_sr_read", "lost",
+    )  # fmt: skip
+
+    def __init__(self, name: str, base: int, clock: VirtualClock, irq: IrqLine,
+                 clock_hz: int) -> None:  # fmt: skip
+        super().__init__(name, base, clock)
+        if clock_hz <= 0:
+            raise ValueError(f"{name}: clock_hz must be positive, got {clock_hz}")
+        self.clock_hz = clock_hz
+        self._irq = irq
+        self._tdr: int | None = None  # transmit holding register
+        self._shifting: int | None = None  # the byte in the shift register
+        self._tx_end = Fraction(0)  # exact cycle the shifting byte's stop bit ends
+        self._rx_line: list[tuple[int, bool]] = []  # fed bytes: (byte, framing error)
+        self._rx_end = Fraction(0)
+        self._sent: list[int] = []
+        self.tx_frames: list[UartFrame] = []
+        self._sr_read = False
+        self.lost = 0  # received bytes lost: overrun, or the receiver off
+        self._warned_disabled = False
+        self._tx = self.deadline(self._tx_done)
+        self._rx = self.deadline(self._rx_done)
+        self.regs.on_write["CR1"] = lambda _i, _w, _n: self._control_written()
+
+    # ---- what tests use ----
+
+    @property
+    def sent(self) -> bytes:
+        """Every byte transmitted so far (completed frames only)."""
+        return bytes(self._sent)
+
+    @property
+    def text(self) -> str:
+        return self.sent.decode("utf-8", "replace")
+
+    @property
+    def baud(self) -> float | None:
+        brr = self.regs["BRR"]
+        return self.clock_hz / brr if brr else None
+
+    def frame_cycles(self) -> Fraction:
+        """Core cycles one 10-bit frame lasts at the current BRR (exact, maybe fractional)."""
+        brr = self.regs["BRR"]
+        if not brr:
+            raise SimulationError(f"{self.name}: BRR is 0, so the baud rate is not set (the "
+                                  "firmware must configure it first)")  # fmt: skip
+        return Fraction(FRAME_BITS * brr * self.clock.hz, self.clock_hz)
+
+    def feed(self, data: bytes, *, framing_error: bool = False) -> None:
+        """Put bytes on the RX line, back to back from now (or after bytes still on it)."""
+        if not data:
+            return
+        frame = self.frame_cycles()  # refuses a feed before the baud rate is set
+        idle = not self._rx_line
+        self._rx_line += [(b, framing_error) for b in data]
+        if idle:
+            self._rx_end = self.clock.cycles + frame
+            self._rx.arm_at(math.ceil(self._rx_end))
+
+    # ---- register side ----
+
+    def reset(self) -> None:
+        super().reset()
+        self._tdr = self._shifting = None
+        self._rx_line = []
+        self._sr_read = False
+        self.update_interrupts()
+
+    def read(self, offset: int, size: int) -> int:
+        word = offset & ~3
+        if word == _SR_OFFSET:
+            self._sr_read = True
+        elif word == _DR_OFFSET:
+            value = self.regs.read(offset, size)
+            clear = _RXNE | (_READ_SEQUENCE if self._sr_read else 0)
+            self.regs["SR"] = self.regs["SR"] & ~clear
+            self._sr_read = False
+            self.update_interrupts()
+            return value
+        return self.regs.read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        word = offset & ~3
+        shift = 8 * (offset & 3)
+        lanes = ((1 << (8 * size)) - 1) << shift
+        if word == _SR_OFFSET:  # rc_w0: zeros clear, ones change nothing
+            cleared = ~(value << shift) & lanes & _RC_W0
+            self.regs["SR"] = self.regs["SR"] & ~cleared
+            self.update_interrupts()
+        elif word == _DR_OFFSET:
+            self._write_dr((value << shift & lanes) & 0xFF)
+        else:
+            self.regs.write(offset, value, size)
+
+    def update_interrupts(self) -> None:
+        sr, cr1 = self.regs["SR"], self.regs["CR1"]
+        self._irq.set(bool((sr & _TXE and cr1 & _TXEIE) or (sr & _TC and cr1 & _TCIE)
+                           or (sr & (_RXNE | _ORE) and cr1 & _RXNEIE)))  # fmt: skip
+
+    def _enabled(self, bit: int) -> bool:
+        cr1 = self.regs["CR1"]
+        return bool(cr1 & _UE and cr1 & bit)
+
+    def _control_written(self) -> None:
+        self._tx_start_if_ready(Fraction(self.clock.cycles))
+        self.update_interrupts()
+
+    # ---- transmit ----
+
+    def _write_dr(self, byte: int) -> None:
+        if not self.regs["CR1"] & _UE:
+            if not self._warned_disabled:
+                self._warned_disabled = True
+                log.warning("%s: DR written with CR1.UE = 0: ignored", self.name)
+            return
+        if self._tdr is not None:
+            log.warning("%s: DR written while TXE = 0: byte 0x%02X overwritten", self.name,
+                        self._tdr)  # fmt: skip
+        self._tdr = byte
+        self.regs["SR"] = self.regs["SR"] & ~(_TXE | _TC)
+        self._tx_start_if_ready(Fraction(self.clock.cycles))
+        self.update_interrupts()
+
+    def _tx_start_if_ready(self, at: Fraction) -> None:
+        if self._shifting is not None or self._tdr is None or not self._enabled(_TE):
+            return
+        self._shifting, self._tdr = self._tdr, None
+        self._tx_end = at + self.frame_cycles()
+        self._tx.arm_at(math.ceil(self._tx_end))
+        self.regs["SR"] = self.regs["SR"] | _TXE
+
+    def _tx_done(self) -> None:
+        byte, self._shifting = self._shifting, None
+        if byte is not None:
+            self._sent.append(byte)
+            self.tx_frames.append(UartFrame(self._tx.due, byte))
+        self._tx_start_if_ready(self._tx_end)  # a waiting byte follows back to back
+        if self._shifting is None:
+            self.regs["SR"] = self.regs["SR"] | _TC
+        self.update_interrupts()
+
+    # ---- receive ----
+
+    def _rx_start(self, at: Fraction) -> None:
+        self._rx_end = at + self.frame_cycles()
+        self._rx.arm_at(math.ceil(self._rx_end))
+
+    def _rx_done(self) -> None:
+        byte, framing_error = self._rx_line.pop(0)
+        sr = self.regs["SR"]
+        if not self._enabled(_RE):
+            self.lost += 1
+        elif sr & _RXNE:
+            self.regs["SR"] = sr | _ORE
+            self.lost += 1
+        else:
+            self.regs["DR"] = byte
+            self.regs["SR"] = sr | _RXNE | (_FE if framing_error else 0)
+        if self._rx_line:
+            self._rx_start(self._rx_end)
+        self.update_interrupts()
