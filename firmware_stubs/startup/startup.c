@@ -30,6 +30,8 @@ void MCAN0_INT0_IRQHandler(void) WEAK_ALIAS;
 void MCAN0_INT1_IRQHandler(void) WEAK_ALIAS;
 void MCAN1_INT0_IRQHandler(void) WEAK_ALIAS;
 void MCAN1_INT1_IRQHandler(void) WEAK_ALIAS;
+void USART1_IRQHandler(void) WEAK_ALIAS;
+void USART2_IRQHandler(void) WEAK_ALIAS;
 
 typedef void (*vector_t)(void);
 
@@ -60,7 +62,9 @@ const vector_t vector_table[16 + NUM_IRQS] = {
     [16 + MCAN0_INT1_IRQn] = MCAN0_INT1_IRQHandler,
     [16 + MCAN1_INT0_IRQn] = MCAN1_INT0_IRQHandler,
     [16 + MCAN1_INT1_IRQn] = MCAN1_INT1_IRQHandler,
-    [16 + 12 ... 16 + NUM_IRQS - 1] = Default_Handler,
+    [16 + USART1_IRQn] = USART1_IRQHandler,
+    [16 + USART2_IRQn] = USART2_IRQHandler,
+    [16 + 14 ... 16 + NUM_IRQS - 1] = Default_Handler,
 };
 
 void Reset_Handler(void) {
