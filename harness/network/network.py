@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from harness.clock import VirtualClock
 from harness.errors import HarnessError, VirtualTimeout
 from harness.network.can import CanBus
+from harness.network.lin import LinBus
 from harness.network.ports import CanPort, Lockstep
 
 if TYPE_CHECKING:
@@ -31,15 +32,24 @@ class Network:
         self.clock = VirtualClock(NS_PER_S)
         self.clock.cycles = start_ns
         self.buses: dict[str, CanBus] = {}
+        self.lin_buses: dict[str, LinBus] = {}
         self.ecus: dict[str, Machine] = {}
         self.step_ns = STEP_BITS * NS_PER_S // 1_000_000
 
     def can_bus(self, name: str, bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
-        if name in self.buses:
+        if name in self.buses or name in self.lin_buses:
             raise ValueError(f"the network already has a bus named {name!r}")
         bus = CanBus(name, self.clock, bitrate, data_bitrate)
         self.buses[name] = bus
         self.step_ns = STEP_BITS * NS_PER_S // max(b.bitrate for b in self.buses.values())
+        return bus
+
+    def lin_bus(self, name: str, bitrate: int = 19_200) -> LinBus:
+        """A LIN cluster on this network's timeline (Python nodes for now)."""
+        if name in self.buses or name in self.lin_buses:
+            raise ValueError(f"the network already has a bus named {name!r}")
+        bus = LinBus(name, self.clock, bitrate)
+        self.lin_buses[name] = bus
         return bus
 
     def bus(self, name: str) -> CanBus:
