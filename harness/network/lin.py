@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.clock import VirtualClock
-from harness.frames.lin import HEADER_BITS, LinFrame, max_frame_ns, nominal_ns, protected_id
+from harness.frames.lin import LinFrame, max_frame_ns, nominal_ns, protected_id
 
 LIN_BITRATES = (9_600, 10_400, 19_200)
 
@@ -128,9 +128,6 @@ class LinBus:
         self.records.append(record)
         for node in self.nodes:
             node.hear(record)
-
-    def header_ns(self) -> int:
-        return HEADER_BITS * 1_000_000_000 // self.bitrate
 
 
 class ScheduleTable:
