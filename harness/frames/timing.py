@@ -110,3 +110,8 @@ def _frame_bits(ident: int, data: bytes, extended: bool, fd: bool, brs: bool, es
     before_brs, _ = _stuffed_length(header[: brs_index + 1])
     nominal = before_brs + TRAILER_BITS
     return FrameBits(nominal, total - nominal, stuff)
+
+
+def format_bitrate(rate: int) -> str:
+    """A bit rate as people write it: 500 kbit/s, 2 Mbit/s."""
+    return f"{rate / 1e6:g} Mbit/s" if rate >= 1_000_000 else f"{rate / 1e3:g} kbit/s"

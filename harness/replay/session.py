@@ -16,6 +16,7 @@ from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
 from harness.errors import HarnessError
 from harness.frames.ids import format_id, id_key
+from harness.frames.timing import format_bitrate
 from harness.machine import Machine
 from harness.network.network import Network
 from harness.replay.bitrates import BitRates, recorded_bitrates
@@ -253,11 +254,9 @@ def _flags_lost(output: str | Path | None, frames: int) -> str | None:
 
 
 def _rates(rates: BitRates) -> str:
-    def text(rate: int) -> str:
-        return f"{rate / 1e6:g} Mbit/s" if rate >= 1_000_000 else f"{rate / 1e3:g} kbit/s"
-
-    data = f", data {text(rates.data)}" if rates.data and rates.data != rates.nominal else ""
-    return text(rates.nominal) + data
+    if rates.data is None or rates.data == rates.nominal:
+        return format_bitrate(rates.nominal)
+    return f"{format_bitrate(rates.nominal)}, data {format_bitrate(rates.data)}"
 
 
 def _bus_rates(trace: Path, options: ReplayOptions, bitrate: int | None,

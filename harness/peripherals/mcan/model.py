@@ -44,7 +44,7 @@ from typing import Any, ClassVar
 from harness.clock import VirtualClock
 from harness.errors import SimulationError
 from harness.frames.can import CanFrame
-from harness.frames.timing import frame_bits
+from harness.frames.timing import format_bitrate, frame_bits
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.peripherals.mcan import message_ram as mram
 from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
@@ -232,11 +232,12 @@ class Mcan(Peripheral):
         if s.fd and s.brs and nominal != data:
             wrong = wrong or not _close(s.data_bitrate, data)
         if wrong:
+            ours = f"{format_bitrate(s.nominal_bitrate)} (data {format_bitrate(s.data_bitrate)})"
+            theirs = f"{format_bitrate(nominal)} (data {format_bitrate(data)})"
             raise SimulationError(
-                f"{self.name} left INIT with bit timing for {_rates(s.nominal_bitrate)} "
-                f"(data {_rates(s.data_bitrate)}), but {bus} runs at {_rates(nominal)} (data "
-                f"{_rates(data)}): on a real bus it could not communicate. Make the firmware's "
-                f"NBTP/DBTP and the bus's rates agree"
+                f"{self.name} left INIT with bit timing for {ours}, but {bus} runs at {theirs}: "
+                "on a real bus it could not communicate. Make the firmware's NBTP/DBTP and the "
+                "bus's rates agree"
             )
 
     @property
@@ -741,7 +742,3 @@ class Mcan(Peripheral):
 def _close(configured: int, bus: int) -> bool:
     """Within the 0.5 % a CAN bit timing may be off (prescaler rounding, oscillators)."""
     return abs(configured - bus) * 200 <= bus
-
-
-def _rates(rate: int) -> str:
-    return f"{rate / 1e6:g} Mbit/s" if rate >= 1_000_000 else f"{rate / 1e3:g} kbit/s"
