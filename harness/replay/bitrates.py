@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from harness.replay.reader import trace_suffix
+from harness.replay.reader import asc_fd_line, trace_suffix
 
 SCAN_LINES = 20_000  # how far into a text trace to look for a line that states the rates
 
@@ -50,21 +50,17 @@ def recorded_bitrates(path: str | Path) -> dict[int | None, BitRates]:
 def _asc_rates(lines: Iterator[str]) -> dict[int | None, BitRates]:
     rates: dict[int | None, BitRates] = {}
     for line in lines:
-        tokens = line.split()
-        if len(tokens) < 10 or tokens[1] != "CANFD" or not tokens[2].isdigit():
+        fd = asc_fd_line(line)
+        if fd is None or not fd.channel.isdigit() or int(fd.channel) - 1 in rates:
             continue
-        channel = int(tokens[2]) - 1
-        if channel in rates:
+        if fd.trailer_count != 8:  # duration, length, flags, CRC, 4 timing words; else unsure
             continue
-        brs = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
         try:
-            trailer = tokens[brs + 4 + int(tokens[brs + 3]):]
-            if len(trailer) != 8:  # duration, length, flags, CRC, 4 timing words; else unsure
-                continue
-            nominal = vector_bit_timing_rate(int(trailer[4], 16))
-            data = vector_bit_timing_rate(int(trailer[5], 16))
-        except (IndexError, ValueError):
+            nominal = vector_bit_timing_rate(int(fd.trailer[4], 16))
+            data = vector_bit_timing_rate(int(fd.trailer[5], 16))
+        except ValueError:
             continue
+        channel = int(fd.channel) - 1
         if nominal is not None:
             rates[channel] = BitRates(nominal, data if data is not None and data >= nominal
                                       else None)  # fmt: skip

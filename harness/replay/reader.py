@@ -149,20 +149,40 @@ ASC_FD_TRAILERS = (0, 7, 8)  # fields after a CANFD line's data: none, or Vector
 # own sample files also have 7): duration, length, flags, CRC, bit timings
 
 
+@dataclass(frozen=True, slots=True)
+class AscFdLine:
+    """The fields of a `CANFD` frame line that the layout gives away: `<time> CANFD <channel>
+    <dir> <id> [<name>] <brs> <esi> <dlc> <length> <data...> <trailer...>`."""
+
+    channel: str
+    length: int  # the data length field
+    trailer_count: int  # fields after `length` data bytes (negative: the line is too short)
+    trailer: list[str]  # those fields: duration, length, flags, CRC, bit timings (Vector)
+
+
+def asc_fd_line(line: str) -> AscFdLine | None:
+    """A `CANFD` frame line's layout; None for any other line (error frames included)."""
+    tokens = line.split()
+    if len(tokens) < 10 or tokens[1] != "CANFD" or tokens[4].lower().startswith("error"):
+        return None
+    first = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
+    if len(tokens) <= first + 3 or not tokens[first + 3].isdigit():
+        return None
+    length = int(tokens[first + 3])
+    start = first + 4 + length
+    return AscFdLine(tokens[2], length, len(tokens) - start, tokens[start:])
+
+
 def _asc_data_problem(line: str, taken: int) -> str | None:
     """python-can takes as many data bytes as the line's length field says and ignores the
     rest: a line with fewer bytes gets its trailing fields read as data, one with more loses
     them. Both are broken lines. `taken`: the bytes python-can took."""
-    tokens = line.split()
-    if len(tokens) > 9 and tokens[1] == "CANFD" and not tokens[4].lower().startswith("error"):
-        first = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
-        if len(tokens) > first + 3 and tokens[first + 3].isdigit():
-            length = int(tokens[first + 3])
-            trailer = len(tokens) - (first + 4 + length)
-            if trailer not in ASC_FD_TRAILERS:
-                return (f"a CANFD line whose data does not match its length ({length} bytes): "
-                        f"{trailer} fields after the data, expected 8")  # fmt: skip
+    if (fd := asc_fd_line(line)) is not None:
+        if fd.trailer_count not in ASC_FD_TRAILERS:
+            return (f"a CANFD line whose data does not match its length ({fd.length} bytes): "
+                    f"{fd.trailer_count} fields after the data, expected 8")  # fmt: skip
         return None
+    tokens = line.split()
     for kind in ("d", "D"):
         if kind in tokens[3:6]:
             at = tokens.index(kind, 3)
@@ -189,15 +209,12 @@ def _asc_classic_on_fd(msg: can.Message, line: str) -> None:
 def asc_frame_is_fd(line: str) -> bool | None:
     """Whether a `CANFD` line of an ASC file holds an FD frame, from its flags' EDL bit (a CAN FD
     channel also carries classic frames); None if the line has no flags column."""
-    tokens = line.split()
-    if len(tokens) < 10 or tokens[1] != "CANFD":
-        return None
-    brs = 5 if tokens[5].isdigit() else 6  # after the ID, an optional symbolic name
+    fd = asc_fd_line(line)
     try:
-        flags = int(tokens[brs + 4 + int(tokens[brs + 3]) + 2], 16)
+        flags = int(fd.trailer[2], 16) if fd is not None else None
     except (IndexError, ValueError):
         return None
-    return bool(flags & _ASC_EDL)
+    return None if flags is None else bool(flags & _ASC_EDL)
 
 
 def read_trace(path: str | Path) -> Iterator[TraceFrame]:
