@@ -189,12 +189,11 @@ class Usart(Peripheral):
         """Put bytes on the RX line, back to back from now (or after bytes still on it)."""
         if not data:
             return
-        frame = self.frame_cycles()  # refuses a feed before the baud rate is set
+        self.frame_cycles()  # refuses a feed before the baud rate is set
         idle = not self._rx_line
         self._rx_line += [(b, framing_error) for b in data]
         if idle:
-            self._rx_end = self.clock.cycles + frame
-            self._rx.arm_at(math.ceil(self._rx_end))
+            self._rx_start(Fraction(self.clock.cycles))
 
     # ---- register side ----
 
