@@ -140,7 +140,7 @@ def harness_ecu(
 ) -> Machine:
     """The firmware on MCAN0/can0, run until its CAN controller is on the bus."""
     ecu = harness_network.add_ecu("ECU", Machine(harness_firmware, harness_board))
-    harness_network.run_until_on_bus(harness_network.port("ECU", "MCAN0"),
+    harness_network.run_until_on_bus(harness_network.can_port("ECU", "MCAN0"),
                                      timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
     return ecu
 

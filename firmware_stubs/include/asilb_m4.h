@@ -26,7 +26,9 @@
 
 /* Peripheral parameters (a region's name gives its base) */
 #define USART1_CLOCK_HZ 60000000UL
+#define USART1_BREAK_BITS 13UL
 #define USART2_CLOCK_HZ 30000000UL
+#define USART2_BREAK_BITS 13UL
 #define MCAN0_KERNEL_CLOCK_HZ 40000000UL
 #define MCAN0_MESSAGE_RAM_BASE MCAN_MRAM_BASE
 #define MCAN1_KERNEL_CLOCK_HZ 40000000UL
@@ -296,7 +298,7 @@ typedef struct {
 #define TIM_ARR_ARR_Pos 0U
 #define TIM_ARR_ARR_Msk (0xFFFFUL << 0U)
 
-/* USART (asynchronous 8N1 modelled; LIN to come) */
+/* USART (asynchronous 8N1 and LIN mode) */
 typedef struct {
     volatile uint32_t SR;                    /* +0x000 Status */
     volatile uint32_t DR;                    /* +0x004 Data (transmit holding / receive register) */

@@ -1,8 +1,8 @@
 """The default board: an ASIL-B automotive MCU modelled on a Cortex-M4 core.
 
 2 MB ECC flash (bootloader, A/B banks, NVM), 256 KB SRAM, 120 MHz core clock.
-Two M_CAN CAN FD controllers share a 16 KB message RAM; two USARTs (USART1 on a 60 MHz
-clock, USART2 on 30 MHz) carry UART text. Later issues add LIN on the USARTs and the
+Two M_CAN CAN FD controllers share a 16 KB message RAM; two LIN-capable USARTs (USART1 on a
+60 MHz clock, the console; USART2 on 30 MHz, the light cluster's LIN). Later issues add the
 flash-controller, watchdog and security peripherals here.
 """
 
@@ -36,9 +36,9 @@ ASILB_M4 = Board(
         PeripheralSpec("TIM2", "timer", 0x4000_1000, irqs=(0,), doc="General-purpose timer"),
         PeripheralSpec("TIM3", "timer", 0x4000_1400, irqs=(1,), doc="General-purpose timer"),
         PeripheralSpec("USART1", "usart", 0x4000_3800, irqs=(12,), doc="UART (console)",
-                       params=(("clock_hz", 60_000_000),)),
-        PeripheralSpec("USART2", "usart", 0x4000_3C00, irqs=(13,), doc="UART",
-                       params=(("clock_hz", 30_000_000),)),
+                       params=(("clock_hz", 60_000_000), ("break_bits", 13))),
+        PeripheralSpec("USART2", "usart", 0x4000_3C00, irqs=(13,), doc="LIN (light cluster)",
+                       params=(("clock_hz", 30_000_000), ("break_bits", 13))),
         PeripheralSpec("MCAN0", "mcan", 0x4000_6000, irqs=(8, 9), doc="CAN FD controller 0",
                        params=MCAN),
         PeripheralSpec("MCAN1", "mcan", 0x4000_6400, irqs=(10, 11), doc="CAN FD controller 1",

@@ -10,13 +10,28 @@ one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 MAX_ID = 0x3F
 DIAGNOSTIC_IDS = (0x3C, 0x3D)  # master request, slave response: classic checksum always
 BREAK_BITS = 13  # the least a master sends; slaves detect 11
-HEADER_BITS = BREAK_BITS + 1 + 10 + 10  # break, break delimiter, sync byte, protected ID
+BREAK_DELIMITER_BITS = 1
+BYTE_BITS = 10  # start bit, 8 data bits (LSB first), stop bit
+SYNC = 0x55
+HEADER_BITS = BREAK_BITS + BREAK_DELIMITER_BITS + 2 * BYTE_BITS  # break, delimiter, sync, PID
 FRAME_TOLERANCE = 1.4  # the longest a frame may take: 1.4 x its nominal time
+
+# Sleep and wake-up (ISO 17987-2): the go-to-sleep command is a master request whose first
+# byte is 0; a wake-up signal is the bus held dominant for 250 us to 5 ms, and a node takes
+# any dominant phase longer than 150 us as one; slaves are ready within 100 ms of it; a bus
+# silent for 4 s puts its slaves to sleep.
+GO_TO_SLEEP = bytes([0x00] + [0xFF] * 7)
+WAKE_UP_NS = 1_000_000  # what the harness's nodes send (inside 250 us .. 5 ms)
+WAKE_DETECT_NS = 150_000
+WAKE_READY_NS = 100_000_000
+IDLE_SLEEP_NS = 4_000_000_000
 
 
 class LinError(ValueError):
@@ -96,11 +111,56 @@ class LinFrame:
 def nominal_ns(data_bytes: int, bitrate: int) -> int:
     """A frame's nominal length: header and response (each byte a start, 8 data and a stop
     bit), with no inter-byte space."""
-    bits = HEADER_BITS + 10 * (data_bytes + 1)
-    return bits * 1_000_000_000 // bitrate
+    bits = HEADER_BITS + BYTE_BITS * (data_bytes + 1)
+    return -(-bits * 1_000_000_000 // bitrate)  # rounded up, as frames end on the wire
 
 
 def max_frame_ns(data_bytes: int, bitrate: int) -> int:
     """The longest a frame may take (ISO 17987: 1.4 x nominal); a response not complete by
     then is a 'no response' or 'incomplete response' error."""
     return round(nominal_ns(data_bytes, bitrate) * FRAME_TOLERANCE)
+
+
+@dataclass(frozen=True, slots=True)
+class LineSymbol:
+    """One character on a LIN wire, as transmitters drive it and receivers see it: a byte
+    (start bit, 8 data bits LSB first, stop bit) or a break (`value` None: `dominant_bits`
+    dominant bits, then a recessive delimiter). Times are nanoseconds."""
+
+    start_ns: int
+    end_ns: int
+    value: int | None
+    dominant_bits: int  # how many bits the line stays dominant from the start bit on
+    framing_error: bool = False  # the stop bit was dominant
+    noise: bool = False  # bits disturbed: receivers flag noise
+    collided: bool = False  # several transmitters disagreed: receivers got their wired AND
+
+    @classmethod
+    def byte(cls, start: Fraction, bit_ns: Fraction, value: int, *,
+             framing_error: bool = False) -> LineSymbol:  # fmt: skip
+        """A byte sent from `start` (exact ns) with bits of `bit_ns` (framing error: its stop
+        bit dominant); it starts and ends at the first whole ns at or after the exact times."""
+        end = math.ceil(start + BYTE_BITS * bit_ns)
+        return cls(math.ceil(start), end, value, dominant_run(value, framing_error), framing_error)
+
+    @classmethod
+    def break_(cls, start: Fraction, bit_ns: Fraction, bits: int = BREAK_BITS) -> LineSymbol:
+        """A break of `bits` dominant bits and its one-bit delimiter."""
+        end = math.ceil(start + (bits + BREAK_DELIMITER_BITS) * bit_ns)
+        return cls(math.ceil(start), end, None, bits)
+
+    @property
+    def bits(self) -> int:
+        """How many bit times it lasts."""
+        return BYTE_BITS if self.value is not None else self.dominant_bits + BREAK_DELIMITER_BITS
+
+    def dominant_ns(self, bit_ns: Fraction) -> Fraction:
+        return self.dominant_bits * bit_ns
+
+
+def dominant_run(value: int, framing_error: bool = False) -> int:
+    """How many bits a byte holds the line dominant from its start bit: the start bit, then
+    the low-order zero bits (sent first), and the stop bit too if all eight are zero and
+    the stop bit is dominant."""
+    zeros = 8 if value == 0 else (value & -value).bit_length() - 1
+    return 1 + zeros + (1 if zeros == 8 and framing_error else 0)

@@ -1,26 +1,58 @@
-"""A LIN bus in virtual time: one master sends headers, one publisher answers each.
+"""A LIN bus in virtual time, character by character, as the single wire carries it.
 
-The master sends a header (break, sync, protected ID: 34 bit times); the node that publishes
-that frame sends its response (data and checksum, 10 bit times a byte) straight after; every
-node, the publisher included, sees the frame at the end of the response. Whatever goes wrong
-is a status on the frame, as a LIN driver reports it: no publisher answers ("no response",
-seen at the frame's maximum time, 1.4 x nominal), two answer at once ("collision", as an
-event-triggered frame's publishers do), a checksum that does not match ("checksum error").
-Schedule tables run the master's frames in their slots, as an LDF's schedule does.
+Transmitters put characters on the wire (`LineSymbol`: a byte, or a break): an emulated ECU's
+USART through its `LinPort`, or the harness's own nodes (`LinNode`; the bus's built-in master
+sends headers). Characters that overlap reach receivers as one: the wired AND of what was
+sent (dominant wins), marked `collided` when the transmitters disagreed and noisy when they
+did not start within half a bit of each other. Every port hears every character at its end,
+its own included: the readback a LIN transceiver gives its UART. A harness node that reads
+back something other than what it sent stops sending (a bit error, counted).
 
-Not modelled yet: the USART that puts an emulated ECU on this bus, break/sync errors, sleep
-and wake-up.
+The bus also watches the wire as a LIN analyser does and turns characters into frames
+(`LinRecord`, in `records` and told to every node): a break (11 dominant bits or more), the
+sync byte 0x55, the protected ID, then the response. The response is complete when the
+frame's length is reached (known from `frame_lengths`, which an LDF or a publishing node
+fills in); otherwise it ends at the frame's maximum time (1.4 x nominal) or at the next
+break. Each frame gets a status: "ok", "no response", "incomplete response", "checksum
+error", "collision", "framing error", "parity error" or "sync error".
+
+Sleep and wake-up (ISO 17987-2): after a go-to-sleep command (a master request starting with
+0) or 4 s of silence the harness's slaves sleep and answer no header; a dominant phase of
+more than 150 us wakes them (a "wake-up" record) and they answer again 100 ms later. Faults
+are injected per frame ID (`inject`): on the harness's own answers (no response, wrong
+checksum, a partial response, a framing error, a second answer colliding with the first) or
+on the wire (a parity error in the protected ID, whoever sent it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 from harness.clock import VirtualClock
-from harness.frames.lin import LinFrame, max_frame_ns, nominal_ns, protected_id
+from harness.frames.lin import (
+    BREAK_BITS,
+    DIAGNOSTIC_IDS,
+    GO_TO_SLEEP,
+    IDLE_SLEEP_NS,
+    MAX_ID,
+    SYNC,
+    WAKE_DETECT_NS,
+    WAKE_READY_NS,
+    WAKE_UP_NS,
+    LineSymbol,
+    checksum,
+    max_frame_ns,
+    protected_id,
+)
+from harness.network.ports import LinPort
 
 LIN_BITRATES = (9_600, 10_400, 19_200)
+BREAK_DETECT_BITS = 11  # what a slave takes as a break (ISO 17987: at least 11 bits)
+MASTER = "master"  # the name the bus's own header transmitter goes by
+FAULTS = ("no response", "checksum", "partial", "framing", "collision", "parity")
 
 # The response a node gives for a frame ID: data bytes, or None for no answer this time.
 Responder = Callable[[int], bytes | None]
@@ -28,26 +60,36 @@ Responder = Callable[[int], bytes | None]
 
 @dataclass(frozen=True, slots=True)
 class LinRecord:
-    """One frame as the bus saw it, timestamped at its end (or when it timed out)."""
+    """One frame as the bus saw it, timestamped at its end (or when it timed out); or a
+    wake-up signal (status "wake-up", no frame ID)."""
 
     timestamp_ns: int
-    frame_id: int
-    pid: int
+    frame_id: int | None
+    pid: int | None
     data: bytes
     checksum: int | None
-    status: str  # "ok", "no response", "collision", "checksum error"
+    status: str
     publisher: str = ""
+    start_ns: int = 0  # when its header (break) began
+
+    @property
+    def is_sleep_command(self) -> bool:
+        return self.status == "ok" and self.frame_id == 0x3C and self.data[:1] == b"\x00"
 
     def __str__(self) -> str:
+        time = f"{self.timestamp_ns / 1e6:12.3f} ms"
+        if self.frame_id is None or self.pid is None:
+            return f"{time}  {self.status}"
         data = self.data.hex(" ") or "-"
         check = "--" if self.checksum is None else f"{self.checksum:02X}"
-        return (f"{self.timestamp_ns / 1e6:12.3f} ms  id 0x{self.frame_id:02X} pid "
-                f"0x{self.pid:02X}  {data:<23}  cs {check}  {self.status}")  # fmt: skip
+        note = "  (go-to-sleep)" if self.is_sleep_command else ""
+        return (f"{time}  id 0x{self.frame_id:02X} pid 0x{self.pid:02X}  {data:<23}  "
+                f"cs {check}  {self.status}{note}  {self.publisher}").rstrip()  # fmt: skip
 
 
 @dataclass
 class LinNode:
-    """A node driven from Python: publishes the frames it has a responder for, and hears
+    """A node driven from Python: answers the headers it has a responder for, and hears
     every frame (`received`, `listeners`)."""
 
     name: str
@@ -56,6 +98,7 @@ class LinNode:
     listeners: list[Callable[[LinRecord], None]] = field(default_factory=list)
     enhanced: bool = True  # LIN 2.x checksum (False: classic, LIN 1.x)
     corrupt_next: set[int] = field(default_factory=set)  # frame IDs whose next checksum is wrong
+    bit_errors: int = 0  # characters it read back different from what it sent
 
     def publish(self, frame_id: int, data: bytes | Callable[[], bytes | None]) -> None:
         """Answer headers of `frame_id` with `data` (or what the callable returns then)."""
@@ -68,6 +111,21 @@ class LinNode:
             listener(record)
 
 
+@dataclass
+class _OnWire:
+    """A character in flight: what the wire carries, and what each transmitter sent."""
+
+    symbol: LineSymbol
+    sent: dict[str, int | None]
+
+
+@dataclass
+class _Fault:
+    kind: str
+    count: int
+    keep: int  # "partial": the bytes sent before the publisher stops
+
+
 class LinBus:
     """One LIN cluster. Its clock counts nanoseconds (a network's)."""
 
@@ -78,12 +136,36 @@ class LinBus:
         self.name = name
         self.clock = clock
         self.bitrate = bitrate
+        self.bit_ns = Fraction(1_000_000_000, bitrate)
         self.nodes: list[LinNode] = []
+        self.ports: list[LinPort] = []
         self.records: list[LinRecord] = []
-        self._busy_until = 0
+        self.frame_lengths: dict[int, int] = {}  # frame ID -> data bytes, where known
+        self.classic: set[int] = set()  # frame IDs with the classic checksum (LIN 1.x)
+        self.bit_errors = 0  # the built-in master's
+        self._wire: list[_OnWire] = []
+        # harness senders' characters to come (their times are set as each goes out), and
+        # when each sender's last character ends, exactly
+        self._queues: dict[str, list[LineSymbol]] = {}
+        self._sent_until: dict[str, Fraction] = {}
+        self._faults: dict[int, list[_Fault]] = {}
+        self._last_end = clock.cycles
+        self._asleep = False
+        self._ready_at = clock.cycles  # when the harness's slaves answer again after a wake-up
+        # the analyser's view of the frame in progress
+        self._phase = "idle"  # idle, sync, pid, response
+        self._header_start = 0
+        self._pid = 0
+        self._response: list[int] = []
+        self._response_end = 0
+        self._publishers: list[str] = []
+        self._trouble = ""  # collision or framing error seen in the response
+        self._timeout = clock.deadline(self._response_timed_out)
+
+    # ---- who is on the bus ----
 
     def attach(self, node: LinNode) -> LinNode:
-        if any(n.name == node.name for n in self.nodes):
+        if any(n.name == node.name for n in self.nodes) or node.name == MASTER:
             raise ValueError(f"{self.name}: a node named {node.name!r} is already attached")
         self.nodes.append(node)
         return node
@@ -91,40 +173,257 @@ class LinBus:
     def node(self, name: str) -> LinNode:
         return self.attach(LinNode(name))
 
+    def attach_port(self, port: LinPort) -> None:
+        self.ports.append(port)
+        port.lin_transmit.append(self.transmit)
+        port.lin_bitrate = self.bitrate
+
     @property
     def idle(self) -> bool:
-        return self.clock.cycles >= self._busy_until
+        """Nothing on the wire and no frame waiting for its response."""
+        return not self._wire and self._phase == "idle" and not any(self._queues.values())
 
-    def send_header(self, frame_id: int) -> None:
-        """The master sends a header now; the publisher's response follows at once."""
-        now = self.clock.cycles
-        if now < self._busy_until:
-            raise RuntimeError(f"{self.name}: header 0x{frame_id:02X} at {now} ns while a frame "
-                               f"runs until {self._busy_until} ns")  # fmt: skip
+    @property
+    def asleep(self) -> bool:
+        """The harness's slaves sleep: a go-to-sleep command, or 4 s of silence."""
+        return self._asleep or self.clock.cycles - self._last_end >= IDLE_SLEEP_NS
+
+    # ---- what tests and masters do ----
+
+    def send_header(self, frame_id: int, *, parity_error: bool = False, sync: int = SYNC,
+                    break_bits: int = BREAK_BITS) -> None:  # fmt: skip
+        """The built-in master sends a header now: break, sync, protected ID."""
+        if not self.idle:
+            raise RuntimeError(f"{self.name}: header 0x{frame_id:02X} at {self.clock.cycles} ns "
+                               "while the bus is busy")  # fmt: skip
+        pid = protected_id(frame_id) ^ (0x80 if parity_error else 0)
+        self._send(MASTER, [LineSymbol.break_(Fraction(0), self.bit_ns, break_bits),
+                            self._byte(sync), self._byte(pid)])  # fmt: skip
+
+    def send_frame(self, frame_id: int, data: bytes) -> None:
+        """The built-in master sends a whole frame it publishes: header and response."""
+        self.send_header(frame_id)
         pid = protected_id(frame_id)
+        check = checksum(data, None if frame_id in self.classic else pid)
+        self.frame_lengths.setdefault(frame_id, len(data))
+        self._queues[MASTER] += [self._byte(b) for b in (*data, check)]
+
+    def go_to_sleep(self) -> None:
+        """The built-in master sends the go-to-sleep command."""
+        self.send_frame(0x3C, GO_TO_SLEEP)
+
+    def wake_up(self, sender: str = MASTER) -> None:
+        """A node (the master by default) sends a wake-up signal: 1 ms dominant."""
+        bits = math.ceil(WAKE_UP_NS / self.bit_ns)
+        self._send(sender, [LineSymbol.break_(Fraction(0), self.bit_ns, bits)])
+
+    def inject(self, frame_id: int, fault: str, *, count: int = 1, keep: int = 1) -> None:
+        """Make the next `count` frames `frame_id` go wrong: the harness's answer is missing
+        ("no response"), has a wrong checksum, stops after `keep` bytes ("partial"), has a
+        framing error in its first byte, or meets a second, different answer ("collision");
+        or the protected ID on the wire has a parity error ("parity")."""
+        protected_id(frame_id)
+        if fault not in FAULTS:
+            raise ValueError(f"unknown LIN fault {fault!r}; faults: {', '.join(FAULTS)}")
+        self._faults.setdefault(frame_id, []).append(_Fault(fault, count, keep))
+
+    # ---- the wire ----
+
+    def transmit(self, sender: str, symbol: LineSymbol) -> None:
+        """`sender` drives `symbol` onto the wire; overlapping characters merge."""
+        for on_wire in self._wire:
+            current = on_wire.symbol
+            overlap = symbol.start_ns < current.end_ns and symbol.end_ns > current.start_ns
+            if overlap and sender not in on_wire.sent:
+                on_wire.symbol = self._merge(current, symbol)
+                on_wire.sent[sender] = symbol.value
+                return
+        on_wire = _OnWire(symbol, {sender: symbol.value})
+        self._wire.append(on_wire)
+        self.clock.schedule_at(symbol.end_ns, lambda: self._deliver(on_wire))
+
+    def _merge(self, a: LineSymbol, b: LineSymbol) -> LineSymbol:
+        value = None if a.value is None or b.value is None else a.value & b.value
+        dominant = max(a.dominant_bits, b.dominant_bits)
+        return LineSymbol(
+            min(a.start_ns, b.start_ns), max(a.end_ns, b.end_ns), value, dominant,
+            a.framing_error or b.framing_error,
+            a.noise or b.noise or abs(a.start_ns - b.start_ns) * 2 >= self.bit_ns,
+            a.collided or a.value != b.value,
+        )  # fmt: skip
+
+    def _deliver(self, on_wire: _OnWire) -> None:
+        symbol = on_wire.symbol
+        if self.clock.cycles < symbol.end_ns:  # a later character merged in: wait for it
+            self.clock.schedule_at(symbol.end_ns, lambda: self._deliver(on_wire))
+            return
+        self._wire.remove(on_wire)
+        symbol = self._wire_fault(symbol)
+        self._watch(symbol, sorted(on_wire.sent))
+        self._last_end = symbol.end_ns
+        for port in self.ports:
+            port.lin_received(symbol)
+        for sender, sent in on_wire.sent.items():
+            if sender in self._queues:
+                self._read_back(sender, sent, symbol)
+
+    def _byte(self, value: int, *, framing_error: bool = False) -> LineSymbol:
+        """A byte the harness sends, back to back after its previous character (timed when
+        it goes on the wire)."""
+        return LineSymbol.byte(Fraction(0), self.bit_ns, value, framing_error=framing_error)
+
+    def _send(self, sender: str, symbols: Sequence[LineSymbol]) -> None:
+        """Queue characters for a harness sender; the first goes out now, each next one when
+        the previous one has been read back intact."""
+        queue = self._queues.setdefault(sender, [])
+        idle = not queue
+        queue += symbols
+        if idle:
+            self._transmit_next(sender, Fraction(self.clock.cycles))
+
+    def _transmit_next(self, sender: str, at: Fraction) -> None:
+        queue = self._queues[sender]
+        if queue:
+            template = queue[0]
+            end = at + template.bits * self.bit_ns
+            self._sent_until[sender] = end
+            self.transmit(sender, replace(template, start_ns=math.ceil(at), end_ns=math.ceil(end)))
+
+    def _read_back(self, sender: str, sent: int | None, symbol: LineSymbol) -> None:
+        queue = self._queues[sender]
+        queue.pop(0)
+        if sent != symbol.value:  # a bit error: a LIN node stops sending
+            queue.clear()
+            if sender == MASTER:
+                self.bit_errors += 1
+            for node in self.nodes:
+                node.bit_errors += node.name == sender
+            return
+        exact_end = self._sent_until[sender]  # unless a longer character merged with it
+        self._transmit_next(sender, max(exact_end, Fraction(symbol.end_ns - 1)))
+
+    def _wire_fault(self, symbol: LineSymbol) -> LineSymbol:
+        value = symbol.value
+        if self._phase == "pid" and value is not None and self._take_fault(value & MAX_ID,
+                                                                            ("parity",)):
+            return replace(symbol, value=value ^ 0x80)
+        return symbol
+
+    def _take_fault(self, frame_id: int, kinds: tuple[str, ...]) -> _Fault | None:
+        for fault in self._faults.get(frame_id, []):
+            if fault.kind in kinds:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._faults[frame_id].remove(fault)
+                return fault
+        return None
+
+    # ---- the analyser ----
+
+    def _watch(self, symbol: LineSymbol, senders: list[str]) -> None:
+        if self.asleep and symbol.dominant_ns(self.bit_ns) > WAKE_DETECT_NS:
+            self._asleep = False
+            self._ready_at = symbol.end_ns + WAKE_READY_NS
+            self._record(LinRecord(symbol.end_ns, None, None, b"", None, "wake-up",
+                                   start_ns=symbol.start_ns))  # fmt: skip
+        if symbol.value is None or symbol.dominant_bits >= BREAK_DETECT_BITS:
+            if self._phase == "response":
+                self._finish()
+            self._phase, self._header_start = "sync", symbol.start_ns
+            return
+        value = symbol.value
+        if self._phase == "sync":
+            self._phase = "pid" if value == SYNC else "idle"
+            if value != SYNC:
+                self._record(LinRecord(symbol.end_ns, None, None, bytes([value]), None,
+                                       "sync error", start_ns=self._header_start))  # fmt: skip
+        elif self._phase == "pid":
+            self._header_done(value, symbol.end_ns)
+        elif self._phase == "response":
+            self._response.append(value)
+            self._response_end = symbol.end_ns
+            if not self._publishers:
+                self._publishers = senders
+            if symbol.collided:
+                self._trouble = self._trouble or "collision"
+            elif symbol.framing_error or symbol.noise:
+                self._trouble = self._trouble or "framing error"
+            expected = self.frame_lengths.get(self._pid & MAX_ID)
+            if expected is not None and len(self._response) >= expected + 1:
+                self._finish()
+
+    def _header_done(self, pid: int, end_ns: int) -> None:
+        frame_id = pid & MAX_ID
+        if protected_id(frame_id) != pid:
+            self._phase = "idle"
+            self._record(LinRecord(end_ns, frame_id, pid, b"", None, "parity error",
+                                   start_ns=self._header_start))  # fmt: skip
+            return
+        self._phase, self._pid = "response", pid
+        self._response, self._publishers, self._trouble = [], [], ""
+        expected = self.frame_lengths.get(frame_id, 8)
+        self._timeout.arm_at(self._header_start + max_frame_ns(expected, self.bitrate))
+        self._answer(frame_id)
+
+    def _answer(self, frame_id: int) -> None:
+        """The harness's slaves that publish `frame_id` answer, faults applied."""
+        if self.asleep or self.clock.cycles < self._ready_at:
+            return
         answers = [(node, data) for node in self.nodes
                    if (responder := node.responders.get(frame_id)) is not None
                    and (data := responder(frame_id)) is not None]  # fmt: skip
-        if len(answers) != 1:
-            status = "no response" if not answers else "collision"
-            longest = max((len(data) for _node, data in answers), default=8)
-            end = now + max_frame_ns(longest, self.bitrate)
-            record = LinRecord(end, frame_id, pid, b"", None, status)
-        else:
-            node, data = answers[0]
-            frame = LinFrame(frame_id, data, node.enhanced)
-            checksum = frame.checksum
-            status = "ok"
-            if frame_id in node.corrupt_next:
+        if not answers or self._take_fault(frame_id, ("no response",)):
+            return
+        fault = self._take_fault(frame_id, ("checksum", "partial", "framing", "collision"))
+        for node, data in answers:
+            self.frame_lengths.setdefault(frame_id, len(data))
+            enhanced = node.enhanced and frame_id not in self.classic
+            check = checksum(data, self._pid if enhanced else None)
+            if frame_id in node.corrupt_next or (fault and fault.kind == "checksum"):
                 node.corrupt_next.discard(frame_id)
-                checksum ^= 0xFF
-                status = "checksum error"
-            end = now + nominal_ns(len(data), self.bitrate)
-            record = LinRecord(end, frame_id, pid, data, checksum, status, node.name)
-        self._busy_until = end
-        self.clock.schedule_at(end, lambda: self._deliver(record))
+                check ^= 0xFF
+            response = [*data, check]
+            if fault and fault.kind == "partial":
+                response = response[: fault.keep]
+            symbols = [self._byte(b) for b in response]
+            if fault and fault.kind == "framing":
+                symbols[0] = self._byte(response[0], framing_error=True)
+            self._send(node.name, symbols)
+            if fault and fault.kind == "collision":  # a second slave with other news
+                fault = None
+                self._send(f"{node.name}'", [self._byte(b ^ 0x01) for b in response])
 
-    def _deliver(self, record: LinRecord) -> None:
+    def _response_timed_out(self) -> None:
+        if self._phase == "response":
+            self._finish()
+
+    def _finish(self) -> None:
+        self._timeout.disarm()
+        self._phase = "idle"
+        frame_id, pid, response = self._pid & MAX_ID, self._pid, bytes(self._response)
+        publisher = ",".join(self._publishers)
+        expected = self.frame_lengths.get(frame_id)
+        timeout_at = self._header_start + max_frame_ns(expected or 8, self.bitrate)
+        if not response:
+            record = LinRecord(timeout_at, frame_id, pid, b"", None, "no response")
+        elif self._trouble:
+            record = LinRecord(self._response_end, frame_id, pid, response, None, self._trouble,
+                               publisher)  # fmt: skip
+        elif len(response) < 2 or (expected is not None and len(response) < expected + 1):
+            record = LinRecord(timeout_at, frame_id, pid, response, None, "incomplete response",
+                               publisher)  # fmt: skip
+        else:
+            data, check = response[:-1], response[-1]
+            classic = frame_id in self.classic or frame_id in DIAGNOSTIC_IDS
+            good = checksum(data, None if classic else pid) == check
+            record = LinRecord(self._response_end, frame_id, pid, data, check,
+                               "ok" if good else "checksum error", publisher)  # fmt: skip
+        record = replace(record, start_ns=self._header_start)
+        if record.is_sleep_command:
+            self._asleep = True
+        self._record(record)
+
+    def _record(self, record: LinRecord) -> None:
         self.records.append(record)
         for node in self.nodes:
             node.hear(record)

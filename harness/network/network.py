@@ -18,7 +18,7 @@ from harness.clock import VirtualClock
 from harness.errors import HarnessError, VirtualTimeout
 from harness.network.can import CanBus
 from harness.network.lin import LinBus
-from harness.network.ports import CanPort, Lockstep
+from harness.network.ports import CanPort, LinPort, Lockstep
 
 if TYPE_CHECKING:
     from harness.machine import Machine
@@ -45,7 +45,8 @@ class Network:
         return bus
 
     def lin_bus(self, name: str, bitrate: int = 19_200) -> LinBus:
-        """A LIN cluster on this network's timeline (Python nodes for now)."""
+        """A LIN cluster on this network's timeline; ECUs join it through a USART
+        (`attach(port(ecu, "USART2"), name)`)."""
         if name in self.buses or name in self.lin_buses:
             raise ValueError(f"the network already has a bus named {name!r}")
         bus = LinBus(name, self.clock, bitrate)
@@ -75,17 +76,35 @@ class Network:
                 self.attach(self.port(name, controller), bus_name)
         return machine
 
-    def port(self, ecu: str, controller: str) -> CanPort:
-        """An ECU's controller (e.g. "MCAN0") as a bus port, named `ECU.MCAN0` on the bus."""
+    def port(self, ecu: str, controller: str) -> CanPort | LinPort:
+        """An ECU's controller (a CAN controller, e.g. "MCAN0", or a USART) as a bus port,
+        named `ECU.MCAN0` on the bus."""
+        if ecu not in self.ecus:
+            raise KeyError(f"no ECU named {ecu!r} on this network (ECUs: "
+                           f"{', '.join(self.ecus) or 'none'})")  # fmt: skip
         port = self.ecus[ecu].peripheral(controller)
-        if not isinstance(port, CanPort):
-            raise TypeError(f"{ecu}.{controller} is not a CAN controller")
+        if not isinstance(port, (CanPort, LinPort)):
+            raise TypeError(f"{ecu}.{controller} is neither a CAN controller nor a USART")
         port.name = f"{ecu}.{controller}"
         return port
 
-    def attach(self, port: CanPort, bus_name: str) -> None:
-        """Put a controller on a bus: it takes part in its arbitration and hears its frames."""
+    def can_port(self, ecu: str, controller: str) -> CanPort:
+        port = self.port(ecu, controller)
+        if not isinstance(port, CanPort):
+            raise TypeError(f"{port.name} is not a CAN controller")
+        return port
+
+    def attach(self, port: CanPort | LinPort, bus_name: str) -> None:
+        """Put a controller on a bus: on CAN it takes part in arbitration and hears the
+        frames; on LIN its USART drives and hears the wire."""
+        if bus_name in self.lin_buses:
+            if not isinstance(port, LinPort):
+                raise TypeError(f"{port.name} cannot join LIN bus {bus_name!r}: not a USART")
+            self.lin_buses[bus_name].attach_port(port)
+            return
         bus = self.bus(bus_name)
+        if not isinstance(port, CanPort):
+            raise TypeError(f"{port.name} cannot join CAN bus {bus_name!r}: not a CAN controller")
         bus.attach(port)
         port.bus_request.append(bus.request)
         port.bus_rates = (bus.name, bus.bitrate, bus.data_bitrate)

@@ -1,7 +1,8 @@
 """How a machine's controllers join a network: the contract, not the models.
 
 The peripheral models never import the network; they satisfy these protocols by shape. The
-network attaches a `CanPort` to a bus and runs machines through `Lockstep` alone.
+network attaches a `CanPort` to a CAN bus and a `LinPort` to a LIN bus, and runs machines
+through `Lockstep` alone.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from harness.frames.lin import LineSymbol
 from harness.network.can import CanNode
 
 
@@ -24,6 +26,19 @@ class CanPort(CanNode, Protocol):
     @property
     def initialising(self) -> bool:
         """In INIT (or bus-off): not taking part in bus traffic."""
+
+
+@runtime_checkable
+class LinPort(Protocol):
+    """A machine's LIN-capable UART, as a LIN bus sees it."""
+
+    name: str
+    # the bus's transmit(sender, character), once attached: the port drives the wire with it
+    lin_transmit: list[Callable[[str, LineSymbol], None]]
+    lin_bitrate: int | None  # the bus's bit rate, once attached: the port's baud must match
+
+    def lin_received(self, symbol: LineSymbol) -> None:
+        """A character has ended on the wire (the port's own ones too: the readback)."""
 
 
 class Lockstep(Protocol):

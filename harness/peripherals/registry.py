@@ -66,10 +66,11 @@ def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
 
 def _usart(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
     (irq,) = _irqs(spec, 1)
-    clock_hz = spec.param_dict["clock_hz"]
-    if not isinstance(clock_hz, int):
-        raise BoardError(f"{spec.name}: clock_hz must be an integer, not {clock_hz!r}")
-    return Usart(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), clock_hz)
+    clock_hz, break_bits = (spec.param_dict[name] for name in ("clock_hz", "break_bits"))
+    if not isinstance(clock_hz, int) or not isinstance(break_bits, int):
+        raise BoardError(f"{spec.name}: clock_hz and break_bits must be integers, not "
+                         f"{clock_hz!r} and {break_bits!r}")  # fmt: skip
+    return Usart(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), clock_hz, break_bits)
 
 
 KINDS: dict[str, Kind] = {
@@ -77,6 +78,7 @@ KINDS: dict[str, Kind] = {
     "timer": Kind(TIMER_BLOCK, _timer),
     # message_ram: the memory region holding the message RAM; kernel_clock_hz: bit timing
     "mcan": Kind(MCAN_BLOCK, _mcan, ("kernel_clock_hz", "message_ram")),
-    # clock_hz: the USART's kernel clock; one bit lasts BRR cycles of it
-    "usart": Kind(USART_BLOCK, _usart, ("clock_hz",)),
+    # clock_hz: the USART's kernel clock, one bit lasts BRR cycles of it; break_bits: the
+    # length of the LIN break it sends
+    "usart": Kind(USART_BLOCK, _usart, ("clock_hz", "break_bits")),
 }

@@ -146,7 +146,7 @@ def replay(
         ecu = net.add_ecu("ECU", Machine(firmware, board), can0="can0",
                           can1="can1" if "can1" in net.buses else None)  # fmt: skip
         try:
-            net.run_until_on_bus(net.port("ECU", "MCAN0"), timeout_ms=BOOT_TIMEOUT_MS)
+            net.run_until_on_bus(net.can_port("ECU", "MCAN0"), timeout_ms=BOOT_TIMEOUT_MS)
         except HarnessError as err:
             raise HarnessError(f"{firmware}: {err} (replay without --firmware records the "
                                "trace alone)") from None  # fmt: skip
@@ -240,7 +240,7 @@ def _unheard(net: Network, player: TracePlayer, ecu: Machine | None) -> str | No
         return None
     for bus, controller in (("can0", "MCAN0"), ("can1", "MCAN1")):
         sent = player.counts.per_bus.get(bus, 0)
-        if sent and net.port("ECU", controller).initialising:
+        if sent and net.can_port("ECU", controller).initialising:
             return (f"{sent} frames were replayed on {bus}, where the ECU's {controller} never "
                     "went on the bus: no ECU heard them")  # fmt: skip
     return None
