@@ -124,18 +124,20 @@ def _meets(decoded: Decoded, conditions: dict[str, Condition]) -> bool:
         if signal not in decoded.signals:
             raise AssertionError(f"{decoded.name} has no signal {signal!r}; its signals: "
                                  f"{', '.join(decoded.signals)}")  # fmt: skip
-        value = decoded.signals[signal]
-        if callable(expected):
-            if not expected(value):
-                return False
-        elif isinstance(expected, float) or isinstance(value, float):
-            if not isinstance(value, int | float) or not isinstance(expected, int | float):
-                return False
-            if not math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-6):
-                return False
-        elif value != expected:
+        if not meets(decoded.signals[signal], expected):
             return False
     return True
+
+
+def meets(value: Any, expected: Condition) -> bool:
+    """A decoded signal value meets a condition: a predicate, a number (floats within
+    rounding), or a value to equal (a value-table name)."""
+    if callable(expected):
+        return bool(expected(value))
+    if isinstance(expected, float) or isinstance(value, float):
+        return (isinstance(value, int | float) and isinstance(expected, int | float)
+                and math.isclose(value, expected, rel_tol=1e-9, abs_tol=1e-6))  # fmt: skip
+    return bool(value == expected)
 
 
 def _show(value: Condition) -> str:

@@ -1,0 +1,235 @@
+"""A LIN cluster from its LDF in virtual time: the slaves the ECU does not play, as harness
+nodes answering with the LDF's signals, the LDF's schedule tables, and checks for tests."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import VirtualTimeout
+from harness.frames.lin import protected_id
+from harness.ldf import Ldf, LdfFrame
+from harness.network import Network
+from harness.network.lin import FAULTS, LinBus, LinNode, LinRecord, ScheduleTable
+from harness.testing import Condition, meets
+
+
+@dataclass(frozen=True, slots=True)
+class LinDecoded:
+    """A frame the bus carried, with its signals decoded by the LDF."""
+
+    name: str
+    signals: dict[str, Any]
+    record: LinRecord
+
+    @property
+    def timestamp_ns(self) -> int:
+        return self.record.timestamp_ns
+
+
+class LinCluster:
+    """The LDF on one LIN bus: frame lengths and checksum models for the bus's analyser, and
+    every node not in `emulated` (by default the master: an ECU plays it) as a harness node
+    answering with its frames' signals
+    (initial values until `publish` changes them). A slave answers an event-triggered frame
+    when one of its associated frames has changed since it last went out, as LIN 2.x asks."""
+
+    def __init__(self, network: Network, ldf: Ldf, bus: str = "lin0",
+                 emulated: Iterable[str] | None = None) -> None:  # fmt: skip
+        self.network = network
+        self.ldf = ldf
+        if bus not in network.lin_buses:
+            known = ", ".join(network.lin_buses) or "none"
+            raise KeyError(f"no LIN bus named {bus!r} on this network (LIN buses: {known})")
+        self.bus: LinBus = network.lin_buses[bus]
+        emulated = {ldf.master} if emulated is None else set(emulated)
+        for node in emulated:
+            ldf.published_by(node)  # unknown node names fail here
+        for frame in ldf.frames.values():
+            self.bus.frame_lengths[frame.frame_id] = frame.length
+            if not frame.enhanced:
+                self.bus.classic.add(frame.frame_id)
+        self._data = {f.name: self._with_pid(f, ldf.initial(f.name)) for f in self._plain()}
+        self._news: set[str] = set()  # associated frames changed since they last went out
+        self.nodes: dict[str, LinNode] = {}
+        for name in ldf.nodes:
+            if name not in emulated:
+                self.nodes[name] = self.bus.node(name)
+                self._serve(self.nodes[name])
+        self.bus.attach(self._watcher())
+        self._schedule: ScheduleTable | None = None
+
+    # ---- what the harness's slaves send ----
+
+    def publish(self, frame: str, **signals: Any) -> bytes:
+        """Set signals of a frame a harness slave publishes (the others keep their values);
+        returns the new data."""
+        f = self.ldf.frame(frame)
+        if f.name not in self._data or f.publisher not in self.nodes:
+            raise ValueError(f"{f.name} is published by {f.publisher or 'the master'}, not by a "
+                             f"harness slave ({', '.join(self.nodes) or 'none'})")  # fmt: skip
+        current = self.ldf.decode(f.name, self._data[f.name])
+        data = self.ldf.encode(f.name, **{**current, **signals})
+        self._data[f.name] = self._with_pid(f, data)
+        self._news.add(f.name)
+        return self._data[f.name]
+
+    def inject(self, frame: str, fault: str, *, count: int = 1, keep: int = 1) -> None:
+        """Fault injection on the frame: one of `FAULTS` (see `LinBus.inject`)."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown LIN fault {fault!r}; faults: {', '.join(FAULTS)}")
+        self.bus.inject(self.ldf.frame(frame).frame_id, fault, count=count, keep=keep)
+
+    def wake_up(self, node: str | None = None) -> None:
+        """A harness slave (or the bus's master) sends a wake-up signal."""
+        self.bus.wake_up(node or "master")
+
+    # ---- the harness as master ----
+
+    def run_schedule(self, table: str) -> ScheduleTable:
+        """Run one of the LDF's schedule tables from the bus's own master (when the ECU is a
+        slave); it replaces any table running."""
+        if table not in self.ldf.schedules:
+            raise KeyError(f"{self.ldf.source}: no schedule table {table!r} (tables: "
+                           f"{', '.join(self.ldf.schedules)})")  # fmt: skip
+        if self._schedule is not None:
+            self._schedule.stop()
+        slots = [(s.frame_id, s.delay_ms) for s in self.ldf.schedules[table]]
+        self._schedule = ScheduleTable(self.bus, slots)
+        self._schedule.start()
+        return self._schedule
+
+    # ---- what the bus carried ----
+
+    def decoded(self, frame: str | None = None, since_ns: int = 0) -> list[LinDecoded]:
+        """Good frames (status ok) from `since_ns` on, decoded; `frame` narrows to one."""
+        wanted = None if frame is None else self.ldf.frame(frame).frame_id
+        out = []
+        for record in self.bus.records:
+            if record.timestamp_ns < since_ns or record.status != "ok":
+                continue
+            if record.frame_id is None or (wanted is not None and record.frame_id != wanted):
+                continue
+            f = self.ldf.frame(record.frame_id)
+            out.append(LinDecoded(f.name, self.ldf.decode(f.name, record.data), record))
+        return out
+
+    def expect(self, frame: str, *, within_ms: float, **conditions: Condition) -> LinDecoded:
+        """The first good `frame` from now on whose signals meet `conditions` (values, or
+        predicates on them)."""
+        f = self.ldf.frame(frame)
+        unknown = sorted(set(conditions) - set(f.signals))
+        if unknown:
+            raise ValueError(f"{f.name} has no signal {', '.join(unknown)}; its signals: "
+                             f"{', '.join(f.signals)}")  # fmt: skip
+        start = self.network.now_ns
+
+        def found() -> LinDecoded | None:
+            for d in self.decoded(f.name, start):
+                if all(meets(d.signals[k], c) for k, c in conditions.items()):
+                    return d
+            return None
+
+        try:
+            self.network.run_until(lambda: found() is not None, timeout_ms=within_ms)
+        except VirtualTimeout:
+            seen = [r for r in self.bus.records if r.timestamp_ns >= start
+                    and r.frame_id == f.frame_id][-3:]  # fmt: skip
+            last = "; last seen:\n  " + "\n  ".join(map(str, seen)) if seen else "; none seen"
+            raise AssertionError(f"no {f.name} with {conditions} within {within_ms:g} ms"
+                                 f"{last}") from None  # fmt: skip
+        result = found()
+        assert result is not None
+        return result
+
+    def expect_schedule(self, table: str, *, cycles: int = 2,
+                        tolerance_ms: float = 1.0) -> list[LinRecord]:  # fmt: skip
+        """The master runs `table`: `cycles` rounds of its slots in order, each header
+        starting its slot's delay after the previous one (+- `tolerance_ms`, the master's
+        tick). Returns the frames seen, whatever their status."""
+        slots = self.ldf.schedules.get(table)
+        if slots is None:
+            raise KeyError(f"{self.ldf.source}: no schedule table {table!r}")
+        ids = [s.frame_id for s in slots]
+        start = self.network.now_ns
+        need = len(slots) * cycles + 1
+        period_ms = sum(s.delay_ms for s in slots)
+        try:
+            self.network.run_until(lambda: self._aligned(ids, start, need) is not None,
+                                   timeout_ms=period_ms * (cycles + 2))  # fmt: skip
+        except VirtualTimeout:
+            seen = [r for r in self.bus.records if r.timestamp_ns >= start][:need]
+            raise AssertionError(f"{table} did not run: frames seen were\n  "
+                                 + "\n  ".join(map(str, seen))) from None  # fmt: skip
+        frames = self._aligned(ids, start, need)
+        assert frames is not None
+        for k, (before, after) in enumerate(itertools.pairwise(frames)):
+            delay = slots[k % len(slots)].delay_ms
+            gap_ms = (after.start_ns - before.start_ns) / 1e6
+            if not math.isclose(gap_ms, delay, abs_tol=tolerance_ms):
+                raise AssertionError(f"{table}: header 0x{after.frame_id:02X} started "
+                                     f"{gap_ms:.3f} ms after 0x{before.frame_id:02X}, whose slot "
+                                     f"is {delay:g} ms (+- {tolerance_ms:g})")  # fmt: skip
+        return frames[:-1]
+
+    def _aligned(self, ids: list[int], start: int, need: int) -> list[LinRecord] | None:
+        """`need` headers from `start` on that follow the table's order from its first slot."""
+        headers = [r for r in self.bus.records if r.start_ns >= start and r.frame_id is not None]
+        for i, record in enumerate(headers):
+            if record.frame_id == ids[0] and len(headers) - i >= need:
+                run = headers[i:i + need]
+                if [r.frame_id for r in run] == [ids[k % len(ids)] for k in range(need)]:
+                    return run
+        return None
+
+    # ---- inside ----
+
+    def _plain(self) -> list[LdfFrame]:
+        return [f for f in self.ldf.frames.values() if f.kind == "unconditional"]
+
+    def _with_pid(self, frame: LdfFrame, data: bytes) -> bytes:
+        """An event-triggered frame's associated frames carry their protected ID in byte 0."""
+        if any(frame.name in f.associated for f in self.ldf.frames.values()):
+            return bytes([protected_id(frame.frame_id)]) + data[1:]
+        return data
+
+    def _serve(self, node: LinNode) -> None:
+        for frame in self.ldf.published_by(node.name):
+            if frame.kind == "unconditional":
+                node.publish(frame.frame_id, functools.partial(self._data.__getitem__, frame.name))
+            elif frame.kind == "event_triggered":
+                mine = [a for a in frame.associated if self.ldf.frame(a).publisher == node.name]
+                node.publish(frame.frame_id, functools.partial(self._event, mine))
+
+    def _event(self, frames: list[str]) -> bytes | None:
+        for name in frames:
+            if name in self._news:
+                return self._data[name]
+        return None
+
+    def _watcher(self) -> LinNode:
+        """Hears every frame: news that went out intact is no longer news."""
+        watcher = LinNode("cluster")
+
+        def heard(record: LinRecord) -> None:
+            if record.status == "ok" and record.frame_id is not None:
+                # the frame itself, or an event-triggered frame carrying its PID in byte 0
+                sent = {record.frame_id, record.data[0] & 0x3F if record.data else None}
+                self._news -= {n for n in self._news if self.ldf.frame(n).frame_id in sent}
+
+        watcher.listeners.append(heard)
+        return watcher
+
+
+def write_records(records: Iterable[LinRecord], path: str | Path, *, bus: str = "lin0") -> None:
+    """A LIN recording as readable text, one frame a line: time, ID, PID, data, checksum,
+    status, publisher."""
+    lines = [f"# LIN recording of {bus}: time (ms, virtual), frame ID, protected ID, data, "
+             "checksum, status, publisher"]  # fmt: skip
+    lines += [str(r) for r in records]
+    Path(path).write_text("\n".join(lines) + "\n")

@@ -1,0 +1,122 @@
+"""The project LDF driving a LIN bus with no ECU: the harness plays master and slaves, so the
+LDF's schedule, signal encodings, event-triggered frames, faults and sleep can be checked on
+their own. (With the light controller as master: test_elc_lin.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.frames.lin import nominal_ns, protected_id
+from harness.ldf import Ldf
+from harness.lin_testing import LinCluster, write_records
+from harness.network import Network
+
+
+@pytest.fixture(scope="module")
+def ldf() -> Ldf:
+    return Ldf.load()
+
+
+def cluster(ldf: Ldf) -> LinCluster:
+    net = Network()
+    net.lin_bus("lin0", ldf.bitrate)
+    return LinCluster(net, ldf, emulated=())  # every node, the master too, is the harness's
+
+
+def test_the_normal_table_runs_at_its_slot_delays_with_initial_values(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.run_schedule("NormalTable")
+    frames = lin.expect_schedule("NormalTable", cycles=3, tolerance_ms=0)
+    assert [f.frame_id for f in frames[:3]] == [0x10, 0x20, 0x23]
+    assert [f.start_ns for f in frames[:4]] == [0, 10_000_000, 20_000_000, 30_000_000]
+    switch = lin.decoded("SwitchStatus")[0]
+    assert switch.signals["TurnStalk"] == "Off" and switch.signals["ScsSupply"] == 0
+    assert switch.timestamp_ns == nominal_ns(2, 19_200)  # a whole frame, from the header on
+    command = lin.decoded("LampCommand")[0]
+    assert command.record.publisher == "ELC" and command.signals["LampBrightness"] == 100.0
+    # no lamp has news: the event-triggered frame stays unanswered, which is not an error
+    assert {r.status for r in lin.bus.records if r.frame_id == 0x23} == {"no response"}
+
+
+def test_a_published_signal_goes_out_with_its_encoding(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.run_schedule("NormalTable")
+    data = lin.publish("SwitchStatus", TurnStalk="Left", ScsSupply=13.5)
+    assert data == bytes([0x01, 135])  # logical 1, physical 13.5 V at 0.1 V/bit
+    seen = lin.expect("SwitchStatus", within_ms=40, TurnStalk="Left")
+    assert seen.signals["ScsSupply"] == 13.5
+    net = Network()
+    net.lin_bus("lin0")
+    slaves_only = LinCluster(net, ldf)  # by default an ECU plays the master
+    with pytest.raises(ValueError, match="LampCommand is published by ELC, not by a harness"):
+        slaves_only.publish("LampCommand", LowBeamOn=1)
+
+
+def test_a_lamp_with_news_answers_the_event_triggered_frame_with_its_pid(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.run_schedule("NormalTable")
+    lin.publish("LampLeftStatus", LampLeftFault="Fault", LampLeftTemp=85)
+    lin.network.run_for(ms=35)
+    (event,) = [r for r in lin.bus.records if r.frame_id == 0x23 and r.status == "ok"]
+    assert event.data == bytes([protected_id(0x21), 0x01, 85 + 40]) and event.publisher == "LAMP_L"
+    assert ldf.decode("LampLeftStatus", event.data)["LampLeftFault"] == "Fault"
+    lin.network.run_for(ms=30)  # sent: no longer news
+    assert [r.status for r in lin.bus.records if r.frame_id == 0x23][-1] == "no response"
+    # both lamps with news at once: their answers collide on the wire
+    lin.publish("LampLeftStatus", LampLeftTemp=90)
+    lin.publish("LampRightStatus", LampRightFault="Fault")
+    lin.network.run_for(ms=30)
+    assert [r.status for r in lin.bus.records if r.frame_id == 0x23][-1] == "collision"
+    assert lin.nodes["LAMP_L"].bit_errors + lin.nodes["LAMP_R"].bit_errors >= 1
+
+
+@pytest.mark.parametrize(("fault", "status"), [
+    ("no response", "no response"), ("checksum", "checksum error"),
+    ("partial", "incomplete response"), ("framing", "framing error"),
+    ("collision", "collision"), ("parity", "parity error"),
+])  # fmt: skip
+def test_each_injected_fault_is_the_frames_status_once(ldf: Ldf, fault: str, status: str) -> None:
+    lin = cluster(ldf)
+    lin.inject("SwitchStatus", fault)
+    lin.run_schedule("NormalTable")
+    lin.network.run_for(ms=65)
+    switch = [r for r in lin.bus.records if r.frame_id == 0x10]
+    assert [r.status for r in switch] == [status, "ok", "ok"]
+
+
+def test_go_to_sleep_silences_the_slaves_until_a_wake_up_and_100_ms(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.bus.go_to_sleep()
+    lin.network.run_for(ms=20)
+    assert lin.bus.records[-1].is_sleep_command and lin.bus.asleep
+    lin.bus.send_header(0x10)
+    lin.network.run_for(ms=20)
+    # the header's break is a dominant phase longer than 150 us: it wakes the slaves, but
+    # they answer only 100 ms later
+    assert [r.status for r in lin.bus.records[-2:]] == ["wake-up", "no response"]
+    lin.network.run_for(ms=100)
+    lin.bus.send_header(0x10)
+    lin.network.run_for(ms=20)
+    assert lin.bus.records[-1].status == "ok"
+
+
+def test_four_seconds_of_silence_put_the_slaves_to_sleep(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.network.run_for(s=4)
+    assert lin.bus.asleep
+    lin.wake_up("SCS")  # a slave's wake-up signal
+    lin.network.run_for(ms=5)
+    assert lin.bus.records[-1].status == "wake-up" and not lin.bus.asleep
+
+
+def test_a_recording_dump_is_one_readable_line_per_frame(ldf: Ldf, tmp_path) -> None:
+    lin = cluster(ldf)
+    lin.run_schedule("NormalTable")
+    lin.network.run_for(ms=26)  # the event-triggered frame times out at 20 + 5.2 ms
+    out = tmp_path / "lin0.txt"
+    write_records(lin.bus.records, out)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("# LIN recording of lin0")
+    assert lines[1].split() == ["3.333", "ms", "id", "0x10", "pid", "0x50", "00", "00", "cs",
+                                "AF", "ok", "SCS"]  # fmt: skip
+    assert len(lines) == 1 + 3 and lines[3].endswith("no response")
