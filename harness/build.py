@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import dbc_codegen
+from harness import dbc_codegen, ldf_codegen
 from harness.errors import BuildError
+from harness.ldf import LdfError
 from harness.paths import build_dir, bundled, make_dir, require
 
 FIRMWARE_DIR = bundled("firmware_stubs")  # the checkout's top level, or inside the package
-DBC_DIR = bundled("dbc")
-GENERATED = "generated"  # the build directory's folder for code generated from DBCs
+DBC_DIR = bundled("dbc")  # the DBCs and LDFs
+GENERATED = "generated"  # the build directory's folder for code generated from DBCs and LDFs
 
 CFLAGS = (
     "-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4",
@@ -43,6 +44,7 @@ class Target:
     float_abi: str = "soft"
     defines: tuple[str, ...] = ()  # NAME=VALUE for the preprocessor
     dbc: str | None = None  # a DBC in dbc/ whose generated pack/unpack code is compiled in
+    ldf: str | None = None  # an LDF in dbc/ whose generated C tables are compiled in
 
     @property
     def flags(self) -> tuple[str, ...]:
@@ -62,11 +64,11 @@ TARGETS = (
     Target("uartlog", (*COMMON, "hal/uart.c", "tests/uartlog.c"),
            "prints boot and a tick counter on USART1 (115200 baud)"),
     Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD",
-           dbc="exterior_light.dbc"),
+           dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
     Target("elc_1m", (*COMMON, "elc/main.c", "elc/e2e.c"), "the same on a 1 Mbit/s / 4 Mbit/s bus",
            defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u"),
-           dbc="exterior_light.dbc"),
-)
+           dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
+)  # fmt: skip
 
 
 def target(name: str) -> Target:
@@ -85,6 +87,15 @@ def _dbc_file(t: Target, dbc_dir: Path) -> Path | None:
     return dbc
 
 
+def _ldf_file(t: Target, dbc_dir: Path) -> Path | None:
+    if t.ldf is None:
+        return None
+    ldf = dbc_dir / t.ldf
+    if not ldf.is_file():
+        raise BuildError(f"firmware target {t.name!r}: LDF not found: expected {ldf}")
+    return ldf
+
+
 def _inputs_digest(t: Target, src: Path, dbc_dir: Path) -> str:
     h = hashlib.sha256(" ".join(t.flags).encode())
     files = [src / s for s in (*t.sources, t.linker_script)]
@@ -94,6 +105,9 @@ def _inputs_digest(t: Target, src: Path, dbc_dir: Path) -> str:
     dbc = _dbc_file(t, dbc_dir)
     if dbc is not None:  # the generated code: the DBC, the generator's version and options
         h.update(dbc_codegen.fingerprint(dbc))
+    ldf = _ldf_file(t, dbc_dir)
+    if ldf is not None:  # the generated tables: the LDF, ldfparser's version, the generator
+        h.update(ldf_codegen.fingerprint(ldf))
     header_dirs = {*(src / d for d in INCLUDE_DIRS), *((src / s).parent for s in t.sources)}
     for d in sorted(header_dirs):
         files += sorted(d.glob("*.h"))  # the include path's and the sources' own headers
@@ -113,10 +127,10 @@ def build(
 ) -> dict[str, Path]:
     """Build the named targets (all by default); returns name -> ELF path.
 
-    A target is rebuilt when any of its sources, the headers, the flags or its DBC changed;
-    a target with a DBC is compiled with C pack/unpack code generated from it into
-    `out/generated/`. A file lock makes concurrent builds (pytest-xdist workers) wait for each
-    other.
+    A target is rebuilt when any of its sources, the headers, the flags, its DBC or its LDF
+    changed; a target with a DBC is compiled with C pack/unpack code generated from it, one
+    with an LDF with the cluster's C tables, both into `out/generated/`. A file lock makes
+    concurrent builds (pytest-xdist workers) wait for each other.
     """
     chosen = [target(n) for n in names] if names is not None else list(TARGETS)
     require(src, "the firmware sources (firmware_stubs/)")
@@ -129,19 +143,28 @@ def build(
             stamp = out / f"{t.name}.inputs"
             digest = _inputs_digest(t, src, dbc_dir)
             if force or not elf.exists() or not stamp.exists() or stamp.read_text() != digest:
-                _compile(t, src, elf, _dbc_file(t, dbc_dir))
+                _compile(t, src, elf, _dbc_file(t, dbc_dir), _ldf_file(t, dbc_dir))
                 stamp.write_text(digest)
             results[t.name] = elf
     return results
 
 
-def _compile(t: Target, src: Path, elf: Path, dbc: Path | None) -> None:
+def _compile(t: Target, src: Path, elf: Path, dbc: Path | None, ldf: Path | None) -> None:
     tmp = elf.with_suffix(f".{os.getpid()}.tmp")
     include_dirs = [src / d for d in INCLUDE_DIRS]
     sources = [src / s for s in t.sources]
+    generated: list[tuple[Path, Path]] = []
     if dbc is not None:
-        header, source = dbc_codegen.generate(dbc, elf.parent / GENERATED)
-        include_dirs.append(header.parent)
+        generated.append(dbc_codegen.generate(dbc, elf.parent / GENERATED))
+    if ldf is not None:
+        try:
+            generated.append(ldf_codegen.generate(ldf, elf.parent / GENERATED))
+        except LdfError as err:  # a bad LDF, or names that make no C names
+            message = f"firmware target {t.name!r}: cannot generate C tables: {err}"
+            raise BuildError(message) from err
+    for header, source in generated:
+        if header.parent not in include_dirs:
+            include_dirs.append(header.parent)
         sources.append(source)
     cmd = [
         sys.executable, "-m", "ziglang", "cc", *t.flags,

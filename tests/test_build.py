@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.build import FIRMWARE_DIR, build
+from harness.build import DBC_DIR, FIRMWARE_DIR, GENERATED, build
 from harness.errors import BuildError
 from harness.loader import load_elf
 from harness.paths import MissingFileError
@@ -19,6 +19,14 @@ def source_copy(tmp_path: Path) -> Path:
     src = tmp_path / "fw"
     shutil.copytree(FIRMWARE_DIR, src)
     return src
+
+
+@pytest.fixture
+def dbc_copy(tmp_path: Path) -> Path:
+    """The DBCs and LDFs."""
+    dbc_dir = tmp_path / "dbc"
+    shutil.copytree(DBC_DIR, dbc_dir)
+    return dbc_dir
 
 
 def test_builds_cortex_m4_elfs(source_copy: Path, tmp_path: Path) -> None:
@@ -69,3 +77,48 @@ def test_a_missing_source_file_names_the_target_and_the_file(
     with pytest.raises(BuildError, match=r"firmware target 'app': source file not found: "
                        rf"expected {re.escape(str(source_copy / 'app' / 'main.c'))}$"):  # fmt: skip
         build(["app"], src=source_copy, out=tmp_path / "out")
+
+
+def test_an_ldf_change_rebuilds_the_ldf_targets_only(
+    source_copy: Path, dbc_copy: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    names = ["app", "elc", "elc_1m"]
+    first = build(names, src=source_copy, dbc_dir=dbc_copy, out=out)
+    tables = out / GENERATED / "exterior_light_lin.c"
+    assert tables.is_file() and (out / GENERATED / "exterior_light_lin.h").is_file()
+    assert not list(source_copy.rglob("*_lin.*")), "generated code belongs in the build dir"
+    stamps = {n: p.stat().st_mtime_ns for n, p in first.items()}
+    build(names, src=source_copy, dbc_dir=dbc_copy, out=out)
+    assert {n: p.stat().st_mtime_ns for n, p in first.items()} == stamps  # nothing rebuilt
+    ldf = dbc_copy / "exterior_light.ldf"
+    ldf.write_text(
+        ldf.read_text().replace("LampFaultEvent delay 10 ms", "LampFaultEvent delay 20 ms")
+    )
+    build(names, src=source_copy, dbc_dir=dbc_copy, out=out)
+    assert first["elc"].stat().st_mtime_ns != stamps["elc"]
+    assert first["elc_1m"].stat().st_mtime_ns != stamps["elc_1m"]
+    assert first["app"].stat().st_mtime_ns == stamps["app"]
+    assert "{LIN_FRAME_LAMP_FAULT_EVENT, 20000u}," in tables.read_text()
+
+
+def test_a_missing_ldf_names_the_target_and_the_file(
+    source_copy: Path, dbc_copy: Path, tmp_path: Path
+) -> None:
+    (dbc_copy / "exterior_light.ldf").unlink()
+    expected = re.escape(str(dbc_copy / "exterior_light.ldf"))
+    with pytest.raises(BuildError, match=rf"target 'elc': LDF not found: expected {expected}$"):
+        build(["elc"], src=source_copy, dbc_dir=dbc_copy, out=tmp_path / "out")
+
+
+def test_an_invalid_ldf_is_a_build_error_with_its_line(
+    source_copy: Path, dbc_copy: Path, tmp_path: Path
+) -> None:
+    ldf = dbc_copy / "exterior_light.ldf"
+    text = ldf.read_text().replace("LampCommand: 0x20, ELC, 2", "LampCommand: 0x20, ELC, 9")
+    ldf.write_text(text)
+    line = text[: text.index("LampCommand: 0x20")].count("\n") + 1
+    where = re.escape(f"{ldf}:{line}:")
+    with pytest.raises(BuildError, match=rf"^firmware target 'elc': cannot generate C tables: "
+                       rf"{where}\d+: frame LampCommand: 9 bytes long"):  # fmt: skip
+        build(["elc"], src=source_copy, dbc_dir=dbc_copy, out=tmp_path / "out")
