@@ -715,13 +715,23 @@ def _trees(tree: Tree[Token]) -> list[Tree[Token]]:
 # ---- the checks ldfparser does not make (or makes without saying where) ----
 
 _SECTIONS = {
-    "nodes": "Nodes", "signals": "Signals", "diagnostic_signals": "Diagnostic_signals",
-    "frames": "Frames", "sporadic_frames": "Sporadic_frames",
-    "event_triggered_frames": "Event_triggered_frames", "diagnostic_frames": "Diagnostic_frames",
-    "node_attributes": "Node_attributes", "schedule_tables": "Schedule_tables",
-    "signal_encoding_types": "Signal_encoding_types",
-    "signal_representations": "Signal_representation", "node_compositions": "composite",
-    "diagnostic_addresses": "Diagnostic_addresses", "signal_groups": "Signal_groups",
+    "nodes": "Nodes section", "signals": "Signals section",
+    "diagnostic_signals": "Diagnostic_signals section", "frames": "Frames section",
+    "sporadic_frames": "Sporadic_frames section",
+    "event_triggered_frames": "Event_triggered_frames section",
+    "diagnostic_frames": "Diagnostic_frames section", "node_attributes": "Node_attributes section",
+    "schedule_tables": "Schedule_tables section",
+    "signal_encoding_types": "Signal_encoding_types section",
+    "signal_representations": "Signal_representation section",
+    "node_compositions": "composite section", "signal_groups": "Signal_groups section",
+    "diagnostic_addresses": "Diagnostic_addresses section",
+    "header_lin_description_file": "LIN_description_file statement",
+    "header_protocol_version": "LIN_protocol_version statement",
+    "header_language_version": "LIN_language_version statement",
+    "header_speed": "LIN_speed statement", "header_channel": "Channel_name statement",
+    "header_file_revision": "LDF_file_revision statement",
+    "header_sig_byte_order_big_endian": "LIN_sig_byte_order_big_endian statement",
+    "header_sig_byte_order_little_endian": "LIN_sig_byte_order_little_endian statement",
 }  # fmt: skip
 _COMMANDS = {
     "assign_nad": "AssignNAD", "conditional_change_nad": "ConditionalChangeNAD",
@@ -770,19 +780,21 @@ class _Checker:
 
     def _duplicates(self) -> None:
         kinds = {
-            "section": "section", "node": "node", "signal": "signal", "frame": "frame",
+            "node": "node", "signal": "signal", "frame": "frame",
             "schedule_table": "schedule table", "encoding": "encoding type",
             "node_attributes": "Node_attributes entry for",
             "represented": "Signal_representation of",
         }  # fmt: skip
         for (what, *name), positions in self.index.at.items():
-            if len(positions) < 2 or what not in kinds:
+            if len(positions) < 2 or (what not in kinds and what != "section"):
                 continue
-            shown = _SECTIONS.get(name[0], name[0]) if what == "section" else name[0]
+            if what == "section":
+                shown = _SECTIONS.get(name[0], name[0])
+            else:
+                shown = f"{kinds[what]} {name[0]}"
             first = positions[0][0]
             reason = (
-                f"a second {kinds[what]} {shown} (the first: line {first}); ldfparser would "
-                f"keep only one of them"
+                f"a second {shown} (the first: line {first}); ldfparser would keep only one of them"
             )
             raise self.error((what, *name), reason, 1)
 

@@ -274,7 +274,7 @@ BROKEN = [
     ("a section twice", "Signal_representation {",
      "Signal_representation {\n  TurnStalkEncoding: TurnStalk;\n}\nSignal_representation {",
      "Signal_representation {\n  TurnStalkEncoding: TurnStalk;\n  LightSwitch",
-     r"a second section Signal_representation \(the first: line \d+\)"),
+     r"a second Signal_representation section \(the first: line \d+\)"),
 ]  # fmt: skip
 
 
