@@ -52,6 +52,7 @@ class Target:
         return (*CFLAGS, *FLOAT_ABI[self.float_abi], *defines, *LDFLAGS)
 
 
+ELC = (*COMMON, "elc/main.c", "elc/e2e.c", "elc/lin_master.c")
 TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
@@ -63,9 +64,9 @@ TARGETS = (
     Target("canecho", (*COMMON, "tests/canecho.c"), "echoes every CAN frame with ID + 1"),
     Target("uartlog", (*COMMON, "hal/uart.c", "tests/uartlog.c"),
            "prints boot and a tick counter on USART1 (115200 baud)"),
-    Target("elc", (*COMMON, "elc/main.c", "elc/e2e.c"), "the exterior-light controller on CAN FD",
+    Target("elc", ELC, "the exterior-light controller on CAN FD and its LIN cluster",
            dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
-    Target("elc_1m", (*COMMON, "elc/main.c", "elc/e2e.c"), "the same on a 1 Mbit/s / 4 Mbit/s bus",
+    Target("elc_1m", ELC, "the same on a 1 Mbit/s / 4 Mbit/s CAN bus",
            defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u"),
            dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
 )  # fmt: skip

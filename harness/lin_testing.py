@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import VirtualTimeout
+from harness.errors import HarnessError, VirtualTimeout
 from harness.frames.lin import protected_id
 from harness.ldf import Ldf, LdfFrame
+from harness.machine import Machine
 from harness.network import Network
 from harness.network.lin import FAULTS, LinBus, LinNode, LinRecord, ScheduleTable
 from harness.testing import Condition, meets
@@ -40,9 +41,12 @@ class LinCluster:
     when one of its associated frames has changed since it last went out, as LIN 2.x asks."""
 
     def __init__(self, network: Network, ldf: Ldf, bus: str = "lin0",
-                 emulated: Iterable[str] | None = None) -> None:  # fmt: skip
+                 emulated: Iterable[str] | None = None, firmware: Machine | None = None,
+                 ) -> None:  # fmt: skip
         self.network = network
         self.ldf = ldf
+        if firmware is not None:
+            check_firmware_tables(firmware, ldf)
         if bus not in network.lin_buses:
             known = ", ".join(network.lin_buses) or "none"
             raise KeyError(f"no LIN bus named {bus!r} on this network (LIN buses: {known})")
@@ -224,6 +228,38 @@ class LinCluster:
 
         watcher.listeners.append(heard)
         return watcher
+
+
+# The firmware's frame table, as the build generates it from the LDF (harness.ldf_codegen):
+# `lin_frames`, an array of {id, pid, length, direction, enhanced, kind}, a byte each.
+FRAME_TABLE = "lin_frames"
+FRAME_ENTRY = 6
+
+
+def firmware_frames(machine: Machine) -> dict[int, int] | None:
+    """Frame ID -> data length of the frames the firmware's generated LIN tables hold; None
+    when it has none (it was not built from an LDF)."""
+    symbol = machine.image.symbols.get(FRAME_TABLE)
+    if symbol is None:
+        return None
+    table = machine.read_memory(symbol.address, symbol.size)
+    entries = [table[i:i + FRAME_ENTRY] for i in range(0, len(table), FRAME_ENTRY)]
+    return {e[0]: e[2] for e in entries if len(e) == FRAME_ENTRY}
+
+
+def check_firmware_tables(machine: Machine, ldf: Ldf) -> None:
+    """An LDF frame the firmware's tables do not know (or know with another length) is an
+    error: the firmware was built from another LDF, and would ignore that frame."""
+    known = firmware_frames(machine)
+    if known is None:
+        return
+    wrong = [f"{f.name} (ID 0x{f.frame_id:02X}, {f.length} bytes"
+             + (")" if f.frame_id not in known else f"; the firmware has {known[f.frame_id]})")
+             for f in ldf.frames.values() if known.get(f.frame_id) != f.length]  # fmt: skip
+    if wrong:
+        raise HarnessError(f"{machine.image.path.name} was built from another LDF than "
+                           f"{ldf.source}: its LIN tables do not know {', '.join(wrong)}; "
+                           "rebuild it from this LDF")  # fmt: skip
 
 
 def write_records(records: Iterable[LinRecord], path: str | Path, *, bus: str = "lin0") -> None:

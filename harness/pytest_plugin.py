@@ -1,16 +1,21 @@
-"""pytest plugin (entry point `pytest11`): fixtures for ECUs on a simulated CAN FD bus.
+"""pytest plugin (entry point `pytest11`): fixtures for ECUs on a simulated CAN FD bus and
+LIN cluster.
 
 Options (all under --harness-):
   --harness-firmware=ELF|TARGET   firmware under test (default: the bundled `elc` target)
   --harness-dbc=PATH              communication matrix (default: the bundled exterior_light.dbc)
+  --harness-ldf=PATH              LIN cluster (default: the bundled exterior_light.ldf)
+  --harness-lin-port=USART        the ECU's USART on lin0 (default USART2)
   --harness-board=NAME            board (default ASILB-M4; ASILB-M4F has an FPU)
   --harness-bitrate=N / --harness-data-bitrate=N   can0 bit rates (500000 / 2000000)
 Markers: @pytest.mark.harness_firmware("canecho") picks another firmware for one test,
 @pytest.mark.harness_board("ASILB-M4F") another board.
 
-Fixtures: harness_firmware (the ELF path), harness_board, harness_dbc, harness_network (a
-fresh network with can0), harness_ecu (the firmware booted on it, fresh per test), harness_can (a
-`CanTester`: send / expect / expect_cycle / expect_silence in virtual time).
+Fixtures: harness_firmware (the ELF path), harness_board, harness_dbc, harness_ldf,
+harness_network (a fresh network with can0 and lin0 at the LDF's bit rate), harness_ecu (the
+firmware booted on it, MCAN0 on can0 and its LIN USART on lin0, fresh per test), harness_can
+(a `CanTester`: send / expect / expect_cycle / expect_silence in virtual time), harness_lin (a
+`LinCluster`: the LDF's slaves as harness nodes; publish / expect / expect_schedule / inject).
 Every test gets its own network and machine: nothing is shared between tests or xdist workers.
 """
 
@@ -25,6 +30,8 @@ from harness.board import Board
 from harness.boards import BOARDS, DEFAULT_BOARD
 from harness.build import TARGETS, build
 from harness.dbc import PROJECT_DBC, Dbc
+from harness.ldf import PROJECT_LDF, Ldf
+from harness.lin_testing import LinCluster
 from harness.machine import Machine
 from harness.network import Network
 from harness.testing import CanTester
@@ -37,6 +44,8 @@ class Settings:
     firmware: str
     board: str
     dbc: Path
+    ldf: Path
+    lin_port: str
     bitrate: int
     data_bitrate: int
 
@@ -52,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-board", default=DEFAULT_BOARD.name, choices=sorted(BOARDS),
                     help=f"board (default {DEFAULT_BOARD.name})")  # fmt: skip
     group.addoption("--harness-dbc", default=str(PROJECT_DBC), help="DBC file")
+    group.addoption("--harness-ldf", default=str(PROJECT_LDF), help="LDF file (LIN cluster)")
+    group.addoption("--harness-lin-port", default="USART2",
+                    help="the ECU's USART on the LIN bus lin0 (default USART2)")  # fmt: skip
     group.addoption("--harness-bitrate", type=int, default=500_000, help="can0 bit rate")
     group.addoption("--harness-data-bitrate", type=int, default=2_000_000,
                     help="can0 CAN FD data bit rate")  # fmt: skip
@@ -72,6 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = Settings(config.getoption("--harness-firmware"),
                                       config.getoption("--harness-board"),
                                       Path(config.getoption("--harness-dbc")),
+                                      Path(config.getoption("--harness-ldf")),
+                                      config.getoption("--harness-lin-port"),
                                       bitrate, data_bitrate)  # fmt: skip
     config.stash[ELF_CACHE] = {}
 
@@ -126,20 +140,28 @@ def harness_dbc(pytestconfig: pytest.Config) -> Dbc:
     return Dbc.load(pytestconfig.stash[SETTINGS].dbc)
 
 
+@pytest.fixture(scope="session")
+def harness_ldf(pytestconfig: pytest.Config) -> Ldf:
+    return Ldf.load(pytestconfig.stash[SETTINGS].ldf)
+
+
 @pytest.fixture
-def harness_network(pytestconfig: pytest.Config) -> Network:
+def harness_network(pytestconfig: pytest.Config, harness_ldf: Ldf) -> Network:
     settings = pytestconfig.stash[SETTINGS]
     network = Network()
     network.can_bus("can0", settings.bitrate, settings.data_bitrate)
+    network.lin_bus("lin0", harness_ldf.bitrate)
     return network
 
 
 @pytest.fixture
-def harness_ecu(
-    harness_network: Network, harness_firmware: Path, harness_board: Board
-) -> Machine:
-    """The firmware on MCAN0/can0, run until its CAN controller is on the bus."""
+def harness_ecu(pytestconfig: pytest.Config, harness_network: Network, harness_firmware: Path,
+                harness_board: Board) -> Machine:  # fmt: skip
+    """The firmware with MCAN0 on can0 and its LIN USART on lin0, run until its CAN
+    controller is on the bus."""
     ecu = harness_network.add_ecu("ECU", Machine(harness_firmware, harness_board))
+    lin_port = pytestconfig.stash[SETTINGS].lin_port
+    harness_network.attach(harness_network.port("ECU", lin_port), "lin0")
     harness_network.run_until_on_bus(harness_network.can_port("ECU", "MCAN0"),
                                      timeout_ms=BOOT_TIMEOUT_MS)  # fmt: skip
     return ecu
@@ -148,3 +170,10 @@ def harness_ecu(
 @pytest.fixture
 def harness_can(harness_network: Network, harness_dbc: Dbc, harness_ecu: Machine) -> CanTester:
     return CanTester(harness_network, harness_dbc)
+
+
+@pytest.fixture
+def harness_lin(harness_network: Network, harness_ldf: Ldf, harness_ecu: Machine) -> LinCluster:
+    """The LDF's slaves on lin0 as harness nodes; the ECU is the master (and its LIN tables,
+    if it has them, must know every frame of the LDF)."""
+    return LinCluster(harness_network, harness_ldf, "lin0", firmware=harness_ecu)

@@ -9,6 +9,13 @@
  * every 100 ms, pages 0, 1 and 2 (DTCs) in turn), ElcNetworkManagement 0x18FF0010 (1000 ms).
  * Turn indicators blink at 1.5 Hz (333 ms on, 333 ms off); hazard blinks both.
  *
+ * LIN (USART2, the light cluster of dbc/exterior_light.ldf; lin_master.c runs its schedule):
+ * the steering-column switch's state and each slave's LIN status and DTC go onto CAN as
+ * LinGateway 0x302 (every 100 ms and on change); the lamp slaves get the lamp outputs in
+ * LampCommand. When no VehicleState has been heard for 1 s (the vehicle is off) the cluster
+ * is sent to sleep; the next VehicleState wakes it (wake-up pulse, schedule 100 ms later), as
+ * does a slave's wake-up, which keeps it awake for 1 s.
+ *
  * Safety (VehicleState is the safety-relevant input): E2E profile 1 (data ID 0x100, counter at
  * bit 48, CRC in byte 7) with the E2E state machine, and a 50 ms timeout once it has been
  * received. When its state machine is INVALID or it times out, the controller uses
@@ -23,6 +30,7 @@
 #include "e2e.h"
 #include "exterior_light.h"
 #include "hal.h"
+#include "lin_master.h"
 #include "mcan.h"
 
 /* The bus the controller is built for (the `elc_1m` target builds it for 1 Mbit/s / 4 Mbit/s). */
@@ -45,6 +53,7 @@ enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
 #define AUTO_ON_BELOW 40u /* AmbientLevel raw (0.5 %): lights on below 20 % */
 #define SUPPLY_VOLTAGE_RAW 135u /* LightStatus.SupplyVoltage (0.1 V): 13.5 V */
 #define NM_SOURCE_NODE 0x10u
+#define LIN_SLEEP_AFTER_MS 1000u /* VehicleState silent this long: the cluster sleeps */
 
 volatile uint32_t ms_ticks;
 volatile uint32_t rx_frames;
@@ -71,6 +80,13 @@ volatile uint8_t dtc_vehicle_timeout; /* DTC status bytes */
 volatile uint8_t dtc_vehicle_e2e;
 volatile uint32_t e2e_errors;         /* VehicleState frames that failed the check */
 volatile uint32_t bus_off_count;      /* bus-off events; each restarts the controller */
+
+/* The LIN cluster. */
+static volatile uint32_t vehicle_heard_ms; /* the last VehicleState frame, good or not */
+static uint32_t lin_woke_ms;               /* when the cluster last woke up */
+static uint8_t lin_was_asleep, gateway_counter;
+volatile uint8_t dtc_lin[3];               /* DTC status bytes: switch, left lamp, right lamp */
+static struct exterior_light_lin_gateway_t last_gateway;
 
 static void send(uint32_t id, uint8_t flags, const uint8_t *data, uint8_t len) {
     can_frame_t f = {.id = id, .len = len, .flags = flags};
@@ -130,6 +146,7 @@ static void supervise(void) {
 }
 
 static void vehicle_state_received(const can_frame_t *f) {
+    vehicle_heard_ms = ms_ticks;
     e2e_status_t status = e2e_receive(&vehicle_e2e, f->data, f->len);
     if (status == E2E_ERROR) e2e_errors++;
     int fresh = status == E2E_OK || status == E2E_WRONG_SEQUENCE;
@@ -241,8 +258,81 @@ void MCAN0_INT0_IRQHandler(void) {
     update();
 }
 
+/* A slave's LIN status: its frame's last outcome, or its own response_error flag. */
+static uint8_t slave_status(uint8_t frame, uint32_t response_error) {
+    uint8_t status = lin_status[frame];
+    return status == LIN_STATUS_OK && response_error ? (uint8_t)LIN_STATUS_SLAVE_ERROR : status;
+}
+
+static int lin_failed(uint8_t status) {
+    return status != LIN_STATUS_OK && status != LIN_STATUS_NONE;
+}
+
+static void send_gateway(const struct exterior_light_lin_gateway_t *msg) {
+    struct exterior_light_lin_gateway_t m = *msg;
+    m.lin_gateway_counter = gateway_counter;
+    gateway_counter = (uint8_t)((gateway_counter + 1u) % 15u);
+    uint8_t d[EXTERIOR_LIGHT_LIN_GATEWAY_LENGTH];
+    exterior_light_lin_gateway_pack(d, &m, sizeof d);
+    send(EXTERIOR_LIGHT_LIN_GATEWAY_FRAME_ID, 0, d, sizeof d);
+}
+
+/* Every ms: CAN to LIN (the lamp outputs into LampCommand), LIN to CAN (LinGateway on
+ * change and every 100 ms), the slaves' DTCs, sleep and wake-up. */
+static void lin_gateway(void) {
+    LIN_SET(TURN_LEFT_ON, last_status.turn_left);
+    LIN_SET(TURN_RIGHT_ON, last_status.turn_right);
+    LIN_SET(LOW_BEAM_ON, headlight_state() == HEAD_LOW);
+    LIN_SET(HIGH_BEAM_ON, headlight_state() == HEAD_HIGH || LIN_GET(HIGH_BEAM_FLASH));
+
+    int asleep = lin_master_asleep();
+    if (lin_was_asleep && !asleep) lin_woke_ms = ms_ticks;
+    lin_was_asleep = (uint8_t)asleep;
+    uint32_t quiet_since = vehicle_heard_ms > lin_woke_ms ? vehicle_heard_ms : lin_woke_ms;
+    if (!asleep && ms_ticks - quiet_since > LIN_SLEEP_AFTER_MS) lin_master_go_to_sleep();
+    if (asleep && vehicle_heard_ms && ms_ticks - vehicle_heard_ms < LIN_SLEEP_AFTER_MS) {
+        lin_master_wake_up();
+    }
+
+    struct exterior_light_lin_gateway_t g = {0};
+    g.turn_stalk = (uint8_t)LIN_GET(TURN_STALK);
+    g.light_switch = (uint8_t)LIN_GET(LIGHT_SWITCH);
+    g.high_beam_flash = (uint8_t)LIN_GET(HIGH_BEAM_FLASH);
+    g.lin_asleep = (uint8_t)asleep;
+    g.scs_lin_status = slave_status(LIN_FRAME_SWITCH_STATUS, LIN_GET(SCS_RESPONSE_ERROR));
+    g.lamp_left_lin_status =
+        slave_status(LIN_FRAME_LAMP_LEFT_STATUS, LIN_GET(LAMP_LEFT_RESPONSE_ERROR));
+    g.lamp_right_lin_status =
+        slave_status(LIN_FRAME_LAMP_RIGHT_STATUS, LIN_GET(LAMP_RIGHT_RESPONSE_ERROR));
+    g.lamp_left_fault = (uint8_t)LIN_GET(LAMP_LEFT_FAULT);
+    g.lamp_right_fault = (uint8_t)LIN_GET(LAMP_RIGHT_FAULT);
+    set_dtc(&dtc_lin[0], lin_failed(g.scs_lin_status));
+    set_dtc(&dtc_lin[1], lin_failed(g.lamp_left_lin_status));
+    set_dtc(&dtc_lin[2], lin_failed(g.lamp_right_lin_status));
+    g.dtc_lin_scs = dtc_lin[0];
+    g.dtc_lin_lamp_left = dtc_lin[1];
+    g.dtc_lin_lamp_right = dtc_lin[2];
+    g.lin_collisions = (uint8_t)lin_collisions;
+    int changed = g.turn_stalk != last_gateway.turn_stalk ||
+                  g.light_switch != last_gateway.light_switch ||
+                  g.high_beam_flash != last_gateway.high_beam_flash ||
+                  g.lin_asleep != last_gateway.lin_asleep ||
+                  g.scs_lin_status != last_gateway.scs_lin_status ||
+                  g.lamp_left_lin_status != last_gateway.lamp_left_lin_status ||
+                  g.lamp_right_lin_status != last_gateway.lamp_right_lin_status ||
+                  g.lamp_left_fault != last_gateway.lamp_left_fault ||
+                  g.lamp_right_fault != last_gateway.lamp_right_fault;
+    last_gateway = g;
+    if (changed || ms_ticks % 100u == 50u) send_gateway(&g);
+}
+
+void USART2_IRQHandler(void) {
+    lin_master_irq();
+}
+
 void SysTick_Handler(void) {
     ms_ticks++;
+    lin_master_tick();
     supervise();
     if (turn_request != TURN_OFF && ++blink_ms >= BLINK_HALF_PERIOD_MS) {
         blink_ms = 0;
@@ -252,6 +342,7 @@ void SysTick_Handler(void) {
     if (ms_ticks % 10u == 0) send_status();
     if (ms_ticks % 100u == 5u) send_diag();
     if (ms_ticks % 1000u == 7u) send_network_management();
+    lin_gateway();
 }
 
 int main(void) {
@@ -263,6 +354,10 @@ int main(void) {
     nvic_set_priority(MCAN0_INT0_IRQn, 0x40);
     nvic_set_priority(SysTick_IRQn, 0x80);
     nvic_enable(MCAN0_INT0_IRQn);
+    /* LIN at the scheduler's priority: the schedule and the USART never preempt each other. */
+    lin_master_init(USART2, USART2_CLOCK_HZ);
+    nvic_set_priority(USART2_IRQn, 0x80);
+    nvic_enable(USART2_IRQn);
     systick_start(CORE_CLOCK_HZ / 1000u);
     for (;;) wait_for_interrupt();
 }
