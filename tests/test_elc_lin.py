@@ -5,12 +5,14 @@ event-triggered collisions, and sleeps and wakes with the vehicle state."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.ldf import Ldf
+from harness.ldf import PROJECT_LDF, Ldf
 from harness.lin_testing import LinCluster, check_firmware_tables
 from harness.machine import Machine
 from harness.testing import CanTester
@@ -135,3 +137,24 @@ def test_an_ldf_the_firmware_was_not_built_from_is_reported(
                                            r"\.ldf: its LIN tables do not know SwitchStatus "
                                            r"\(ID 0x11, 2 bytes\); rebuild it"):  # fmt: skip
         check_firmware_tables(harness_ecu, Ldf.load(other))
+
+
+def test_harness_run_puts_the_firmware_on_the_ldfs_cluster(firmware, tmp_path) -> None:
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness.cli.main", "run", "--firmware",
+                               str(firmware["elc"]), "--ms", "40", "--lin",
+                               str(PROJECT_LDF), *extra],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+
+    shown = run()
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "lin0:"
+    assert lines[1].split()[2:] == ["id", "0x10", "pid", "0x50", "00", "00", "cs", "AF", "ok",
+                                    "SCS"]  # fmt: skip
+    assert lines[2].split()[-2:] == ["ok", "ECU.USART2"]  # its own LampCommand
+    log = tmp_path / "lin0.txt"
+    assert run("--lin-log", str(log)).returncode == 0
+    assert log.read_text().splitlines()[1:] == lines[1:5]
+    wrong = run("--lin-port", "GPIOA")
+    assert wrong.returncode != 0 and "--lin-port GPIOA: ECU.GPIOA is neither" in wrong.stderr

@@ -1,4 +1,5 @@
-"""`harness run`: boot a firmware ELF and run it, alone or bridged to real CAN buses."""
+"""`harness run`: boot a firmware ELF and run it, alone, bridged to real CAN buses, or as the
+master of an LDF's LIN cluster (the slaves played by the harness)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import can
 
 from harness.cli import options
 from harness.errors import HarnessError
+from harness.ldf import Ldf
+from harness.lin_testing import LinCluster, write_records
 from harness.machine import Machine
 from harness.network import Network
 from harness.network.bridge import RealBusBridge, run_paced
@@ -37,6 +40,11 @@ def add_subparser(sub: Any) -> None:
             help=f"bridge MCAN{n} to a python-can bus, e.g. socketcan:vcan0 or "
             "virtual:bench; the run is then paced to wall-clock time",
         )
+    p.add_argument("--lin", metavar="LDF", help="put the firmware on a LIN bus as the LDF's "
+                   "master, its slaves played by the harness; prints the LIN frames")
+    p.add_argument("--lin-port", default="USART2", metavar="USART",
+                   help="the firmware's USART on the LIN bus (default USART2)")
+    p.add_argument("--lin-log", metavar="FILE", help="write the LIN frames here instead")
     p.add_argument("--bitrate", type=options.positive_int, default=500_000,
                    help="bridged buses: bit rate")
     p.add_argument("--data-bitrate", type=options.positive_int, default=2_000_000,
@@ -61,12 +69,20 @@ def _run(args: argparse.Namespace) -> int:
             machine.uart(name)
         except (KeyError, TypeError) as err:
             raise HarnessError(f"--uart {name}: {err.args[0]}") from None
+    if args.lin_log and not args.lin:
+        raise HarnessError("--lin-log needs --lin LDF")
+    network = Network()
+    cluster = _lin_cluster(args, network, machine) if args.lin else None
     start = time.perf_counter()
     if args.can0 or args.can1:
-        _run_bridged(args, machine)
+        _run_bridged(args, network, machine)
+    elif cluster is not None:
+        network.run_for(ms=1000.0 if args.ms is None else args.ms)
     else:
         machine.run_for(ms=1000.0 if args.ms is None else args.ms)
     wall = time.perf_counter() - start
+    if cluster is not None:
+        _show_lin(args, cluster)
     if args.gpio:
         print(f"{'time (ms)':>12}  {'pin':<8} level")
         for port in machine.peripherals.values():
@@ -97,14 +113,38 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a bridged run as Ctrl-C does: with its summary
 
 
-def _run_bridged(args: argparse.Namespace, machine: Machine) -> None:
-    network = Network()
+def _lin_cluster(args: argparse.Namespace, network: Network, machine: Machine) -> LinCluster:
+    ldf = Ldf.load(args.lin)
+    network.lin_bus("lin0", ldf.bitrate)
+    network.add_ecu("ECU", machine, can0=None)
+    try:
+        port = network.port("ECU", args.lin_port)
+    except (KeyError, TypeError) as err:
+        raise HarnessError(f"--lin-port {args.lin_port}: {err.args[0]}") from None
+    network.attach(port, "lin0")
+    return LinCluster(network, ldf, "lin0", firmware=machine)
+
+
+def _show_lin(args: argparse.Namespace, cluster: LinCluster) -> None:
+    if args.lin_log:
+        write_records(cluster.bus.records, args.lin_log)
+        print(f"{len(cluster.bus.records)} LIN frames written to {args.lin_log}")
+        return
+    print("lin0:")
+    for record in cluster.bus.records:
+        print(record)
+
+
+def _run_bridged(args: argparse.Namespace, network: Network, machine: Machine) -> None:
     specs = {"can0": args.can0, "can1": args.can1}
     for name, spec in specs.items():
         if spec:
             network.can_bus(name, args.bitrate, args.data_bitrate)
-    network.add_ecu("ECU", machine, can0="can0" if args.can0 else None,
-                    can1="can1" if args.can1 else None)  # fmt: skip
+    if "ECU" not in network.ecus:
+        network.add_ecu("ECU", machine, can0=None)
+    for n, name in enumerate(specs):
+        if specs[name]:
+            network.attach(network.port("ECU", f"MCAN{n}"), name)
     reals = {name: _open(spec) for name, spec in specs.items() if spec}
     bridges = [RealBusBridge(network, name, real) for name, real in reals.items()]
     links = ", ".join(f"{name} <-> {specs[name]}" for name in reals)
