@@ -21,6 +21,7 @@ RXNE, TXE, FE, NF, LBD = (SR.field(n).mask for n in ("RXNE", "TXE", "FE", "NF", 
 UE, TE, RE, SBK = (CR1.field(n).mask for n in ("UE", "TE", "RE", "SBK"))
 LINEN, LBDL = (CR2.field(n).mask for n in ("LINEN", "LBDL"))
 BRK = "break"
+BREAK_BYTE = (0x00, "FE")  # a break is received as 0x00 with a framing error, then LBD
 
 
 def write(u: Usart, reg: str, value: int) -> None:
@@ -54,13 +55,13 @@ def listen(net: Network, u: Usart, ms: float) -> list[object]:
     for _ in range(round(ms * 10)):
         net.run_for(us=100)
         sr = read(u, "SR")
-        if sr & LBD:
-            got.append(BRK)
-            write(u, "SR", ~LBD & 0xFFFF)
         if sr & RXNE:
             byte = read(u, "DR") & 0xFF
             flag = "FE" if sr & FE else "NF" if sr & NF else None
             got.append(byte if flag is None else (byte, flag))
+        if sr & LBD:
+            got.append(BRK)
+            write(u, "SR", ~LBD & 0xFFFF)
     return got
 
 
@@ -73,7 +74,7 @@ def send(net: Network, u: Usart, data: bytes) -> None:
 def test_a_slave_usart_detects_the_break_and_reads_sync_and_protected_id(firmware):
     net, lin, u = lin_ecu(firmware)
     lin.send_header(0x10)
-    assert listen(net, u, 3) == [BRK, 0x55, protected_id(0x10)]
+    assert listen(net, u, 3) == [BREAK_BYTE, BRK, 0x55, protected_id(0x10)]
     net.run_for(ms=10)
     assert lin.records[-1].status == "no response"  # the ECU did not answer
 
@@ -83,7 +84,7 @@ def test_a_slave_usart_answers_and_the_bus_sees_an_ok_frame(firmware):
     lamp = lin.node("lamp")
     lin.frame_lengths[0x21] = 2
     lin.send_header(0x21)
-    assert listen(net, u, 2) == [BRK, 0x55, protected_id(0x21)]
+    assert listen(net, u, 2) == [BREAK_BYTE, BRK, 0x55, protected_id(0x21)]
     send(net, u, bytes([0xA5, 0x01, checksum(b"\xa5\x01", protected_id(0x21))]))
     net.run_for(ms=5)
     (record,) = lamp.received
@@ -101,7 +102,7 @@ def test_a_master_usart_sends_break_sync_and_pid_and_reads_the_answer_back(firmw
     got = listen(net, u, 6)
     check = checksum(b"\x05\x80", protected_id(0x10))
     # its own break, sync and PID read back, then the switch's response
-    assert got == [BRK, 0x55, 0x50, 0x05, 0x80, check]
+    assert got == [BREAK_BYTE, BRK, 0x55, 0x50, 0x05, 0x80, check]
     assert not read(u, "CR1") & SBK  # cleared when the break ended
     (record,) = switch.received
     assert (record.status, record.data, record.publisher) == ("ok", b"\x05\x80", "switch")
@@ -114,11 +115,11 @@ def test_a_master_usart_sends_break_sync_and_pid_and_reads_the_answer_back(firmw
     assert abs(record.timestamp_ns - record.start_ns - (header + response)) <= 2
 
 
-@pytest.mark.parametrize(("lbdl", "seen"), [(LBDL, [(0x00, "FE")]), (0, [BRK])])
+@pytest.mark.parametrize(("lbdl", "seen"), [(LBDL, [BREAK_BYTE]), (0, [BREAK_BYTE, BRK])])
 def test_break_detection_length_is_10_or_11_bits(firmware, lbdl, seen):
     net, lin, u = lin_ecu(firmware, cr2=LINEN | lbdl)
     lin.wake_up()  # 1 ms dominant: a break for everyone
-    assert listen(net, u, 2) == [BRK]
+    assert listen(net, u, 2) == [BREAK_BYTE, BRK]
     # the master's break is 13 bits; a 10-bit "break" is a 0x00 with its stop bit low: only
     # a 10-bit detector (LBDL = 0) takes it as a break
     symbol = LineSymbol.byte(net.now_ns, lin.bit_ns, 0x00, framing_error=True)
@@ -137,7 +138,7 @@ def test_two_answers_collide_and_the_usart_reads_back_the_wired_and(firmware):
     other = lin.node("other lamp")
     other.publish(0x23, b"\x62\x01")  # an event-triggered frame: both have news
     lin.send_header(0x23)
-    assert listen(net, u, 2) == [BRK, 0x55, protected_id(0x23)]
+    assert listen(net, u, 2) == [BREAK_BYTE, BRK, 0x55, protected_id(0x23)]
     send(net, u, b"\x61")  # it sends 0x61, the other lamp 0x62: the wire carries 0x60
     # its readback differs from what it sent (a bit error); and as it answered up to one
     # poll (100 us, 2 bits) after the other lamp, the receivers flag noise too
@@ -154,7 +155,7 @@ def test_a_framing_error_in_a_response_is_flagged_by_the_usart(firmware):
     write(u, "CR1", UE | TE | RE | SBK)
     send(net, u, bytes([0x55, 0x50]))
     got = listen(net, u, 6)
-    assert got[:4] == [BRK, 0x55, 0x50, (0x05, "FE")]
+    assert got[:5] == [BREAK_BYTE, BRK, 0x55, 0x50, (0x05, "FE")]
     assert lin.records[-1].status == "framing error"
 
 

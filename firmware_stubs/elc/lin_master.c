@@ -177,6 +177,7 @@ void lin_master_tick(void) {
 
 static void received(uint8_t byte, uint32_t sr) {
     if (current < 0) return;
+    if (rx_length == 0 && byte == 0 && (sr & USART_SR_FE_Msk)) return; /* its own break */
     uint8_t i = rx_length++;
     rx[i] = byte;
     if (sr & (USART_SR_FE_Msk | USART_SR_NF_Msk)) {

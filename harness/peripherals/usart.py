@@ -23,9 +23,11 @@ USART is then a `LinPort`), the RX line is the bus: every character on the wire 
 its end, the USART's own ones included (the transceiver's readback: a LIN driver compares
 what it reads back with what it sent to see bit errors and collisions). With UE and RE set, an
 arriving byte goes to DR with RXNE = 1 (FE = 1 if its stop bit was dominant, NF = 1 if it was
-disturbed); if RXNE is still set, ORE = 1 and the new byte is lost. A break (the line dominant
-for 11 bits or more, or 10 with LBDL = 0) sets LBD in LIN mode (LINEN = 1) and gives no byte;
-without LIN mode it arrives as 0x00 with FE = 1. With the receiver off, arriving bytes are
+disturbed); if RXNE is still set, ORE = 1 and the new byte is lost. A break arrives as 0x00
+with FE = 1, as on STM32; in LIN mode (LINEN = 1) a dominant phase of 11 bits or more (10
+with LBDL = 0) also sets LBD. (The hardware raises RXNE/FE at the break's tenth bit and LBD at
+its delimiter; here both come at the end of the break and its delimiter.) With the receiver
+off, arriving bytes are
 lost. Lost bytes are counted (`lost`). Reading DR clears RXNE; reading SR then DR clears ORE,
 FE and NF. On a LIN bus the baud rate must be within 2 % of the bus's (the tolerance of a
 LIN slave after synchronisation), or the run stops with both rates: nothing a UART that far
@@ -347,13 +349,13 @@ class Usart(Peripheral):
             return
         self._bit_ns()  # refuses a baud rate the bus does not run at
         cr2 = self.regs["CR2"]
-        if cr2 & _LINEN and symbol.dominant_bits >= (11 if cr2 & _LBDL else 10):
-            self.regs["SR"] = self.regs["SR"] | _LBD
-            self.update_interrupts()
-        elif symbol.value is None:  # a break no one detects: a 0x00 whose stop bit is low
+        if symbol.value is None:  # a break: a 0x00 whose stop bit is low, for the receiver
             self._receive(0x00, framing_error=True)
         else:
             self._receive(symbol.value, framing_error=symbol.framing_error, noise=symbol.noise)
+        if cr2 & _LINEN and symbol.dominant_bits >= (11 if cr2 & _LBDL else 10):
+            self.regs["SR"] = self.regs["SR"] | _LBD
+            self.update_interrupts()
 
     # ---- receive ----
 
