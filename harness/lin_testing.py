@@ -93,7 +93,24 @@ class LinCluster:
         """A harness slave (or the bus's master) sends a wake-up signal."""
         self.bus.wake_up(node or "master")
 
+    def slave_response(self, node: str, data: bytes) -> None:
+        """A harness slave answers the next slave-response header (0x3D) with `data` (8
+        bytes, classic checksum): a diagnostic response, e.g. to the ECU's master request."""
+        if node not in self.nodes or node == self.ldf.master:
+            raise ValueError(f"{node!r} is not a harness slave ({', '.join(self.nodes)})")
+        if len(data) != 8:
+            raise ValueError(f"a slave response is 8 bytes, not {len(data)}")
+        pending = [bytes(data)]
+        self.nodes[node].publish(0x3D, lambda: pending.pop() if pending else None)
+
     # ---- the harness as master ----
+
+    def master_request(self, data: bytes) -> None:
+        """The bus's master sends a master request (0x3C, 8 bytes, classic checksum) now: a
+        diagnostic request, or the go-to-sleep command (first byte 0)."""
+        if len(data) != 8:
+            raise ValueError(f"a master request is 8 bytes, not {len(data)}")
+        self.bus.send_frame(0x3C, bytes(data))
 
     def run_schedule(self, table: str) -> ScheduleTable:
         """Run one of the LDF's schedule tables from the bus's own master (when the ECU is a

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.frames.lin import nominal_ns, protected_id
+from harness.frames.lin import checksum, nominal_ns, protected_id
 from harness.ldf import Ldf
 from harness.lin_testing import LinCluster, write_records
 from harness.network import Network
@@ -120,3 +120,21 @@ def test_a_recording_dump_is_one_readable_line_per_frame(ldf: Ldf, tmp_path) -> 
     assert lines[1].split() == ["3.333", "ms", "id", "0x10", "pid", "0x50", "00", "00", "cs",
                                 "AF", "ok", "SCS"]  # fmt: skip
     assert len(lines) == 1 + 3 and lines[3].endswith("no response")
+
+
+def test_diagnostic_frames_carry_a_request_and_one_slaves_response(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    read_by_id = bytes([0x02, 0x06, 0xB2, 0x00, 0xFF, 0x7F, 0xFF, 0xFF])  # NAD 2, ReadByIdentifier
+    lin.master_request(read_by_id)
+    lin.network.run_for(ms=15)
+    lin.slave_response("LAMP_L", bytes([0x02, 0x06, 0xF2, 0x1C, 0x1E, 0x02, 0x00, 0x00]))
+    lin.bus.send_header(0x3D)
+    lin.network.run_for(ms=15)
+    lin.bus.send_header(0x3D)  # answered once: then nobody
+    lin.network.run_for(ms=15)
+    request, response, nothing = lin.bus.records
+    assert (request.status, request.data, request.publisher) == ("ok", read_by_id, "master")
+    assert request.checksum == checksum(read_by_id)  # classic: the protected ID not summed
+    assert (response.status, response.publisher, response.data[2]) == ("ok", "LAMP_L", 0xF2)
+    assert response.checksum == checksum(response.data)
+    assert nothing.status == "no response"
