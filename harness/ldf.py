@@ -132,8 +132,11 @@ class Slot:
 class Ldf:
     """One LIN cluster: its master, slaves, frames, signals and schedule tables."""
 
-    def __init__(self, ldf: Any, json: Mapping[str, Any], index: _Index, source: str) -> None:
+    def __init__(self, ldf: Any, json: Mapping[str, Any], index: _Index, source: str,
+                 unsupported: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.source = source
+        # schedule tables left out of `schedules`, each with the reason (file:line:col)
+        self.unsupported_schedules: dict[str, str] = dict(unsupported or {})
         self.protocol_version = str(ldf.get_protocol_version())
         self.language_version = str(ldf.get_language_version())
         self.bitrate = _bitrate(index.speed, int(ldf.get_baudrate()))
@@ -143,6 +146,9 @@ class Ldf:
         self.jitter_ms = _tidy(float(master.jitter) * 1000)
         self.slaves: tuple[str, ...] = tuple(json["nodes"].get("slaves") or ())
         enhanced = _lin2(ldf.get_protocol_version())
+        # LIN 2.x talks to LIN 1.x slaves with the classic checksum (their LIN_protocol)
+        self._legacy = {n["name"] for n in json.get("node_attributes") or ()
+                        if not _lin2(parse_lin_version(n["lin_protocol"]))}  # fmt: skip
         self._packers: dict[str, Any] = {}  # frame name -> ldfparser's frame (packs the bits)
         self.frames: dict[str, LdfFrame] = {}
         signal_frames: dict[str, list[tuple[str, int]]] = {}
@@ -159,7 +165,8 @@ class Ldf:
         used = {entry["command"]["type"] for table in tables for entry in table["schedule"]}
         for kind, frame_id, name in _DIAGNOSTIC_COMMANDS:
             if kind in used and not any(f.frame_id == frame_id for f in self.frames.values()):
-                packer = LinUnconditionalFrame(frame_id, name, 8, {})  # no Diagnostic_frames
+                packer = LinUnconditionalFrame(frame_id, name, 8, {},  # no Diagnostic_frames
+                                               pad_with_zero=False)  # fmt: skip
                 self._add_frame(packer, "diagnostic", enhanced, None, ldf)
         for name, packer in self._packers.items():
             for offset, signal in packer.signal_map:
@@ -184,6 +191,8 @@ class Ldf:
         by_id = {f.frame_id: f for f in self.frames.values()}
         diagnostic = {kind: frame_id for kind, frame_id, _ in _DIAGNOSTIC_COMMANDS}
         for table in tables:
+            if table["name"] in self.unsupported_schedules:
+                continue
             slots = []
             for entry in table["schedule"]:
                 command = entry["command"]
@@ -210,12 +219,15 @@ class Ldf:
         tree = _parse(path, text)
         json = _transform(path, tree)
         index = _Index(tree)
-        _Checker(path, json, index).check()
+        checker = _Checker(path, json, index)
+        checker.check()
         try:
-            ldf = ldfparser.parse_ldf(str(path), encoding=encoding)
+            # Bits no signal covers are sent recessive (1), as ISO 17987-2 asks and CANoe
+            # does (ldfparser issue #131); ldfparser pads with 0 by default.
+            ldf = ldfparser.parse_ldf(str(path), encoding=encoding, pad_with_zero=False)
         except Exception as err:  # what the checks do not foresee: ldfparser's bare exceptions
             raise _unexplained(path, index, err) from err
-        return cls(ldf, json, index, str(path))
+        return cls(ldf, json, index, str(path), checker.unsupported)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -255,12 +267,22 @@ class Ldf:
         number for BCD)."""
         f = self.frame(frame)
         packer = self._packer(f)
-        unknown = sorted(set(signals) - set(f.signals))
-        if unknown:
-            raise LdfError(f"{f.name} has no signal {', '.join(unknown)}; "
-                           f"its signals: {', '.join(f.signals) or 'none'}")  # fmt: skip
+        self._check_names(f, signals)
         raw = {name: self._raw(f, self.signals[name], value) for name, value in signals.items()}
         return bytes(packer.encode_raw(raw))
+
+    def update(self, frame: str | int, data: bytes, **signals: Value) -> bytes:
+        """`data` with the given signals changed (values as `encode` takes them) and every
+        other signal kept at its raw value (a round trip through names could change it: two
+        logical values may share a name)."""
+        f = self.frame(frame)
+        self._check_names(f, signals)
+        raw: dict[str, Any] = {
+            name: list(value) if isinstance(value, bytes) else value
+            for name, value in self.decode(f.name, data, raw=True).items()
+        }
+        raw.update({name: self._raw(f, self.signals[name], v) for name, v in signals.items()})
+        return bytes(self._packer(f).encode_raw(raw))
 
     def decode(self, frame: str | int, data: bytes, raw: bool = False) -> dict[str, Any]:
         """The frame's signals: physical values as numbers, logical values as their names
@@ -281,6 +303,13 @@ class Ldf:
         return decoded
 
     # ---- helpers ----
+
+    @staticmethod
+    def _check_names(frame: LdfFrame, signals: Mapping[str, Any]) -> None:
+        unknown = sorted(set(signals) - set(frame.signals))
+        if unknown:
+            raise LdfError(f"{frame.name} has no signal {', '.join(unknown)}; "
+                           f"its signals: {', '.join(frame.signals) or 'none'}")  # fmt: skip
 
     def _add_frame(
         self, packer: Any, kind: Kind, enhanced: bool, publisher: str | None, ldf: Any
@@ -307,7 +336,8 @@ class Ldf:
             kind=kind,
             associated=(),
             signals=tuple(s.name for _, s in packer.signal_map),
-            enhanced=enhanced and frame_id not in DIAGNOSTIC_IDS,
+            enhanced=(enhanced and frame_id not in DIAGNOSTIC_IDS
+                      and not self._legacy & {*publishers, *subscribers}),
             publishers=publishers,
             collision_table=None,
         )
@@ -325,7 +355,7 @@ class Ldf:
             kind="event_triggered",
             associated=tuple(a.name for a in associated),
             signals=(),
-            enhanced=enhanced,
+            enhanced=enhanced and all(a.enhanced for a in associated),
             publishers=publishers,
             collision_table=frame["collision_resolving_schedule_table"],
         )
@@ -370,9 +400,7 @@ class Ldf:
         if value != int(value):
             raise LdfError(f"{where}={value:g}: the signal has no physical encoding; give a raw "
                            f"whole number")  # fmt: skip
-        raw = int(value)
-        if signal.logical and raw not in {r for r, _ in signal.logical}:
-            raise LdfError(f"{where}={raw} is not one of its logical values: {_ranges(signal)}")
+        raw = int(value)  # logical values alone name special values; others are numbers
         if not 0 <= raw <= limit:
             raise LdfError(f"{where}={raw} does not fit its {signal.width}-bit field (0..{limit})")
         return raw
@@ -397,7 +425,7 @@ class Ldf:
         for physical in signal.physical:
             if physical.raw_min <= raw <= physical.raw_max:
                 return physical.value(raw)
-        if signal.encoding is None:
+        if not signal.physical:  # no encoding, or logical values naming special values only
             return raw
         raise LdfError(f"{where}: raw value {raw} is outside its encoding {signal.encoding} "
                        f"({_ranges(signal)}); decode with raw=True for the raw values")  # fmt: skip
@@ -532,6 +560,11 @@ def _syntax_error(path: Path, text: str, err: UnexpectedInput) -> LdfError:
     else:
         what, expected = str(err).strip().splitlines()[0], set()
     reason = f"{what}; expected {_describe(expected)}" if expected else what
+    if isinstance(err, UnexpectedToken) and str(err.token) == "}":
+        before = text[: err.token.start_pos].rstrip() if err.token.start_pos is not None else ""
+        if before.endswith("{"):  # the spec allows it; ldfparser's grammar does not
+            reason = ("an empty block (a frame with no signals?): ldfparser, which reads LDF "
+                      "files here, needs at least one entry")  # fmt: skip
     return LdfError(f"{path}:{line}:{column}: {reason}")
 
 
@@ -755,6 +788,8 @@ class _Checker:
         self.lengths: dict[str, int] = {}
         self.ids: dict[int, str] = {}  # every frame's: unconditional, event-triggered, diagnostic
         self.tables = [t["name"] for t in json.get("schedule_tables") or ()]
+        # tables left out, with why (node configuration commands, sporadic frames)
+        self.unsupported: dict[str, str] = {}
         self.lin2 = True
         self.language: Any = None
 
@@ -1049,13 +1084,12 @@ class _Checker:
                 key = ("schedule_entry", table["name"], str(number))
                 where = f"schedule table {table['name']}, entry {number}"
                 command = entry["command"]
-                if command["type"] in _COMMANDS:
-                    name = _COMMANDS[command["type"]]
-                    reason = f"{where}: {name} is not supported (only frames, MasterReq, SlaveResp)"
-                    raise self.error(key, reason)
                 frame = command.get("frame")
-                if frame in sporadic:
-                    raise self.error(key, f"{where}: {frame} is a sporadic frame: not supported")
+                if command["type"] in _COMMANDS or frame in sporadic:
+                    what = _COMMANDS.get(command["type"], f"{frame}, a sporadic frame,")
+                    reason = f"{where}: {what} is not supported (only frames, MasterReq, SlaveResp)"
+                    self.unsupported.setdefault(table["name"], str(self.error(key, reason)))
+                    continue
                 if command["type"] == "frame" and frame not in frames:
                     close = difflib.get_close_matches(frame, frames, n=3)
                     hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.errors import HarnessError, VirtualTimeout
 from harness.frames.lin import protected_id
-from harness.ldf import Ldf, LdfFrame
+from harness.ldf import Ldf, LdfError, LdfFrame
 from harness.machine import Machine
 from harness.network import Network
 from harness.network.lin import FAULTS, LinBus, LinNode, LinRecord, ScheduleTable
@@ -77,8 +77,7 @@ class LinCluster:
         if f.name not in self._data or f.publisher not in self.nodes:
             raise ValueError(f"{f.name} is published by {f.publisher or 'the master'}, not by a "
                              f"harness slave ({', '.join(self.nodes) or 'none'})")  # fmt: skip
-        current = self.ldf.decode(f.name, self._data[f.name])
-        data = self.ldf.encode(f.name, **{**current, **signals})
+        data = self.ldf.update(f.name, self._data[f.name], **signals)
         self._data[f.name] = self._with_pid(f, data)
         self._news.add(f.name)
         return self._data[f.name]
@@ -91,7 +90,12 @@ class LinCluster:
 
     def wake_up(self, node: str | None = None) -> None:
         """A harness slave (or the bus's master) sends a wake-up signal."""
-        self.bus.wake_up(node or "master")
+        if node is None:
+            self.bus.wake_up()
+        elif node in self.nodes:
+            self.bus.wake_up(node)
+        else:
+            raise ValueError(f"{node!r} is not a harness node ({', '.join(self.nodes)})")
 
     def slave_response(self, node: str, data: bytes) -> None:
         """A harness slave answers the next slave-response header (0x3D) with `data` (8
@@ -115,30 +119,59 @@ class LinCluster:
     def run_schedule(self, table: str) -> ScheduleTable:
         """Run one of the LDF's schedule tables from the bus's own master (when the ECU is a
         slave); it replaces any table running."""
+        self._slots(table)
+        if self._schedule is not None:
+            self._schedule.stop()
+        self._schedule = ScheduleTable(self.bus, self._slots(table))
+        self._schedule.start()
+        return self._schedule
+
+    def _slots(self, table: str) -> list[tuple[int, float]]:
+        if table in self.ldf.unsupported_schedules:
+            raise LdfError(self.ldf.unsupported_schedules[table])
         if table not in self.ldf.schedules:
             raise KeyError(f"{self.ldf.source}: no schedule table {table!r} (tables: "
                            f"{', '.join(self.ldf.schedules)})")  # fmt: skip
-        if self._schedule is not None:
-            self._schedule.stop()
-        slots = [(s.frame_id, s.delay_ms) for s in self.ldf.schedules[table]]
-        self._schedule = ScheduleTable(self.bus, slots)
-        self._schedule.start()
-        return self._schedule
+        return [(s.frame_id, s.delay_ms) for s in self.ldf.schedules[table]]
+
+    def _resolve_collision(self, record: LinRecord) -> None:
+        """The bus's master, after a collision on an event-triggered frame, runs its
+        collision-resolving table once."""
+        if self._schedule is None or record.frame_id is None:
+            return
+        frame = self.ldf.frame(record.frame_id)
+        if frame.kind == "event_triggered" and frame.collision_table in self.ldf.schedules:
+            self._schedule.run_once(self._slots(frame.collision_table))
 
     # ---- what the bus carried ----
 
     def decoded(self, frame: str | None = None, since_ns: int = 0) -> list[LinDecoded]:
-        """Good frames (status ok) from `since_ns` on, decoded; `frame` narrows to one."""
-        wanted = None if frame is None else self.ldf.frame(frame).frame_id
+        """Good frames (status ok) from `since_ns` on, decoded; `frame` narrows to one (an
+        event-triggered frame's answer counts as the associated frame it carries)."""
+        if frame is not None:
+            frame = self.ldf.frame(frame).name
         out = []
         for record in self.bus.records:
-            if record.timestamp_ns < since_ns or record.status != "ok":
+            if record.timestamp_ns < since_ns or record.status != "ok" or record.frame_id is None:
                 continue
-            if record.frame_id is None or (wanted is not None and record.frame_id != wanted):
-                continue
-            f = self.ldf.frame(record.frame_id)
-            out.append(LinDecoded(f.name, self.ldf.decode(f.name, record.data), record))
+            carried = self._carried(record)
+            if carried is not None and (frame is None or carried.name == frame):
+                out.append(LinDecoded(carried.name, self.ldf.decode(carried.name, record.data),
+                                      record))  # fmt: skip
         return out
+
+    def _carried(self, record: LinRecord) -> LdfFrame | None:
+        """The frame whose signals a good record carries: its own, or for an event-triggered
+        frame the associated frame byte 0 names by its protected ID (None if none does)."""
+        assert record.frame_id is not None
+        f = self.ldf.frame(record.frame_id)
+        if f.kind != "event_triggered":
+            return f
+        for name in f.associated:
+            associated = self.ldf.frame(name)
+            if record.data[:1] == bytes([protected_id(associated.frame_id)]):
+                return associated
+        return None
 
     def expect(self, frame: str, *, within_ms: float, **conditions: Condition) -> LinDecoded:
         """The first good `frame` from now on whose signals meet `conditions` (values, or
@@ -173,9 +206,8 @@ class LinCluster:
         """The master runs `table`: `cycles` rounds of its slots in order, each header
         starting its slot's delay after the previous one (+- `tolerance_ms`, the master's
         tick). Returns the frames seen, whatever their status."""
-        slots = self.ldf.schedules.get(table)
-        if slots is None:
-            raise KeyError(f"{self.ldf.source}: no schedule table {table!r}")
+        self._slots(table)
+        slots = self.ldf.schedules[table]
         ids = [s.frame_id for s in slots]
         start = self.network.now_ns
         need = len(slots) * cycles + 1
@@ -235,13 +267,15 @@ class LinCluster:
 
     def _watcher(self) -> LinNode:
         """Hears every frame: news that went out intact is no longer news."""
-        watcher = LinNode("cluster")
+        watcher = LinNode("harness cluster")  # no LDF name has a space
 
         def heard(record: LinRecord) -> None:
+            if record.status == "collision":
+                self._resolve_collision(record)
             if record.status == "ok" and record.frame_id is not None:
-                # the frame itself, or an event-triggered frame carrying its PID in byte 0
-                sent = {record.frame_id, record.data[0] & 0x3F if record.data else None}
-                self._news -= {n for n in self._news if self.ldf.frame(n).frame_id in sent}
+                carried = self._carried(record)  # itself, or what an event-triggered one carried
+                if carried is not None:
+                    self._news.discard(carried.name)
 
         watcher.listeners.append(heard)
         return watcher

@@ -150,7 +150,7 @@ def test_harness_run_puts_the_firmware_on_the_ldfs_cluster(firmware, tmp_path) -
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0] == "lin0:"
-    assert lines[1].split()[2:] == ["id", "0x10", "pid", "0x50", "00", "00", "cs", "AF", "ok",
+    assert lines[1].split()[2:] == ["id", "0x10", "pid", "0x50", "c0", "00", "cs", "EE", "ok",
                                     "SCS"]  # fmt: skip
     assert lines[2].split()[-2:] == ["ok", "ECU.USART2"]  # its own LampCommand
     log = tmp_path / "lin0.txt"

@@ -107,27 +107,28 @@ def test_published_by() -> None:
 
 
 def test_initial_values() -> None:
-    assert LDF.initial("LampCommand") == bytes([0x00, 200])
-    assert LDF.initial("LampLeftStatus") == bytes([0x00, 0x00, 60])
+    # bits no signal covers are recessive (1), as ISO 17987-2 asks
+    assert LDF.initial("LampCommand") == bytes([0xF0, 200])
+    assert LDF.initial("LampLeftStatus") == bytes([0xFF, 0xFC, 60])
     assert LDF.decode("LampCommand", LDF.initial("LampCommand")) == {
         "TurnLeftOn": 0, "TurnRightOn": 0, "LowBeamOn": 0, "HighBeamOn": 0,
         "LampBrightness": 100.0}  # fmt: skip
     assert LDF.decode("LampLeftStatus", LDF.initial(0x21)) == {
         "LampLeftFault": "Ok", "LampLeftResponseError": 0, "LampLeftTemp": 20.0}  # fmt: skip
-    assert LDF.encode("LampCommand", LowBeamOn=1) == bytes([0x04, 200])  # the rest: init values
+    assert LDF.encode("LampCommand", LowBeamOn=1) == bytes([0xF4, 200])  # the rest: init values
 
 
 def test_logical_and_physical_values_in_and_out() -> None:
     data = LDF.encode("SwitchStatus", TurnStalk="Right", LightSwitch="LowBeam", HighBeamFlash=1,
                       ScsSupply=13.8)  # fmt: skip
-    assert data == bytes([0b0001_1010, 138])
+    assert data == bytes([0b1101_1010, 138])  # bits 6 and 7 unused: recessive
     assert LDF.decode("SwitchStatus", data) == {
         "TurnStalk": "Right", "LightSwitch": "LowBeam", "HighBeamFlash": 1, "ScsResponseError": 0,
         "ScsSupply": 13.8}  # fmt: skip
     assert LDF.decode("SwitchStatus", data, raw=True)["ScsSupply"] == 138
     assert LDF.encode("SwitchStatus", TurnStalk=2) == LDF.encode("SwitchStatus", TurnStalk="Right")
     status = LDF.encode("LampRightStatus", LampRightFault="Fault", LampRightTemp=-40)
-    assert status == bytes([0, 0x01, 0])
+    assert status == bytes([0xFF, 0xFD, 0])  # byte 0 and bits 10..15 unused: recessive
     assert LDF.decode("LampRightStatus", status)["LampRightTemp"] == -40.0
     assert LDF.decode("MasterReq", LDF.encode("MasterReq", MasterReqB0=0x7F))["MasterReqB0"] == 0x7F
 
@@ -170,7 +171,7 @@ def test_every_frame_round_trips_values_its_encodings_allow(data: st.DataObject)
          r"^SwitchStatus\.TurnStalk: no logical value named 'Up'; values: Off, Left, Right, "
          r"Error$"),
         (lambda: LDF.encode("SwitchStatus", TurnStalk=4),
-         r"^SwitchStatus\.TurnStalk=4 is not one of its logical values: 0 \(Off\), 1 \(Left\), "),
+         r"^SwitchStatus\.TurnStalk=4 does not fit its 2-bit field \(0\.\.3\)"),
         (lambda: LDF.encode("SwitchStatus", HighBeamFlash=2),
          r"^SwitchStatus\.HighBeamFlash=2 does not fit its 1-bit field \(0\.\.1\)$"),
         (lambda: LDF.encode("SwitchStatus", HighBeamFlash="On"),
@@ -236,9 +237,6 @@ BROKEN = [
     ("schedule names an unknown frame", "    LampCommand delay 10 ms;",
      "    LampComand delay 10 ms;", "LampComand",
      r"schedule table NormalTable, entry 2: no frame named LampComand; did you mean LampCommand\?"),
-    ("schedule command", "    SlaveResp delay 10 ms;",
-     "    SlaveResp delay 10 ms;\n    AssignNAD { LAMP_L } delay 20 ms;", "AssignNAD",
-     r"schedule table DiagTable, entry 3: AssignNAD is not supported"),
     ("frame publisher", "LampCommand: 0x20, ELC, 2", "LampCommand: 0x20, BCM, 2", "BCM",
      r"frame LampCommand: publisher BCM is neither the master \(ELC\) nor a slave "
      r"\(SCS, LAMP_L, LAMP_R\)"),
@@ -344,8 +342,8 @@ def test_a_lin_1_3_cluster_uses_the_classic_checksum_and_default_lengths(tmp_pat
     assert cluster.bitrate == 9600 and cluster.protocol_version == "1.3"
     assert not any(f.enhanced for f in cluster.frames.values())
     assert cluster.frames["Status"].length == 8  # IDs 0x30..0x3F: 8 bytes in LIN 1.3
-    assert cluster.initial("Status") == bytes([7, 0, 0, 0, 0, 0, 0, 0])
-    assert cluster.encode("Command", Mode=0xA) == bytes([0xA0])
+    assert cluster.initial("Status") == bytes([7, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+    assert cluster.encode("Command", Mode=0xA) == bytes([0xAF])
     assert cluster.schedules["Run"][2] == Slot("MasterReq", 0x3C, 20.0)
 
 
@@ -363,3 +361,67 @@ def test_speeds_round_rather_than_truncate(tmp_path: Path) -> None:
     path = tmp_path / "speed.ldf"
     path.write_text(LIN_13.replace("9.6 kbps", "4.35 kbps"))  # 4.35 * 1000 = 4349.999...
     assert Ldf.load(path).bitrate == 4350
+
+
+def test_a_schedule_with_a_configuration_command_is_left_out_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    slot = "    SlaveResp delay 10 ms;"
+    text = TEXT.replace(slot, f"{slot}\n    AssignNAD {{ LAMP_L }} delay 20 ms;")
+    path = tmp_path / "configures.ldf"
+    path.write_text(text)
+    ldf = Ldf.load(path)  # the rest of the file is usable
+    assert "DiagTable" not in ldf.schedules and "NormalTable" in ldf.schedules
+    line = text[: text.index("AssignNAD")].count("\n") + 1
+    reason = ldf.unsupported_schedules["DiagTable"]
+    assert re.match(rf"{re.escape(str(path))}:{line}:5: schedule table DiagTable, entry 3: "
+                    r"AssignNAD is not supported", reason)  # fmt: skip
+
+
+def test_logical_values_that_name_special_values_leave_the_others_numbers(tmp_path: Path) -> None:
+    special = '  CountEncoding {\n    logical_value, 255, "Invalid";\n  }\n  LampFaultEncoding {'
+    text = TEXT.replace("  LampFaultEncoding {", special).replace(
+        "TemperatureEncoding: LampLeftTemp, LampRightTemp;",
+        "TemperatureEncoding: LampRightTemp;\n  CountEncoding: LampLeftTemp;")
+    path = tmp_path / "special.ldf"
+    path.write_text(text)
+    ldf = Ldf.load(path)
+    data = ldf.encode("LampLeftStatus", LampLeftTemp=100)
+    assert ldf.decode("LampLeftStatus", data)["LampLeftTemp"] == 100
+    invalid = ldf.encode("LampLeftStatus", LampLeftTemp="Invalid")
+    assert ldf.decode("LampLeftStatus", invalid)["LampLeftTemp"] == "Invalid"
+
+
+def test_update_keeps_the_raw_values_of_signals_not_named(tmp_path: Path) -> None:
+    # two logical values with one name: a round trip by names would turn 3 into 2
+    text = TEXT.replace('logical_value, 3, "Auto";', 'logical_value, 3, "LowBeam";')
+    path = tmp_path / "twice.ldf"
+    path.write_text(text)
+    ldf = Ldf.load(path)
+    data = ldf.encode("SwitchStatus", LightSwitch=3)
+    updated = ldf.update("SwitchStatus", data, ScsSupply=12.0)
+    assert ldf.decode("SwitchStatus", updated, raw=True)["LightSwitch"] == 3
+    assert ldf.decode("SwitchStatus", updated)["ScsSupply"] == 12.0
+
+
+def test_frames_with_a_lin_1_x_slave_use_the_classic_checksum(tmp_path: Path) -> None:
+    # LIN 2.x talks to a LIN 1.x slave with the classic checksum, frame by frame
+    text = TEXT.replace('SCS {\n    LIN_protocol = "2.1";', 'SCS {\n    LIN_protocol = "1.3";')
+    assert text != TEXT
+    path = tmp_path / "mixed.ldf"
+    path.write_text(text)
+    ldf = Ldf.load(path)
+    assert not ldf.frame("SwitchStatus").enhanced
+    assert ldf.frame("LampCommand").enhanced and ldf.frame("LampLeftStatus").enhanced
+
+
+def test_a_frame_with_no_signals_is_named_as_the_cause(tmp_path: Path) -> None:
+    text = TEXT.replace("Event_triggered_frames {", "Frames {\n  Empty: 0x30, ELC, 1 { }\n}\n\n"
+                        "Event_triggered_frames {", 1)  # fmt: skip
+    text = text.replace("}\n\nFrames {\n  Empty", "  Empty", 1)  # inside the Frames section
+    path = tmp_path / "empty.ldf"
+    path.write_text(text)
+    line = text[: text.index("Empty")].count("\n") + 1
+    with pytest.raises(LdfError, match=rf"empty\.ldf:{line}:\d+: an empty block \(a frame with "
+                                       r"no signals\?\): ldfparser"):  # fmt: skip
+        Ldf.load(path)

@@ -4,10 +4,12 @@ their own. (With the light controller as master: test_elc_lin.py.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.frames.lin import checksum, nominal_ns, protected_id
-from harness.ldf import Ldf
+from harness.ldf import Ldf, LdfError
 from harness.lin_testing import LinCluster, write_records
 from harness.network import Network
 
@@ -42,7 +44,7 @@ def test_a_published_signal_goes_out_with_its_encoding(ldf: Ldf) -> None:
     lin = cluster(ldf)
     lin.run_schedule("NormalTable")
     data = lin.publish("SwitchStatus", TurnStalk="Left", ScsSupply=13.5)
-    assert data == bytes([0x01, 135])  # logical 1, physical 13.5 V at 0.1 V/bit
+    assert data == bytes([0xC1, 135])  # logical 1, physical 13.5 V at 0.1 V/bit; unused bits 1
     seen = lin.expect("SwitchStatus", within_ms=40, TurnStalk="Left")
     assert seen.signals["ScsSupply"] == 13.5
     net = Network()
@@ -58,16 +60,56 @@ def test_a_lamp_with_news_answers_the_event_triggered_frame_with_its_pid(ldf: Ld
     lin.publish("LampLeftStatus", LampLeftFault="Fault", LampLeftTemp=85)
     lin.network.run_for(ms=35)
     (event,) = [r for r in lin.bus.records if r.frame_id == 0x23 and r.status == "ok"]
-    assert event.data == bytes([protected_id(0x21), 0x01, 85 + 40]) and event.publisher == "LAMP_L"
-    assert ldf.decode("LampLeftStatus", event.data)["LampLeftFault"] == "Fault"
+    assert event.data == bytes([protected_id(0x21), 0xFD, 85 + 40]) and event.publisher == "LAMP_L"
+    (carried,) = lin.decoded("LampLeftStatus")  # the event's answer, as the frame it carries
+    assert carried.record == event and carried.signals["LampLeftFault"] == "Fault"
+    assert [d.name for d in lin.decoded()] == ["SwitchStatus", "LampCommand", "LampLeftStatus",
+                                               "SwitchStatus"]  # fmt: skip
     lin.network.run_for(ms=30)  # sent: no longer news
     assert [r.status for r in lin.bus.records if r.frame_id == 0x23][-1] == "no response"
-    # both lamps with news at once: their answers collide on the wire
+    # both lamps with news at once: their answers collide on the wire, and the master runs
+    # the collision-resolving table, which polls each lamp
     lin.publish("LampLeftStatus", LampLeftTemp=90)
     lin.publish("LampRightStatus", LampRightFault="Fault")
     lin.network.run_for(ms=30)
-    assert [r.status for r in lin.bus.records if r.frame_id == 0x23][-1] == "collision"
+    records = lin.bus.records
+    collision = next(i for i, r in enumerate(records) if r.status == "collision")
+    assert records[collision].frame_id == 0x23
     assert lin.nodes["LAMP_L"].bit_errors + lin.nodes["LAMP_R"].bit_errors >= 1
+    lin.network.run_for(ms=40)
+    after = [(r.frame_id, r.status) for r in records[collision + 1:collision + 4]]
+    assert after == [(0x21, "ok"), (0x22, "ok"), (0x10, "ok")]  # then NormalTable again
+    assert lin.decoded("LampRightStatus")[-1].signals["LampRightFault"] == "Fault"
+    lin.network.run_for(ms=30)  # the news went out: the event frame is quiet again
+    assert [r.status for r in records if r.frame_id == 0x23][-1] == "no response"
+
+
+def test_node_names_are_the_ldfs_alone(ldf: Ldf, tmp_path) -> None:
+    text = Path(ldf.source).read_text().replace("ELC", "master").replace("SCS", "cluster")
+    path = tmp_path / "names.ldf"
+    path.write_text(text)
+    lin = cluster(Ldf.load(path))  # the harness's own names cannot clash with these
+    lin.run_schedule("NormalTable")
+    lin.network.run_for(ms=25)
+    assert [r.publisher for r in lin.bus.records[:2]] == ["cluster", "master"]
+
+
+def test_an_unsupported_schedule_table_is_refused_when_run(ldf: Ldf, tmp_path) -> None:
+    slot = "    SlaveResp delay 10 ms;"
+    assign = f"{slot}\n    AssignNAD {{ LAMP_L }} delay 20 ms;"
+    text = Path(ldf.source).read_text().replace(slot, assign)
+    path = tmp_path / "configures.ldf"
+    path.write_text(text)
+    lin = cluster(Ldf.load(path))
+    with pytest.raises(LdfError, match=r"configures\.ldf:\d+:5: schedule table DiagTable, "
+                                       r"entry 3: AssignNAD is not supported"):  # fmt: skip
+        lin.run_schedule("DiagTable")
+    lin.run_schedule("NormalTable")  # the others run
+
+
+def test_j2602s_10417_bit_s_is_a_lin_rate() -> None:
+    net = Network()
+    assert net.lin_bus("lin0", 10_417).bitrate == 10_417
 
 
 @pytest.mark.parametrize(("fault", "status"), [
@@ -117,8 +159,8 @@ def test_a_recording_dump_is_one_readable_line_per_frame(ldf: Ldf, tmp_path) -> 
     write_records(lin.bus.records, out)
     lines = out.read_text().splitlines()
     assert lines[0].startswith("# LIN recording of lin0")
-    assert lines[1].split() == ["3.333", "ms", "id", "0x10", "pid", "0x50", "00", "00", "cs",
-                                "AF", "ok", "SCS"]  # fmt: skip
+    assert lines[1].split() == ["3.333", "ms", "id", "0x10", "pid", "0x50", "c0", "00", "cs",
+                                "EE", "ok", "SCS"]  # fmt: skip
     assert len(lines) == 1 + 3 and lines[3].endswith("no response")
 
 
@@ -133,7 +175,8 @@ def test_diagnostic_frames_carry_a_request_and_one_slaves_response(ldf: Ldf) -> 
     lin.bus.send_header(0x3D)  # answered once: then nobody
     lin.network.run_for(ms=15)
     request, response, nothing = lin.bus.records
-    assert (request.status, request.data, request.publisher) == ("ok", read_by_id, "master")
+    assert (request.status, request.data, request.publisher) == ("ok", read_by_id,
+                                                                 "harness master")  # fmt: skip
     assert request.checksum == checksum(read_by_id)  # classic: the protected ID not summed
     assert (response.status, response.publisher, response.data[2]) == ("ok", "LAMP_L", 0xF2)
     assert response.checksum == checksum(response.data)

@@ -149,8 +149,13 @@ static void next_slot(void) {
 
 void lin_master_init(USART_Type *u, uint32_t clock_hz) {
     usart = u;
-    for (uint8_t i = 0; i < LIN_FRAME_COUNT; i++) lin_status[i] = LIN_STATUS_NONE;
-    LIN_SET(LAMP_BRIGHTNESS, LIN_SIGNAL_LAMP_BRIGHTNESS_INIT);
+    for (uint8_t i = 0; i < LIN_FRAME_COUNT; i++) {
+        lin_status[i] = LIN_STATUS_NONE;
+        /* what it publishes: bits no signal covers are sent recessive (ISO 17987-2) */
+        if (lin_frames[i].direction == LIN_PUBLISH) {
+            for (uint8_t b = 0; b < 8u; b++) lin_data[i][b] = 0xFFu;
+        }
+    }
     u->CR1 = 0;
     u->BRR = (clock_hz + LIN_BITRATE / 2u) / LIN_BITRATE;
     u->CR2 = USART_CR2_LINEN_Msk | USART_CR2_LBDL_Msk | USART_CR2_LBDIE_Msk;

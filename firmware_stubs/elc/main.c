@@ -356,6 +356,11 @@ int main(void) {
     nvic_enable(MCAN0_INT0_IRQn);
     /* LIN at the scheduler's priority: the schedule and the USART never preempt each other. */
     lin_master_init(USART2, USART2_CLOCK_HZ);
+    LIN_SET(TURN_LEFT_ON, LIN_SIGNAL_TURN_LEFT_ON_INIT);
+    LIN_SET(TURN_RIGHT_ON, LIN_SIGNAL_TURN_RIGHT_ON_INIT);
+    LIN_SET(LOW_BEAM_ON, LIN_SIGNAL_LOW_BEAM_ON_INIT);
+    LIN_SET(HIGH_BEAM_ON, LIN_SIGNAL_HIGH_BEAM_ON_INIT);
+    LIN_SET(LAMP_BRIGHTNESS, LIN_SIGNAL_LAMP_BRIGHTNESS_INIT);
     nvic_set_priority(USART2_IRQn, 0x80);
     nvic_enable(USART2_IRQn);
     systick_start(CORE_CLOCK_HZ / 1000u);

@@ -49,9 +49,9 @@ from harness.frames.lin import (
 )
 from harness.network.ports import LinPort
 
-LIN_BITRATES = (9_600, 10_400, 19_200)
+LIN_BITRATES = range(1_000, 20_001)  # ISO 17987: 1 to 20 kbit/s (19.2, 10.4, 9.6 usual)
 BREAK_DETECT_BITS = 11  # what a slave takes as a break (ISO 17987: at least 11 bits)
-MASTER = "master"  # the name the bus's own header transmitter goes by
+MASTER = "harness master"  # the bus's own header transmitter (no LDF name has a space)
 FAULTS = ("no response", "checksum", "partial", "framing", "collision", "parity")
 
 # The response a node gives for a frame ID: data bytes, or None for no answer this time.
@@ -131,8 +131,8 @@ class LinBus:
 
     def __init__(self, name: str, clock: VirtualClock, bitrate: int = 19_200) -> None:
         if bitrate not in LIN_BITRATES:
-            raise ValueError(f"{name}: LIN runs at {', '.join(map(str, LIN_BITRATES))} bit/s, "
-                             f"not {bitrate}")  # fmt: skip
+            raise ValueError(f"{name}: LIN runs at 1,000 to 20,000 bit/s (usually 19,200, 10,400 "
+                             f"or 9,600; J2602: 10,417), not {bitrate}")  # fmt: skip
         self.name = name
         self.clock = clock
         self.bitrate = bitrate
@@ -431,7 +431,8 @@ class LinBus:
 
 class ScheduleTable:
     """A master's schedule: (frame ID, slot in ms) entries sent in turn, looping, each
-    header at the start of its slot (as an LDF's schedule table)."""
+    header at the start of its slot (as an LDF's schedule table). `run_once(slots)` puts
+    other slots in once, from the next slot on (a collision-resolving table)."""
 
     def __init__(self, bus: LinBus, slots: Sequence[tuple[int, float]]) -> None:
         if not slots:
@@ -445,6 +446,7 @@ class ScheduleTable:
         self.running = False
         self.overruns = 0  # slots whose header could not go: the previous frame still ran
         self._index = 0
+        self._once: list[tuple[int, float]] = []
         self._deadline = bus.clock.deadline(self._next_slot)
 
     def start(self) -> None:
@@ -455,11 +457,18 @@ class ScheduleTable:
         self.running = False
         self._deadline.disarm()
 
+    def run_once(self, slots: Sequence[tuple[int, float]]) -> None:
+        if not self._once:
+            self._once = list(slots)
+
     def _next_slot(self) -> None:
         if not self.running:
             return
-        frame_id, slot_ms = self.slots[self._index]
-        self._index = (self._index + 1) % len(self.slots)
+        if self._once:
+            frame_id, slot_ms = self._once.pop(0)
+        else:
+            frame_id, slot_ms = self.slots[self._index]
+            self._index = (self._index + 1) % len(self.slots)
         if self.bus.idle:
             self.bus.send_header(frame_id)
         else:
