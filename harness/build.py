@@ -79,22 +79,15 @@ def target(name: str) -> Target:
     raise BuildError(f"no firmware target {name!r}; targets: {', '.join(t.name for t in TARGETS)}")
 
 
-def _dbc_file(t: Target, dbc_dir: Path) -> Path | None:
-    if t.dbc is None:
+def _description(t: Target, dbc_dir: Path, kind: str) -> Path | None:
+    """The target's DBC or LDF (`kind`), if it has one."""
+    name = t.dbc if kind == "DBC" else t.ldf
+    if name is None:
         return None
-    dbc = dbc_dir / t.dbc
-    if not dbc.is_file():
-        raise BuildError(f"firmware target {t.name!r}: DBC not found: expected {dbc}")
-    return dbc
-
-
-def _ldf_file(t: Target, dbc_dir: Path) -> Path | None:
-    if t.ldf is None:
-        return None
-    ldf = dbc_dir / t.ldf
-    if not ldf.is_file():
-        raise BuildError(f"firmware target {t.name!r}: LDF not found: expected {ldf}")
-    return ldf
+    path = dbc_dir / name
+    if not path.is_file():
+        raise BuildError(f"firmware target {t.name!r}: {kind} not found: expected {path}")
+    return path
 
 
 def _inputs_digest(t: Target, src: Path, dbc_dir: Path) -> str:
@@ -103,10 +96,10 @@ def _inputs_digest(t: Target, src: Path, dbc_dir: Path) -> str:
     for f in files:
         if not f.is_file():
             raise BuildError(f"firmware target {t.name!r}: source file not found: expected {f}")
-    dbc = _dbc_file(t, dbc_dir)
+    dbc = _description(t, dbc_dir, "DBC")
     if dbc is not None:  # the generated code: the DBC, the generator's version and options
         h.update(dbc_codegen.fingerprint(dbc))
-    ldf = _ldf_file(t, dbc_dir)
+    ldf = _description(t, dbc_dir, "LDF")
     if ldf is not None:  # the generated tables: the LDF, ldfparser's version, the generator
         h.update(ldf_codegen.fingerprint(ldf))
     header_dirs = {*(src / d for d in INCLUDE_DIRS), *((src / s).parent for s in t.sources)}
@@ -144,7 +137,8 @@ def build(
             stamp = out / f"{t.name}.inputs"
             digest = _inputs_digest(t, src, dbc_dir)
             if force or not elf.exists() or not stamp.exists() or stamp.read_text() != digest:
-                _compile(t, src, elf, _dbc_file(t, dbc_dir), _ldf_file(t, dbc_dir))
+                dbc, ldf = (_description(t, dbc_dir, kind) for kind in ("DBC", "LDF"))
+                _compile(t, src, elf, dbc, ldf)
                 stamp.write_text(digest)
             results[t.name] = elf
     return results

@@ -42,7 +42,7 @@ def test_no_response_collision_and_checksum_errors_are_statuses() -> None:
     net.run_for(ms=20)
     assert lamp.received[-1].status == "collision"
     lamp.responders.pop(0x21)
-    switch.corrupt_next.add(0x21)
+    lin.inject(0x21, "checksum")
     lin.send_header(0x21)
     net.run_for(ms=20)
     bad = lamp.received[-1]
@@ -77,3 +77,15 @@ def test_lin_rates_and_names_are_checked() -> None:
     net.lin_bus("lin0")
     with pytest.raises(ValueError, match="already has a bus named 'lin0'"):
         net.lin_bus("lin0")
+
+
+def test_a_wrong_sync_byte_is_a_sync_error_and_no_slave_answers() -> None:
+    net, lin, switch, lamp = cluster()
+    switch.publish(0x10, b"\x01")
+    lin.send_header(0x10, sync=0x54)
+    net.run_for(ms=20)
+    (record,) = lamp.received
+    assert (record.status, record.frame_id, record.data) == ("sync error", None, b"\x54")
+    lin.send_header(0x10)
+    net.run_for(ms=20)
+    assert lamp.received[-1].status == "ok"

@@ -97,7 +97,6 @@ class LinNode:
     received: list[LinRecord] = field(default_factory=list)
     listeners: list[Callable[[LinRecord], None]] = field(default_factory=list)
     enhanced: bool = True  # LIN 2.x checksum (False: classic, LIN 1.x)
-    corrupt_next: set[int] = field(default_factory=set)  # frame IDs whose next checksum is wrong
     bit_errors: int = 0  # characters it read back different from what it sent
 
     def publish(self, frame_id: int, data: bytes | Callable[[], bytes | None]) -> None:
@@ -190,13 +189,14 @@ class LinBus:
 
     # ---- what tests and masters do ----
 
-    def send_header(self, frame_id: int, *, parity_error: bool = False, sync: int = SYNC,
+    def send_header(self, frame_id: int, *, sync: int = SYNC,
                     break_bits: int = BREAK_BITS) -> None:  # fmt: skip
-        """The built-in master sends a header now: break, sync, protected ID."""
+        """The built-in master sends a header now: break, sync (another value: a sync
+        error), protected ID (`inject(frame_id, "parity")` for a parity error)."""
         if not self.idle:
             raise RuntimeError(f"{self.name}: header 0x{frame_id:02X} at {self.clock.cycles} ns "
                                "while the bus is busy")  # fmt: skip
-        pid = protected_id(frame_id) ^ (0x80 if parity_error else 0)
+        pid = protected_id(frame_id)
         self._send(MASTER, [LineSymbol.break_(Fraction(0), self.bit_ns, break_bits),
                             self._byte(sync), self._byte(pid)])  # fmt: skip
 
@@ -379,8 +379,7 @@ class LinBus:
             self.frame_lengths.setdefault(frame_id, len(data))
             enhanced = node.enhanced and frame_id not in self.classic
             check = checksum(data, self._pid if enhanced else None)
-            if frame_id in node.corrupt_next or (fault and fault.kind == "checksum"):
-                node.corrupt_next.discard(frame_id)
+            if fault and fault.kind == "checksum":
                 check ^= 0xFF
             response = [*data, check]
             if fault and fault.kind == "partial":
