@@ -841,6 +841,10 @@ class _Checker:
             if self.json.get(key) is None:
                 raise self.error((), f"no {statement} statement")
             if key == "speed":
+                bitrate = _bitrate(self.index.speed, int(self.json[key]))
+                if not 1_000 <= bitrate <= 20_000:
+                    reason = f"LIN_speed {bitrate} bit/s: LIN runs at 1 to 20 kbps"
+                    raise self.error(("section", rule), reason)
                 continue
             try:
                 version = parse_lin_version(self.json[key])

@@ -11,6 +11,7 @@ initial value and logical values. Raw values only: the firmware needs no floatin
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -23,6 +24,7 @@ from harness.ldf import Ldf, LdfError, LdfFrame, LdfSignal
 _FIXED = ("LIN_BITRATE", "LIN_TIME_BASE_US", "LIN_PUBLISH", "LIN_SUBSCRIBE", "LIN_IGNORE",
           "LIN_UNCONDITIONAL", "LIN_EVENT_TRIGGERED", "LIN_DIAGNOSTIC", "LIN_FRAME_COUNT",
           "LIN_SCHEDULE_COUNT")  # fmt: skip
+DIGEST, DIGEST_SIZE = "lin_tables_digest", 16
 _KINDS = {"unconditional": "LIN_UNCONDITIONAL", "event_triggered": "LIN_EVENT_TRIGGERED",
           "diagnostic": "LIN_DIAGNOSTIC"}  # fmt: skip
 
@@ -62,7 +64,22 @@ def render(
     if node not in cluster.nodes:
         raise LdfError(f"{cluster.source}: no node named {node!r} to generate the C tables for "
                        f"(nodes: {', '.join(cluster.nodes)})")  # fmt: skip
-    return _Writer(cluster, node).render(ldf_name, header_name)
+    header, source = _Writer(cluster, node).render(ldf_name, header_name)
+    digest = ", ".join(f"0x{b:02X}" for b in tables_digest(cluster, node))
+    end = header.rindex("#endif")
+    header = (f"{header[:end]}/* What these tables say, for the harness to check the firmware "
+              f"against an LDF. */\nextern const uint8_t {DIGEST}[{DIGEST_SIZE}];\n\n"
+              f"{header[end:]}")  # fmt: skip
+    source += f"\nconst uint8_t {DIGEST}[{DIGEST_SIZE}] = {{{digest}}};\n"
+    return header, source
+
+
+def tables_digest(cluster: Ldf, node: str | None = None) -> bytes:
+    """A digest of everything the tables for `node` hold (frames, schedules, signals), apart
+    from file names: the generated source carries it as `lin_tables_digest`, so the harness
+    can tell whether a firmware was built from a given LDF."""
+    header, source = _Writer(cluster, cluster.master if node is None else node).render("", "")
+    return hashlib.sha256(f"{header}\0{source}".encode()).digest()[:DIGEST_SIZE]
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import ldf_codegen
 from harness.errors import HarnessError, VirtualTimeout
 from harness.frames.lin import protected_id
 from harness.ldf import Ldf, LdfError, LdfFrame
@@ -51,7 +52,11 @@ class LinCluster:
             known = ", ".join(network.lin_buses) or "none"
             raise KeyError(f"no LIN bus named {bus!r} on this network (LIN buses: {known})")
         self.bus: LinBus = network.lin_buses[bus]
+        if self.bus.bitrate != ldf.bitrate:
+            raise ValueError(f"{bus} runs at {self.bus.bitrate} bit/s, {ldf.source} at "
+                             f"{ldf.bitrate} bit/s")  # fmt: skip
         emulated = {ldf.master} if emulated is None else set(emulated)
+        self.emulated = emulated
         for node in emulated:
             ldf.published_by(node)  # unknown node names fail here
         for frame in ldf.frames.values():
@@ -67,6 +72,7 @@ class LinCluster:
                 self._serve(self.nodes[name])
         self.bus.attach(self._watcher())
         self._schedule: ScheduleTable | None = None
+        self._requests: list[bytes] = []  # master requests waiting for a MasterReq slot
 
     # ---- what the harness's slaves send ----
 
@@ -110,21 +116,37 @@ class LinCluster:
     # ---- the harness as master ----
 
     def master_request(self, data: bytes) -> None:
-        """The bus's master sends a master request (0x3C, 8 bytes, classic checksum) now: a
-        diagnostic request, or the go-to-sleep command (first byte 0)."""
+        """The bus's master sends a master request (0x3C, 8 bytes, classic checksum): a
+        diagnostic request, or the go-to-sleep command (first byte 0). With a schedule
+        running it waits for the schedule's next MasterReq slot (a slot with nothing to send
+        stays silent); without, it goes now."""
         if len(data) != 8:
             raise ValueError(f"a master request is 8 bytes, not {len(data)}")
-        self.bus.send_frame(0x3C, bytes(data))
+        if self._schedule is None:
+            self.bus.send_frame(0x3C, bytes(data))
+        else:
+            self._requests.append(bytes(data))
 
     def run_schedule(self, table: str) -> ScheduleTable:
         """Run one of the LDF's schedule tables from the bus's own master (when the ECU is a
         slave); it replaces any table running."""
-        self._slots(table)
+        if self.ldf.master in self.emulated:
+            raise ValueError(f"an ECU plays the master ({self.ldf.master}) and runs its own "
+                             "schedule: the bus's master runs one only when the ECU is a slave "
+                             f"(LinCluster(..., emulated=(its slave name,)))")  # fmt: skip
+        slots = self._slots(table)
         if self._schedule is not None:
             self._schedule.stop()
-        self._schedule = ScheduleTable(self.bus, self._slots(table))
+        self._schedule = ScheduleTable(self.bus, slots, send=self._send_slot)
         self._schedule.start()
         return self._schedule
+
+    def _send_slot(self, frame_id: int) -> None:
+        """A schedule slot: a header; for a master request, the request waiting, if any."""
+        if frame_id != 0x3C:
+            self.bus.send_header(frame_id)
+        elif self._requests:
+            self.bus.send_frame(0x3C, self._requests.pop(0))
 
     def _slots(self, table: str) -> list[tuple[int, float]]:
         if table in self.ldf.unsupported_schedules:
@@ -177,6 +199,9 @@ class LinCluster:
         """The first good `frame` from now on whose signals meet `conditions` (values, or
         predicates on them)."""
         f = self.ldf.frame(frame)
+        if f.kind == "event_triggered":
+            raise ValueError(f"{f.name} is an event-triggered frame: expect the frame it "
+                             f"carries ({' or '.join(f.associated)})")  # fmt: skip
         unknown = sorted(set(conditions) - set(f.signals))
         if unknown:
             raise ValueError(f"{f.name} has no signal {', '.join(unknown)}; its signals: "
@@ -207,6 +232,8 @@ class LinCluster:
         starting its slot's delay after the previous one (+- `tolerance_ms`, the master's
         tick). Returns the frames seen, whatever their status."""
         self._slots(table)
+        if cycles < 1:
+            raise ValueError(f"expect_schedule checks 1 cycle or more, not {cycles}")
         slots = self.ldf.schedules[table]
         ids = [s.frame_id for s in slots]
         start = self.network.now_ns
@@ -281,8 +308,9 @@ class LinCluster:
         return watcher
 
 
-# The firmware's frame table, as the build generates it from the LDF (harness.ldf_codegen):
-# `lin_frames`, an array of {id, pid, length, direction, enhanced, kind}, a byte each.
+# The firmware's tables, as the build generates them from the LDF (harness.ldf_codegen):
+# `lin_frames`, an array of {id, pid, length, direction, enhanced, kind}, a byte each, and the
+# digest of everything the tables say.
 FRAME_TABLE = "lin_frames"
 FRAME_ENTRY = 6
 
@@ -299,24 +327,36 @@ def firmware_frames(machine: Machine) -> dict[int, int] | None:
 
 
 def check_firmware_tables(machine: Machine, ldf: Ldf) -> None:
-    """An LDF frame the firmware's tables do not know (or know with another length) is an
-    error: the firmware was built from another LDF, and would ignore that frame."""
+    """The firmware's generated LIN tables must say what `ldf` says (as its master sees it):
+    a firmware built from another LDF would ignore frames, or read signals at other bits,
+    without a word."""
     known = firmware_frames(machine)
     if known is None:
         return
+    name = machine.image.path.name
     wrong = [f"{f.name} (ID 0x{f.frame_id:02X}, {f.length} bytes"
              + (")" if f.frame_id not in known else f"; the firmware has {known[f.frame_id]})")
              for f in ldf.frames.values() if known.get(f.frame_id) != f.length]  # fmt: skip
     if wrong:
-        raise HarnessError(f"{machine.image.path.name} was built from another LDF than "
-                           f"{ldf.source}: its LIN tables do not know {', '.join(wrong)}; "
-                           "rebuild it from this LDF")  # fmt: skip
+        raise HarnessError(f"{name} was built from another LDF than {ldf.source}: its LIN "
+                           f"tables do not know {', '.join(wrong)}; {REBUILD}")  # fmt: skip
+    symbol = machine.image.symbols.get(ldf_codegen.DIGEST)
+    if symbol is not None and machine.read_memory(symbol.address, ldf_codegen.DIGEST_SIZE) != (
+            ldf_codegen.tables_digest(ldf, ldf.master)):  # fmt: skip
+        raise HarnessError(f"{name} was built from another LDF than {ldf.source}: its LIN "
+                           "tables have the same frames but differ in what they say of them "
+                           "(signal positions, directions, checksum models, schedule "
+                           f"delays); {REBUILD}")  # fmt: skip
+
+
+REBUILD = ("rebuild it with the tables harness.ldf_codegen.generate() makes from this LDF "
+           "(the bundled targets: Target.ldf in harness/build.py)")
 
 
 def write_records(records: Iterable[LinRecord], path: str | Path, *, bus: str = "lin0") -> None:
-    """A LIN recording as readable text, one frame a line: time, ID, PID, data, checksum,
-    status, publisher."""
-    lines = [f"# LIN recording of {bus}: time (ms, virtual), frame ID, protected ID, data, "
-             "checksum, status, publisher"]  # fmt: skip
+    """A LIN recording as readable text, one frame a line: its end, ID, PID, data, checksum,
+    status, publisher, and when its header began."""
+    lines = [f"# LIN recording of {bus}: end (ms, virtual), frame ID, protected ID, data, "
+             "checksum, status, publisher, [from the header's start]"]  # fmt: skip
     lines += [str(r) for r in records]
     Path(path).write_text("\n".join(lines) + "\n")

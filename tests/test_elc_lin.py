@@ -74,6 +74,17 @@ def test_a_slave_fault_is_a_lin_status_and_a_dtc_on_can(
     harness_can.expect("LinGateway", within_ms=40, ScsLinStatus="Ok", DtcLinScs=DTC_CONFIRMED)
 
 
+def test_a_parity_error_on_the_event_triggered_header_is_no_collision(
+    harness_lin: LinCluster, harness_can: CanTester
+) -> None:
+    harness_lin.inject("LampFaultEvent", "parity")  # its own header, corrupted on the wire
+    harness_lin.network.run_for(ms=40)
+    assert [r.status for r in harness_lin.bus.records if r.frame_id == 0x23] == ["parity error"]
+    seen = harness_can.expect("LinGateway", within_ms=100, ScsLinStatus="Ok")
+    assert seen.signals["LinCollisions"] == 0
+    assert not any(r.frame_id in (0x21, 0x22) for r in harness_lin.bus.records)  # no resolving
+
+
 def test_a_slave_reporting_its_response_error_is_a_slave_error(
     harness_lin: LinCluster, harness_can: CanTester
 ) -> None:
@@ -137,6 +148,13 @@ def test_an_ldf_the_firmware_was_not_built_from_is_reported(
                                            r"\.ldf: its LIN tables do not know SwitchStatus "
                                            r"\(ID 0x11, 2 bytes\); rebuild it"):  # fmt: skip
         check_firmware_tables(harness_ecu, Ldf.load(other))
+    # the same frames, a signal elsewhere: the firmware would read the stalk at other bits
+    other.write_text(text.replace("    TurnStalk, 0;\n    LightSwitch, 2;",
+                                  "    TurnStalk, 2;\n    LightSwitch, 0;"))  # fmt: skip
+    differ = r"its LIN tables have the same frames but differ in what they say of them"
+    with pytest.raises(HarnessError, match=differ):
+        check_firmware_tables(harness_ecu, Ldf.load(other))
+    check_firmware_tables(harness_ecu, harness_ldf)  # the LDF it was built from passes
 
 
 def test_harness_run_puts_the_firmware_on_the_ldfs_cluster(firmware, tmp_path) -> None:
@@ -150,11 +168,19 @@ def test_harness_run_puts_the_firmware_on_the_ldfs_cluster(firmware, tmp_path) -
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0] == "lin0:"
-    assert lines[1].split()[2:] == ["id", "0x10", "pid", "0x50", "c0", "00", "cs", "EE", "ok",
-                                    "SCS"]  # fmt: skip
-    assert lines[2].split()[-2:] == ["ok", "ECU.USART2"]  # its own LampCommand
+    assert lines[1].split()[2:12] == ["id", "0x10", "pid", "0x50", "c0", "00", "cs", "EE", "ok",
+                                      "SCS"]  # fmt: skip
+    assert lines[2].split()[-5:-3] == ["ok", "ECU.USART2"]  # its own LampCommand
     log = tmp_path / "lin0.txt"
     assert run("--lin-log", str(log)).returncode == 0
     assert log.read_text().splitlines()[1:] == lines[1:5]
     wrong = run("--lin-port", "GPIOA")
-    assert wrong.returncode != 0 and "--lin-port GPIOA: ECU.GPIOA is neither" in wrong.stderr
+    assert wrong.returncode == 2 and "--lin-port GPIOA: ECU.GPIOA is neither" in wrong.stderr
+    wrong = run("--lin-port", "MCAN0")
+    assert wrong.returncode == 2 and wrong.stderr.strip() == (
+        "error: --lin-port MCAN0: ECU.MCAN0 cannot join LIN bus 'lin0': not a USART")
+    quiet = run("--lin-port", "USART1")  # the firmware sends no header there
+    assert quiet.returncode == 0
+    assert "warning: no LIN frames: the firmware sent no header on USART1" in quiet.stderr
+    nowhere = run("--lin-log", str(tmp_path / "missing" / "lin0.txt"))
+    assert nowhere.returncode == 2 and "its directory does not exist" in nowhere.stderr

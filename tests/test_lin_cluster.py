@@ -160,8 +160,8 @@ def test_a_recording_dump_is_one_readable_line_per_frame(ldf: Ldf, tmp_path) -> 
     lines = out.read_text().splitlines()
     assert lines[0].startswith("# LIN recording of lin0")
     assert lines[1].split() == ["3.333", "ms", "id", "0x10", "pid", "0x50", "c0", "00", "cs",
-                                "EE", "ok", "SCS"]  # fmt: skip
-    assert len(lines) == 1 + 3 and lines[3].endswith("no response")
+                                "EE", "ok", "SCS", "[from", "0.000", "ms]"]  # fmt: skip
+    assert len(lines) == 1 + 3 and "no response  -  [from 20.000 ms]" in lines[3]
 
 
 def test_diagnostic_frames_carry_a_request_and_one_slaves_response(ldf: Ldf) -> None:
@@ -181,3 +181,76 @@ def test_diagnostic_frames_carry_a_request_and_one_slaves_response(ldf: Ldf) -> 
     assert (response.status, response.publisher, response.data[2]) == ("ok", "LAMP_L", 0xF2)
     assert response.checksum == checksum(response.data)
     assert nothing.status == "no response"
+
+
+def test_a_wake_up_pulse_does_not_hold_up_the_master(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.bus.go_to_sleep()
+    lin.network.run_for(ms=20)
+    lin.wake_up("SCS")  # a break with no sync after it
+    lin.network.run_for(ms=150)
+    assert lin.bus.idle
+    lin.run_schedule("NormalTable")
+    lin.network.run_for(ms=25)
+    assert [r.status for r in lin.bus.records[-2:]] == ["ok", "ok"]
+    assert lin._schedule is not None and lin._schedule.overruns == 0
+
+
+def test_a_break_shorter_than_11_bits_starts_no_header(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.bus.send_header(0x10, break_bits=8)  # a 0x00 with a framing error, not a break
+    lin.network.run_for(ms=20)
+    assert lin.bus.records == []  # nobody took it for a header, nobody answered
+
+
+@pytest.mark.parametrize("stalk", ["Off", "Left", "Right"])
+def test_an_injected_collision_spoils_the_frame_whatever_its_data(ldf: Ldf, stalk: str) -> None:
+    lin = cluster(ldf)
+    lin.publish("SwitchStatus", TurnStalk=stalk)
+    lin.inject("SwitchStatus", "collision")
+    lin.bus.send_header(0x10)
+    lin.network.run_for(ms=20)
+    (record,) = lin.bus.records
+    assert record.status == "collision" and record.publisher == "SCS,SCS'"
+    assert record.checksum != checksum(record.data, record.pid)  # what every receiver saw
+
+
+def test_fault_arguments_and_targets_are_checked(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    with pytest.raises(ValueError, match=r"partial response keeps 1\.\.2 of them, not 3"):
+        lin.inject("SwitchStatus", "partial", keep=3)
+    with pytest.raises(ValueError, match=r"got count=0, keep=1"):
+        lin.inject("SwitchStatus", "checksum", count=0)
+    net = Network()
+    net.lin_bus("lin0")
+    slaves_only = LinCluster(net, ldf)  # the ECU publishes LampCommand: no harness answer
+    with pytest.raises(ValueError, match=r"no harness node answers frame 0x20: 'checksum' acts"):
+        slaves_only.inject("LampCommand", "checksum")
+    slaves_only.inject("LampCommand", "parity")  # on the wire: whoever sends it
+
+
+def test_the_cluster_refuses_what_cannot_be_meant(ldf: Ldf) -> None:
+    net = Network()
+    net.lin_bus("lin0", 9_600)
+    with pytest.raises(ValueError, match=r"lin0 runs at 9600 bit/s, .* at 19200 bit/s"):
+        LinCluster(net, ldf)
+    net.lin_bus("lin1")
+    ecu_is_master = LinCluster(net, ldf, "lin1")
+    with pytest.raises(ValueError, match=r"an ECU plays the master \(ELC\)"):
+        ecu_is_master.run_schedule("NormalTable")
+    with pytest.raises(ValueError, match=r"LampFaultEvent is an event-triggered frame: expect "
+                                         r"the frame it carries \(LampLeftStatus or "):  # fmt: skip
+        ecu_is_master.expect("LampFaultEvent", within_ms=10)
+    with pytest.raises(ValueError, match="1 cycle or more"):
+        ecu_is_master.expect_schedule("NormalTable", cycles=0)
+
+
+def test_a_master_request_slot_carries_a_waiting_request_or_stays_silent(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.run_schedule("DiagTable")
+    lin.network.run_for(ms=40)  # nothing to ask: no MasterReq header; SlaveResp unanswered
+    assert {r.frame_id for r in lin.bus.records} == {0x3D}
+    lin.master_request(bytes([0x01, 0x06, 0xB2, 0x00, 0xFF, 0x7F, 0xFF, 0xFF]))
+    lin.network.run_for(ms=30)  # the next MasterReq slot, at 60 ms
+    (request,) = [r for r in lin.bus.records if r.frame_id == 0x3C]
+    assert request.status == "ok" and request.data[0] == 0x01

@@ -81,7 +81,7 @@ static void finish(uint8_t status) {
                     lin_received[i]++;
                 }
             }
-        } else { /* two slaves answered at once */
+        } else if (status != LIN_STATUS_BIT_ERROR) { /* a spoilt answer: two slaves at once */
             lin_collisions++;
             resolve_collision = 1u;
         }
@@ -148,6 +148,8 @@ static void next_slot(void) {
 }
 
 void lin_master_init(USART_Type *u, uint32_t clock_hz) {
+    /* keeps the tables' digest in the image: the harness checks it against its LDF */
+    (void)*(volatile const uint8_t *)lin_tables_digest;
     usart = u;
     for (uint8_t i = 0; i < LIN_FRAME_COUNT; i++) {
         lin_status[i] = LIN_STATUS_NONE;

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import can
@@ -71,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
             raise HarnessError(f"--uart {name}: {err.args[0]}") from None
     if args.lin_log and not args.lin:
         raise HarnessError("--lin-log needs --lin LDF")
+    if args.lin_log and not Path(args.lin_log).resolve().parent.is_dir():
+        raise HarnessError(f"--lin-log {args.lin_log}: its directory does not exist")
     network = Network()
     cluster = _lin_cluster(args, network, machine) if args.lin else None
     start = time.perf_counter()
@@ -118,14 +122,16 @@ def _lin_cluster(args: argparse.Namespace, network: Network, machine: Machine) -
     network.lin_bus("lin0", ldf.bitrate)
     network.add_ecu("ECU", machine, can0=None)
     try:
-        port = network.port("ECU", args.lin_port)
+        network.attach(network.port("ECU", args.lin_port), "lin0")
     except (KeyError, TypeError) as err:
         raise HarnessError(f"--lin-port {args.lin_port}: {err.args[0]}") from None
-    network.attach(port, "lin0")
     return LinCluster(network, ldf, "lin0", firmware=machine)
 
 
 def _show_lin(args: argparse.Namespace, cluster: LinCluster) -> None:
+    if not cluster.bus.records:
+        print(f"warning: no LIN frames: the firmware sent no header on {args.lin_port}",
+              file=sys.stderr)  # fmt: skip
     if args.lin_log:
         write_records(cluster.bus.records, args.lin_log)
         print(f"{len(cluster.bus.records)} LIN frames written to {args.lin_log}")

@@ -133,7 +133,6 @@ class LineSymbol:
     dominant_bits: int  # how many bits the line stays dominant from the start bit on
     framing_error: bool = False  # the stop bit was dominant
     noise: bool = False  # bits disturbed: receivers flag noise
-    collided: bool = False  # several transmitters disagreed: receivers got their wired AND
 
     @classmethod
     def byte(cls, start: Fraction, bit_ns: Fraction, value: int, *,

@@ -3,25 +3,27 @@
 Transmitters put characters on the wire (`LineSymbol`: a byte, or a break): an emulated ECU's
 USART through its `LinPort`, or the harness's own nodes (`LinNode`; the bus's built-in master
 sends headers). Characters that overlap reach receivers as one: the wired AND of what was
-sent (dominant wins), marked `collided` when the transmitters disagreed and noisy when they
-did not start within half a bit of each other. Every port hears every character at its end,
-its own included: the readback a LIN transceiver gives its UART. A harness node that reads
-back something other than what it sent stops sending (a bit error, counted).
+sent (dominant wins), noisy when the transmitters did not start within half a bit of each
+other. Every port hears every character at its end, its own included: the readback a LIN
+transceiver gives its UART. A harness node that reads back something other than what it sent
+stops sending (a bit error, counted).
 
 The bus also watches the wire as a LIN analyser does and turns characters into frames
-(`LinRecord`, in `records` and told to every node): a break (11 dominant bits or more), the
-sync byte 0x55, the protected ID, then the response. The response is complete when the
-frame's length is reached (known from `frame_lengths`, which an LDF or a publishing node
-fills in); otherwise it ends at the frame's maximum time (1.4 x nominal) or at the next
-break. Each frame gets a status: "ok", "no response", "incomplete response", "checksum
-error", "collision", "framing error", "parity error" or "sync error".
+(`LinRecord`, in `records` and told to every node): a break (11 dominant bits or more; a
+break that no sync follows, such as a wake-up signal, is no header), the sync byte 0x55, the
+protected ID, then the response. The response is complete when the frame's length is reached
+(known from `frame_lengths`, which an LDF or a publishing node fills in); otherwise it ends
+at the frame's maximum time (1.4 x nominal) or at the next break. Its status is what the
+wire carried: "ok", "no response", "incomplete response", "checksum error", "framing error",
+"parity error" or "sync error"; a wrong response that several nodes sent is a "collision"
+(a collision whose wired AND happens to be a valid frame is "ok", as every receiver sees it).
 
 Sleep and wake-up (ISO 17987-2): after a go-to-sleep command (a master request starting with
 0) or 4 s of silence the harness's slaves sleep and answer no header; a dominant phase of
-more than 150 us wakes them (a "wake-up" record) and they answer again 100 ms later. Faults
-are injected per frame ID (`inject`): on the harness's own answers (no response, wrong
-checksum, a partial response, a framing error, a second answer colliding with the first) or
-on the wire (a parity error in the protected ID, whoever sent it).
+more than 150 us wakes them (a "wake-up" record; none while they are awake) and they answer
+again 100 ms later. Faults are injected per frame ID (`inject`): on the harness's own answers
+(no response, wrong checksum, a partial response, a framing error, a second answer that
+spoils the first) or on the wire (a parity error in the protected ID, whoever sent it).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from harness.clock import VirtualClock
 from harness.frames.lin import (
     BREAK_BITS,
     DIAGNOSTIC_IDS,
+    FRAME_TOLERANCE,
     GO_TO_SLEEP,
     IDLE_SLEEP_NS,
     MAX_ID,
@@ -44,6 +47,7 @@ from harness.frames.lin import (
     WAKE_UP_NS,
     LineSymbol,
     checksum,
+    dominant_run,
     max_frame_ns,
     protected_id,
 )
@@ -78,13 +82,14 @@ class LinRecord:
 
     def __str__(self) -> str:
         time = f"{self.timestamp_ns / 1e6:12.3f} ms"
+        start = f"[from {self.start_ns / 1e6:.3f} ms]"
         if self.frame_id is None or self.pid is None:
-            return f"{time}  {self.status}"
+            return f"{time}  {self.status}  {start}"
         data = self.data.hex(" ") or "-"
         check = "--" if self.checksum is None else f"{self.checksum:02X}"
         note = "  (go-to-sleep)" if self.is_sleep_command else ""
         return (f"{time}  id 0x{self.frame_id:02X} pid 0x{self.pid:02X}  {data:<23}  "
-                f"cs {check}  {self.status}{note}  {self.publisher}").rstrip()  # fmt: skip
+                f"cs {check}  {self.status}{note}  {self.publisher or '-'}  {start}")  # fmt: skip
 
 
 @dataclass
@@ -157,8 +162,8 @@ class LinBus:
         self._pid = 0
         self._response: list[int] = []
         self._response_end = 0
-        self._publishers: list[str] = []
-        self._trouble = ""  # collision or framing error seen in the response
+        self._publishers: list[str] = []  # who sent the response's characters
+        self._disturbed = False  # a framing error or noise in the response
         self._timeout = clock.deadline(self._response_timed_out)
 
     # ---- who is on the bus ----
@@ -173,6 +178,8 @@ class LinBus:
         return self.attach(LinNode(name))
 
     def attach_port(self, port: LinPort) -> None:
+        if port in self.ports:
+            raise ValueError(f"{self.name}: {port.name} is already attached")
         self.ports.append(port)
         port.lin_transmit.append(self.transmit)
         port.lin_bitrate = self.bitrate
@@ -225,6 +232,17 @@ class LinBus:
         protected_id(frame_id)
         if fault not in FAULTS:
             raise ValueError(f"unknown LIN fault {fault!r}; faults: {', '.join(FAULTS)}")
+        if count < 1 or keep < 1:
+            raise ValueError(f"a fault is injected into 1 frame or more, keeping 1 byte or more; "
+                             f"got count={count}, keep={keep}")  # fmt: skip
+        length = self.frame_lengths.get(frame_id)
+        if fault == "partial" and length is not None and keep > length:
+            raise ValueError(f"frame 0x{frame_id:02X} has {length} data bytes and a checksum: a "
+                             f"partial response keeps 1..{length} of them, not {keep}")  # fmt: skip
+        if fault != "parity" and not any(frame_id in n.responders for n in self.nodes):
+            raise ValueError(f"no harness node answers frame 0x{frame_id:02X}: '{fault}' acts on "
+                             "the harness's answers (an ECU's own response can only get "
+                             "'parity')")  # fmt: skip
         self._faults.setdefault(frame_id, []).append(_Fault(fault, count, keep))
 
     # ---- the wire ----
@@ -244,12 +262,12 @@ class LinBus:
 
     def _merge(self, a: LineSymbol, b: LineSymbol) -> LineSymbol:
         value = None if a.value is None or b.value is None else a.value & b.value
-        dominant = max(a.dominant_bits, b.dominant_bits)
+        framing_error = a.framing_error or b.framing_error
+        dominant = (max(a.dominant_bits, b.dominant_bits) if value is None
+                    else dominant_run(value, framing_error))  # fmt: skip
         return LineSymbol(
-            min(a.start_ns, b.start_ns), max(a.end_ns, b.end_ns), value, dominant,
-            a.framing_error or b.framing_error,
+            min(a.start_ns, b.start_ns), max(a.end_ns, b.end_ns), value, dominant, framing_error,
             a.noise or b.noise or abs(a.start_ns - b.start_ns) * 2 >= self.bit_ns,
-            a.collided or a.value != b.value,
         )  # fmt: skip
 
     def _deliver(self, on_wire: _OnWire) -> None:
@@ -326,12 +344,15 @@ class LinBus:
             self._ready_at = symbol.end_ns + WAKE_READY_NS
             self._record(LinRecord(symbol.end_ns, None, None, b"", None, "wake-up",
                                    start_ns=symbol.start_ns))  # fmt: skip
-        if symbol.value is None or symbol.dominant_bits >= BREAK_DETECT_BITS:
+        if symbol.dominant_bits >= BREAK_DETECT_BITS:
             if self._phase == "response":
                 self._finish()
             self._phase, self._header_start = "sync", symbol.start_ns
+            # sync and PID must follow (a break alone, a wake-up signal, holds nothing up)
+            self._timeout.arm_at(symbol.end_ns + math.ceil(FRAME_TOLERANCE * 21 * self.bit_ns))
             return
-        value = symbol.value
+        value = 0x00 if symbol.value is None else symbol.value  # too short for a break
+        framing_error = symbol.framing_error or symbol.value is None
         if self._phase == "sync":
             self._phase = "pid" if value == SYNC else "idle"
             if value != SYNC:
@@ -342,12 +363,8 @@ class LinBus:
         elif self._phase == "response":
             self._response.append(value)
             self._response_end = symbol.end_ns
-            if not self._publishers:
-                self._publishers = senders
-            if symbol.collided:
-                self._trouble = self._trouble or "collision"
-            elif symbol.framing_error or symbol.noise:
-                self._trouble = self._trouble or "framing error"
+            self._publishers += [s for s in senders if s not in self._publishers]
+            self._disturbed = self._disturbed or framing_error or symbol.noise
             expected = self.frame_lengths.get(self._pid & MAX_ID)
             if expected is not None and len(self._response) >= expected + 1:
                 self._finish()
@@ -360,7 +377,7 @@ class LinBus:
                                    start_ns=self._header_start))  # fmt: skip
             return
         self._phase, self._pid = "response", pid
-        self._response, self._publishers, self._trouble = [], [], ""
+        self._response, self._publishers, self._disturbed = [], [], False
         expected = self.frame_lengths.get(frame_id, 8)
         self._timeout.arm_at(self._header_start + max_frame_ns(expected, self.bitrate))
         self._answer(frame_id)
@@ -390,33 +407,39 @@ class LinBus:
             self._send(node.name, symbols)
             if fault and fault.kind == "collision":  # a second slave with other news
                 fault = None
-                self._send(f"{node.name}'", [self._byte(b ^ 0x01) for b in response])
+                self._send(f"{node.name}'", [self._byte(b) for b in _colliding(response)])
 
     def _response_timed_out(self) -> None:
         if self._phase == "response":
             self._finish()
+        else:  # a break (or break and sync) that no header completed
+            self._phase = "idle"
 
     def _finish(self) -> None:
+        """The response is complete, cut short by a break, or out of time: its status is
+        what the wire carried; "collision" when that is wrong and several nodes sent it."""
         self._timeout.disarm()
         self._phase = "idle"
         frame_id, pid, response = self._pid & MAX_ID, self._pid, bytes(self._response)
         publisher = ",".join(self._publishers)
         expected = self.frame_lengths.get(frame_id)
+        length = len(response) - 1 if expected is None else expected
         timeout_at = self._header_start + max_frame_ns(expected or 8, self.bitrate)
         if not response:
             record = LinRecord(timeout_at, frame_id, pid, b"", None, "no response")
-        elif self._trouble:
-            record = LinRecord(self._response_end, frame_id, pid, response, None, self._trouble,
-                               publisher)  # fmt: skip
-        elif len(response) < 2 or (expected is not None and len(response) < expected + 1):
-            record = LinRecord(timeout_at, frame_id, pid, response, None, "incomplete response",
-                               publisher)  # fmt: skip
+        elif length < 1 or len(response) < length + 1:
+            status = "incomplete response"
+            if len(self._publishers) > 1 or self._disturbed:
+                status = "collision" if len(self._publishers) > 1 else "framing error"
+            record = LinRecord(timeout_at, frame_id, pid, response, None, status, publisher)
         else:
-            data, check = response[:-1], response[-1]
+            data, check = response[:length], response[length]
             classic = frame_id in self.classic or frame_id in DIAGNOSTIC_IDS
-            good = checksum(data, None if classic else pid) == check
-            record = LinRecord(self._response_end, frame_id, pid, data, check,
-                               "ok" if good else "checksum error", publisher)  # fmt: skip
+            status = "ok" if checksum(data, None if classic else pid) == check else "checksum error"
+            if status != "ok" or self._disturbed:
+                status = ("collision" if len(self._publishers) > 1
+                          else "framing error" if self._disturbed else status)  # fmt: skip
+            record = LinRecord(self._response_end, frame_id, pid, data, check, status, publisher)
         record = replace(record, start_ns=self._header_start)
         if record.is_sleep_command:
             self._asleep = True
@@ -428,12 +451,23 @@ class LinBus:
             node.hear(record)
 
 
+def _colliding(response: list[int]) -> list[int]:
+    """A second answer that spoils the first on the wire: one bit less (wired AND, so the
+    wire carries this answer) in the checksum, or in a data byte if the checksum is 0, so the
+    frame on the wire has a wrong checksum whatever the data."""
+    second = list(response)
+    at = len(second) - 1 if second[-1] else next((i for i, b in enumerate(second) if b), 0)
+    second[at] &= second[at] - 1  # clear the lowest set bit
+    return second
+
+
 class ScheduleTable:
     """A master's schedule: (frame ID, slot in ms) entries sent in turn, looping, each
     header at the start of its slot (as an LDF's schedule table). `run_once(slots)` puts
     other slots in once, from the next slot on (a collision-resolving table)."""
 
-    def __init__(self, bus: LinBus, slots: Sequence[tuple[int, float]]) -> None:
+    def __init__(self, bus: LinBus, slots: Sequence[tuple[int, float]],
+                 send: Callable[[int], None] | None = None) -> None:  # fmt: skip
         if not slots:
             raise ValueError("a schedule table needs at least one slot")
         for frame_id, slot_ms in slots:
@@ -442,6 +476,7 @@ class ScheduleTable:
                 raise ValueError(f"slot of 0x{frame_id:02X}: {slot_ms} ms is not a time")
         self.bus = bus
         self.slots = list(slots)
+        self._send = send or bus.send_header  # what a slot does with its frame ID
         self.running = False
         self.overruns = 0  # slots whose header could not go: the previous frame still ran
         self._index = 0
@@ -469,7 +504,7 @@ class ScheduleTable:
             frame_id, slot_ms = self.slots[self._index]
             self._index = (self._index + 1) % len(self.slots)
         if self.bus.idle:
-            self.bus.send_header(frame_id)
+            self._send(frame_id)
         else:
             self.overruns += 1
         self._deadline.arm_at(self.bus.clock.cycles + round(slot_ms * 1e6))
