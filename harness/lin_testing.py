@@ -17,7 +17,7 @@ from harness.frames.lin import protected_id
 from harness.ldf import Ldf, LdfError, LdfFrame
 from harness.machine import Machine
 from harness.network import Network
-from harness.network.lin import FAULTS, LinBus, LinNode, LinRecord, ScheduleTable
+from harness.network.lin import LinBus, LinNode, LinRecord, ScheduleTable
 from harness.testing import Condition, meets
 
 
@@ -37,9 +37,10 @@ class LinDecoded:
 class LinCluster:
     """The LDF on one LIN bus: frame lengths and checksum models for the bus's analyser, and
     every node not in `emulated` (by default the master: an ECU plays it) as a harness node
-    answering with its frames' signals
-    (initial values until `publish` changes them). A slave answers an event-triggered frame
-    when one of its associated frames has changed since it last went out, as LIN 2.x asks."""
+    answering with its frames' signals (initial values until `publish` changes them). A
+    slave answers an event-triggered frame when one of its associated frames has changed
+    since it last went out, as LIN 2.x asks. With `firmware`, the ECU's generated LIN tables
+    must be the LDF's."""
 
     def __init__(self, network: Network, ldf: Ldf, bus: str = "lin0",
                  emulated: Iterable[str] | None = None, firmware: Machine | None = None,
@@ -90,8 +91,6 @@ class LinCluster:
 
     def inject(self, frame: str, fault: str, *, count: int = 1, keep: int = 1) -> None:
         """Fault injection on the frame: one of `FAULTS` (see `LinBus.inject`)."""
-        if fault not in FAULTS:
-            raise ValueError(f"unknown LIN fault {fault!r}; faults: {', '.join(FAULTS)}")
         self.bus.inject(self.ldf.frame(frame).frame_id, fault, count=count, keep=keep)
 
     def wake_up(self, node: str | None = None) -> None:
@@ -159,9 +158,9 @@ class LinCluster:
     def _resolve_collision(self, record: LinRecord) -> None:
         """The bus's master, after a collision on an event-triggered frame, runs its
         collision-resolving table once."""
-        if self._schedule is None or record.frame_id is None:
+        frame = self._frame_of(record)
+        if self._schedule is None or frame is None:
             return
-        frame = self.ldf.frame(record.frame_id)
         if frame.kind == "event_triggered" and frame.collision_table in self.ldf.schedules:
             self._schedule.run_once(self._slots(frame.collision_table))
 
@@ -182,12 +181,16 @@ class LinCluster:
                                       record))  # fmt: skip
         return out
 
+    def _frame_of(self, record: LinRecord) -> LdfFrame | None:
+        """The LDF's frame with the record's ID; None for a wake-up or an ID it lacks."""
+        return next((f for f in self.ldf.frames.values() if f.frame_id == record.frame_id), None)
+
     def _carried(self, record: LinRecord) -> LdfFrame | None:
         """The frame whose signals a good record carries: its own, or for an event-triggered
-        frame the associated frame byte 0 names by its protected ID (None if none does)."""
-        assert record.frame_id is not None
-        f = self.ldf.frame(record.frame_id)
-        if f.kind != "event_triggered":
+        frame the associated frame byte 0 names by its protected ID (None if none does, or
+        the LDF has no such frame: it stays in `bus.records`, undecoded)."""
+        f = self._frame_of(record)
+        if f is None or f.kind != "event_triggered":
             return f
         for name in f.associated:
             associated = self.ldf.frame(name)

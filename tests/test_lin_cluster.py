@@ -254,3 +254,13 @@ def test_a_master_request_slot_carries_a_waiting_request_or_stays_silent(ldf: Ld
     lin.network.run_for(ms=30)  # the next MasterReq slot, at 60 ms
     (request,) = [r for r in lin.bus.records if r.frame_id == 0x3C]
     assert request.status == "ok" and request.data[0] == 0x01
+
+
+def test_a_frame_the_ldf_lacks_stays_in_the_records_undecoded(ldf: Ldf) -> None:
+    lin = cluster(ldf)
+    lin.bus.node("stranger").publish(0x30, b"\x01")
+    lin.bus.send_header(0x30)
+    lin.network.run_for(ms=20)
+    (record,) = lin.bus.records
+    assert (record.frame_id, record.status, record.publisher) == (0x30, "ok", "stranger")
+    assert lin.decoded() == []
