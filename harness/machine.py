@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from harness.loader import FirmwareImage, load_elf
 from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import Gpio
 from harness.peripherals.registry import KINDS, BuildContext
+from harness.peripherals.sysctl import SysCtl
 from harness.peripherals.usart import Usart
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class Snapshot:
     idle_cycles: int
     semihost_output: bytes
     exit_code: int | None
+    powered: bool
+    power_cycles: int
 
 
 class Machine:
@@ -88,6 +92,7 @@ class Machine:
         *,
         clock_hz: int | None = None,
         boot_address: int | None = None,
+        seed: int = 0,
     ) -> None:
         self.image = firmware if isinstance(firmware, FirmwareImage) else load_elf(firmware)
         self.board = board.with_clock(clock_hz) if clock_hz else board
@@ -100,6 +105,10 @@ class Machine:
         self.cpu = Cpu(self.board)
         self.clock = VirtualClock(self.board.core_clock_hz, self.cpu.ctx)
         self._reset_requested = False
+        self._reset_cause = "software"
+        self.seed = seed  # for what real parts leave random: SRAM after a power cycle
+        self.powered = True
+        self.power_cycles = 0
         self.sleeping = False
         self.idle_cycles = 0  # virtual cycles spent asleep in WFI (skipped, not simulated)
         self.semihosting = Semihosting(
@@ -169,9 +178,15 @@ class Machine:
             )
         return requested
 
-    def reset(self) -> None:
-        """System reset (as SYSRESETREQ): core and peripherals reset, memory and time kept."""
+    def reset(self, cause: str | None = None) -> None:
+        """A warm reset (by default as SYSRESETREQ leaves it): core and peripherals reset,
+        memory and time kept; `cause` ("software", "watchdog", "pin"; see `SysCtl`) is
+        recorded for the firmware to read in SYSCTL.RSTCAUSE."""
         self._reset_requested = False
+        if cause is not None:
+            for p in self.peripherals.values():
+                if isinstance(p, SysCtl):
+                    p.record(cause)
         for p in self.peripherals.values():
             p.reset()
         self.nvic.vtor = self.boot_address
@@ -180,9 +195,62 @@ class Machine:
         self.cpu.reset_core(sp, pc)
         self.sleeping = False
 
-    def _request_reset(self) -> None:
+    def _request_reset(self, cause: str = "software") -> None:
         self._reset_requested = True
+        self._reset_cause = cause
         self.request_stop()
+
+    def reset_pin(self) -> None:
+        """The external reset pin: a warm reset now, recorded as such."""
+        self.reset("pin")
+
+    # ---- power ----
+
+    def power_off(self) -> None:
+        """Cut the power: nothing runs and every peripheral is quiet (reset) until
+        `power_on()`; time still passes. Flash keeps its contents."""
+        for p in self.peripherals.values():
+            p.reset()
+        self.powered = False
+        self.sleeping = True
+
+    def power_on(self) -> None:
+        """Power up: SRAM comes up holding a pattern drawn from the machine's seed and the
+        number of power cycles (real SRAM powers up random; this keeps runs repeatable),
+        flash as it was, then a power-on reset (SYSCTL.RSTCAUSE says so)."""
+        self.power_cycles += 1
+        noise = random.Random(f"{self.seed}:{self.power_cycles}")
+        for mem in self.cpu.memories("ram"):
+            mem.data[:] = noise.randbytes(len(mem.data))
+            self.cpu.code_changed(mem.region.base, mem.region.end)
+        self.powered = True
+        self.semihosting.exit_code = None
+        self.reset("power-on")
+
+    # ---- flash contents ----
+
+    def save_flash(self, path: str | Path) -> None:
+        """Write the flash contents to `path` (raw, every flash region in address order), to
+        power the ECU up later or in another process (`load_flash`)."""
+        target = Path(path)
+        partial = target.with_name(f".partial-{target.name}")
+        partial.write_bytes(b"".join(bytes(m.data) for m in self.cpu.memories("flash")))
+        partial.replace(target)
+
+    def load_flash(self, path: str | Path) -> None:
+        """Replace the flash contents with a file `save_flash` wrote (for this board)."""
+        data = Path(path).read_bytes()
+        memories = self.cpu.memories("flash")
+        size = sum(len(m.data) for m in memories)
+        if len(data) != size:
+            raise FirmwareLoadError(f"{path}: {len(data)} bytes, but board {self.board.name}'s "
+                                    f"flash holds {size}: not its flash image")  # fmt: skip
+        offset = 0
+        for mem in memories:
+            mem.data[:] = data[offset:offset + len(mem.data)]
+            offset += len(mem.data)
+        self._flash_generation += 1
+        self.cpu.flush_code_cache()
 
     def request_stop(self) -> None:
         """Ask a running core to come back to the scheduler at the next block boundary."""
@@ -252,12 +320,12 @@ class Machine:
     @property
     def awake(self) -> bool:
         """Running code, or about to (an interrupt is pending): it may act at any moment."""
-        return not self.sleeping or bool(self.nvic.pending)
+        return self.powered and (not self.sleeping or bool(self.nvic.pending))
 
     def next_event_ns(self) -> int | None:
         """While asleep: when its next scheduled event (a timer, a wake-up) falls, in ns,
-        rounded up; None if none is scheduled."""
-        cycle = self.clock.next_deadline()
+        rounded up; None if none is scheduled (or the power is off)."""
+        cycle = self.clock.next_deadline() if self.powered else None
         return None if cycle is None else -(-cycle * NS_PER_S // self.clock.hz)
 
     def run_to_ns(self, target_ns: int) -> None:
@@ -276,9 +344,12 @@ class Machine:
                     self.idle_cycles += target - ctx.cycles
                     ctx.cycles = target
                 return
+        if not self.powered:  # no power: time passes, nothing runs
+            ctx.cycles = max(ctx.cycles, target)
+            return
         while True:
             if self._reset_requested:
-                self.reset()
+                self.reset(self._reset_cause)
             clock.fire_due()
             self._take_exceptions()
             now = ctx.cycles
@@ -501,6 +572,8 @@ class Machine:
             idle_cycles=self.idle_cycles,
             semihost_output=bytes(self.semihosting.output),
             exit_code=self.semihosting.exit_code,
+            powered=self.powered,
+            power_cycles=self.power_cycles,
         )
 
     def restore(self, snap: Snapshot) -> None:
@@ -524,6 +597,7 @@ class Machine:
         self.idle_cycles = snap.idle_cycles
         self.semihosting.output[:] = snap.semihost_output
         self.semihosting.exit_code = snap.exit_code
+        self.powered, self.power_cycles = snap.powered, snap.power_cycles
         self._reset_requested = False
 
 

@@ -833,6 +833,21 @@ typedef struct {
 #define MCAN_TXEFA_EFAI_Pos 0U
 #define MCAN_TXEFA_EFAI_Msk (0x1FUL << 0U)
 
+/* System control: reset causes */
+typedef struct {
+    volatile uint32_t RSTCAUSE;              /* +0x000 Reset causes since the firmware last cleared them (write 1 to clear) */
+} SYSCTL_Type;
+#define SYSCTL_RSTCAUSE_POR_Pos 0U
+#define SYSCTL_RSTCAUSE_POR_Msk (0x1UL << 0U)
+#define SYSCTL_RSTCAUSE_SW_Pos 1U
+#define SYSCTL_RSTCAUSE_SW_Msk (0x1UL << 1U)
+#define SYSCTL_RSTCAUSE_WDG_Pos 2U
+#define SYSCTL_RSTCAUSE_WDG_Msk (0x1UL << 2U)
+#define SYSCTL_RSTCAUSE_PIN_Pos 3U
+#define SYSCTL_RSTCAUSE_PIN_Msk (0x1UL << 3U)
+#define SYSCTL_RSTCAUSE_LOCKUP_Pos 4U
+#define SYSCTL_RSTCAUSE_LOCKUP_Msk (0x1UL << 4U)
+
 /* M_CAN message RAM element header words (T0/T1 TX, R0/R1 RX, E0/E1 TX event) */
 #define MCAN_ELEMENT_T0_ESI_Pos 31U
 #define MCAN_ELEMENT_T0_ESI_Msk (0x1UL << 31U)
@@ -907,5 +922,6 @@ typedef struct {
 #define USART2 ((USART_Type *)0x40003C00UL)
 #define MCAN0 ((MCAN_Type *)0x40006000UL)
 #define MCAN1 ((MCAN_Type *)0x40006400UL)
+#define SYSCTL ((SYSCTL_Type *)0x40007000UL)
 
 #endif /* ASILB_M4_H */

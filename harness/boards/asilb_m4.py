@@ -43,6 +43,7 @@ ASILB_M4 = Board(
                        params=MCAN),
         PeripheralSpec("MCAN1", "mcan", 0x4000_6400, irqs=(10, 11), doc="CAN FD controller 1",
                        params=MCAN),
+        PeripheralSpec("SYSCTL", "sysctl", 0x4000_7000, doc="System control: reset causes"),
     ),
     num_irqs=64,
     doc="ASIL-B automotive MCU, Cortex-M4 core (no FPU)",

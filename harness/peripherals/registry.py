@@ -14,6 +14,7 @@ from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import GPIO_BLOCK, Gpio
 from harness.peripherals.mcan.model import Mcan
 from harness.peripherals.mcan.regs import MCAN_BLOCK
+from harness.peripherals.sysctl import SYSCTL_BLOCK, SysCtl
 from harness.peripherals.timer import TIMER_BLOCK, Timer
 from harness.peripherals.usart import USART_BLOCK, Usart
 from harness.regs.dsl import Block
@@ -74,6 +75,7 @@ def _usart(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
 
 
 KINDS: dict[str, Kind] = {
+    "sysctl": Kind(SYSCTL_BLOCK, lambda spec, ctx: SysCtl(spec.name, spec.base, ctx.clock)),
     "gpio": Kind(GPIO_BLOCK, _gpio),
     "timer": Kind(TIMER_BLOCK, _timer),
     # message_ram: the memory region holding the message RAM; kernel_clock_hz: bit timing

@@ -1,0 +1,113 @@
+"""Power and resets: power off and on (SRAM lost to a seeded pattern, flash kept), warm resets
+(software, pin) that keep SRAM, the reset causes the firmware reads in SYSCTL.RSTCAUSE, and
+flash contents saved to a file and loaded into another machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import Machine
+from harness.core.nvic import scs_block
+from harness.errors import FirmwareLoadError
+from harness.peripherals.sysctl import SYSCTL_BLOCK, SysCtl
+
+SRAM = 0x2000_0000
+AIRCR = scs_block(64).register("AIRCR").offset
+SYSRESETREQ = 0x05FA_0004  # VECTKEY and SYSRESETREQ
+RSTCAUSE = SYSCTL_BLOCK.register("RSTCAUSE").offset
+
+
+def sysctl(m: Machine) -> SysCtl:
+    p = m.peripheral("SYSCTL")
+    assert isinstance(p, SysCtl)
+    return p
+
+
+def edges(m: Machine, pin: int, since_cycle: int = 0) -> int:
+    return sum(1 for e in m.gpio("GPIOA").events if e.pin == pin and e.cycle >= since_cycle)
+
+
+def test_a_new_machine_says_power_on_and_warm_resets_add_their_causes(firmware) -> None:
+    m = Machine(firmware["app"])
+    assert sysctl(m).causes == ("power-on",)
+    m.run_for(ms=1)
+    m.peripheral("SCS").write(AIRCR, 4, SYSRESETREQ)  # as the firmware would
+    m.run_for(ms=1)
+    assert sysctl(m).causes == ("power-on", "software")  # they accumulate
+    sysctl(m).write(RSTCAUSE, 4, 0b11)  # the firmware clears them (write 1 to clear)
+    assert sysctl(m).causes == ()
+    m.reset_pin()
+    assert sysctl(m).causes == ("pin",)
+    assert sysctl(m).read(RSTCAUSE, 4) == 0b1000
+
+
+def test_a_warm_reset_keeps_sram_and_a_power_cycle_replaces_it(firmware) -> None:
+    m = Machine(firmware["app"], seed=7)
+    m.run_for(ms=2)
+    m.write_memory(SRAM + 0x3F000, b"kept over resets")
+    m.reset_pin()
+    assert m.read_memory(SRAM + 0x3F000, 16) == b"kept over resets"
+    flash = m.read_memory(0, 64)
+    m.power_off()
+    m.power_on()
+    assert m.read_memory(SRAM + 0x3F000, 16) != b"kept over resets"
+    assert m.read_memory(0, 64) == flash  # flash keeps its contents
+    assert sysctl(m).causes == ("power-on",)  # a power-on clears the other causes
+    # the pattern comes from the seed and the power cycle: repeatable, and not all zeros
+    twin = Machine(firmware["app"], seed=7)
+    twin.power_off()
+    twin.power_on()
+    other = Machine(firmware["app"], seed=8)
+    other.power_off()
+    other.power_on()
+    pattern = m.read_memory(SRAM + 0x3F000, 256)
+    assert pattern == twin.read_memory(SRAM + 0x3F000, 256) != bytes(256)
+    assert pattern != other.read_memory(SRAM + 0x3F000, 256)
+
+
+def test_nothing_runs_while_the_power_is_off_and_the_firmware_boots_again(firmware) -> None:
+    m = Machine(firmware["app"])
+    m.run_for(ms=5)
+    assert edges(m, 1) > 0  # the 10 kHz control output toggles
+    m.power_off()
+    off_at = m.cycles
+    m.run_for(ms=20)
+    assert edges(m, 1, off_at) == 0 and m.now_ms == pytest.approx(25)
+    assert not m.awake and m.next_event_ns() is None  # a network would skip over it
+    m.power_on()
+    on_at = m.cycles
+    m.run_for(ms=5)
+    assert edges(m, 1, on_at) > 0  # booted again from its reset vector
+
+
+def test_a_snapshot_keeps_the_power_state(firmware) -> None:
+    m = Machine(firmware["app"])
+    m.run_for(ms=1)
+    m.power_off()
+    snap = m.snapshot()
+    m.power_on()
+    m.run_for(ms=2)
+    m.restore(snap)
+    assert not m.powered and m.power_cycles == 0
+    m.run_for(ms=2)
+    assert edges(m, 1, m.cycles - m.clock.cycles_for(ms=2)) == 0
+
+
+def test_flash_saved_to_a_file_boots_in_another_machine(firmware, tmp_path: Path) -> None:
+    m = Machine(firmware["app"])
+    path = tmp_path / "ecu.flash"
+    m.save_flash(path)
+    assert path.stat().st_size == 2 * 1024 * 1024
+    other = Machine(firmware["semihost"])
+    other.load_flash(path)
+    assert other.read_memory(0, 4096) == m.read_memory(0, 4096)
+    other.power_off()
+    other.power_on()
+    other.run_for(ms=5)
+    assert edges(other, 1) > 0  # it runs the application it was given
+    (tmp_path / "short.flash").write_bytes(b"\xff" * 100)
+    wrong = r"short\.flash: 100 bytes, but board ASILB-M4's flash holds 2097152: not its flash"
+    with pytest.raises(FirmwareLoadError, match=wrong):
+        other.load_flash(tmp_path / "short.flash")
