@@ -127,7 +127,8 @@ class Machine:
         }
         if self.board.fpu:
             self.peripherals["FPU"] = FpuRegisters("FPU", FPU_BASE, self.clock, self.cpu.ctx)
-        context = BuildContext(self.clock, self.nvic, self._region_bytes)
+        context = BuildContext(self.clock, self.nvic, self._region_bytes, self._request_reset,
+                               self._bus_read, self._bus_write, seed)  # fmt: skip
         for spec in self.board.peripherals:
             self.peripherals[spec.name] = KINDS[spec.kind].build(spec, context)
         self.cpu.map_peripherals(list(self.peripherals.values()))
@@ -135,6 +136,23 @@ class Machine:
         self._flash_generation = 0
         self.boot_address = self._choose_boot_address(boot_address)
         self.reset()
+
+    def _bus_read(self, address: int, length: int) -> bytes:
+        """Memory as a bus master (the security unit) reads it: ValueError outside it."""
+        found = self.cpu.host_memory(address, max(length, 1))
+        if found is None:
+            raise ValueError(f"0x{address:08X}..+{length} is not memory")
+        mem, offset = found
+        return bytes(mem.data[offset:offset + length])
+
+    def _bus_write(self, address: int, data: bytes) -> None:
+        """A bus master's write: RAM only (flash changes through its controller)."""
+        found = self.cpu.host_memory(address, max(len(data), 1))
+        if found is None or found[0].region.kind != "ram":
+            raise ValueError(f"0x{address:08X}..+{len(data)} is not RAM")
+        mem, offset = found
+        mem.data[offset:offset + len(data)] = data
+        self.cpu.code_changed(address, address + len(data))
 
     def _region_bytes(self, name: str) -> memoryview:
         region = self.board.region(name)  # a clear KeyError for an unknown name

@@ -111,3 +111,25 @@ def test_flash_saved_to_a_file_boots_in_another_machine(firmware, tmp_path: Path
     wrong = r"short\.flash: 100 bytes, but board ASILB-M4's flash holds 2097152: not its flash"
     with pytest.raises(FirmwareLoadError, match=wrong):
         other.load_flash(tmp_path / "short.flash")
+
+
+def test_a_watchdog_left_unserviced_resets_the_machine_and_says_so(firmware) -> None:
+    from harness.peripherals.watchdog import KEY_START, KEY_UNLOCK, WATCHDOG_BLOCK, Watchdog
+
+    m = Machine(firmware["app"])
+    wdg = m.peripheral("WDG")
+    assert isinstance(wdg, Watchdog)
+    key, cfg, prescaler = (WATCHDOG_BLOCK.register(n).offset for n in ("KEY", "CFG", "PRESCALER"))
+    m.run_for(ms=1)
+    m.write_memory(SRAM + 0x3F000, b"survives")
+    wdg.write(key, 4, KEY_UNLOCK)
+    wdg.write(prescaler, 4, 0)  # 32 kHz ticks
+    wdg.write(cfg, 4, 32)  # 1 ms
+    wdg.write(key, 4, KEY_START)
+    sysctl(m).write(RSTCAUSE, 4, 0x1F)
+    started = m.cycles
+    m.run_for(ms=2)
+    assert sysctl(m).causes == ("watchdog",)
+    assert wdg.last_cause == "expired" and not wdg.running  # a reset stops it
+    assert wdg.faults[0].cycle == started + m.clock.hz // 1000  # 32 ticks of 1/32000 s
+    assert m.read_memory(SRAM + 0x3F000, 8) == b"survives"  # a warm reset keeps SRAM

@@ -573,3 +573,28 @@ def test_snapshot_in_the_middle_of_an_operation(bench: Bench) -> None:
     bench.clock.advance_to(450)
     assert read(sec, "STATUS") == DONE
     assert bench.ram.read(DST, 64) == result
+
+
+def test_on_the_board_it_macs_flash_and_writes_only_ram(firmware) -> None:
+    """Wired into the machine: CMAC over the application's flash as a bootloader would ask
+    for it, checked against the cryptography package's own CMAC; a flash DST is refused."""
+    from cryptography.hazmat.primitives.ciphers import algorithms
+    from cryptography.hazmat.primitives.cmac import CMAC
+
+    from harness import Machine
+
+    m = Machine(firmware["app"])
+    sec = m.peripheral("SEC")
+    assert isinstance(sec, SecurityUnit)
+    key = bytes(range(16))
+    sec.provision_key(3, key)
+    start(sec, OP_CMAC, 3, 0x0000_0000, 4096)
+    m.run_for(ms=1)
+    reference = CMAC(algorithms.AES(key))
+    reference.update(m.read_memory(0, 4096))
+    assert b"".join(read(sec, "MAC", i).to_bytes(4, "big") for i in range(4)) == (
+        reference.finalize())  # fmt: skip
+    write(sec, "STATUS", 0xFF)  # clear DONE
+    start(sec, OP_ECB_ENCRYPT, 3, 0x2000_0000, 16, dst=0x0001_0000)  # flash: not for SEC
+    m.run_for(ms=1)
+    assert read(sec, "STATUS") & SECURITY_BLOCK.register("STATUS").field("ERR_RANGE").mask

@@ -33,6 +33,7 @@
 #define MCAN0_MESSAGE_RAM_BASE MCAN_MRAM_BASE
 #define MCAN1_KERNEL_CLOCK_HZ 40000000UL
 #define MCAN1_MESSAGE_RAM_BASE MCAN_MRAM_BASE
+#define WDG_CLOCK_HZ 32000UL
 
 /* Interrupt numbers (exception number = IRQn + 16) */
 typedef enum {
@@ -47,6 +48,8 @@ typedef enum {
     MCAN0_INT1_IRQn = 9,
     MCAN1_INT0_IRQn = 10,
     MCAN1_INT1_IRQn = 11,
+    WDG_IRQn = 14,
+    SEC_IRQn = 15,
 } IRQn_Type;
 
 /* System control space: NVIC and SCB (Cortex-M4) */
@@ -848,6 +851,100 @@ typedef struct {
 #define SYSCTL_RSTCAUSE_LOCKUP_Pos 4U
 #define SYSCTL_RSTCAUSE_LOCKUP_Msk (0x1UL << 4U)
 
+/* Windowed watchdog */
+typedef struct {
+    volatile uint32_t KEY;                   /* +0x000 Key */
+    volatile uint32_t CFG;                   /* +0x004 Configuration (writable after the unlock key, before the start) */
+    volatile uint32_t PRESCALER;             /* +0x008 Prescaler (writable after the unlock key, before the start) */
+    volatile uint32_t EWI;                   /* +0x00C Early warning (writable after the unlock key, before the start) */
+    volatile const uint32_t STATUS;          /* +0x010 Status */
+    volatile const uint32_t COUNT;           /* +0x014 Counter */
+    volatile uint32_t EWIF;                  /* +0x018 Early-warning flag */
+} WDG_Type;
+#define WDG_KEY_KEY_Pos 0U
+#define WDG_KEY_KEY_Msk (0xFFFFUL << 0U)
+#define WDG_CFG_TIMEOUT_Pos 0U
+#define WDG_CFG_TIMEOUT_Msk (0xFFFUL << 0U)
+#define WDG_CFG_WINDOW_Pos 16U
+#define WDG_CFG_WINDOW_Msk (0xFFFUL << 16U)
+#define WDG_PRESCALER_PR_Pos 0U
+#define WDG_PRESCALER_PR_Msk (0x7UL << 0U)
+#define WDG_EWI_EWIT_Pos 0U
+#define WDG_EWI_EWIT_Msk (0xFFFUL << 0U)
+#define WDG_EWI_EWIE_Pos 16U
+#define WDG_EWI_EWIE_Msk (0x1UL << 16U)
+#define WDG_STATUS_RUNNING_Pos 0U
+#define WDG_STATUS_RUNNING_Msk (0x1UL << 0U)
+#define WDG_STATUS_LOCKED_Pos 1U
+#define WDG_STATUS_LOCKED_Msk (0x1UL << 1U)
+#define WDG_STATUS_SEQ_Pos 2U
+#define WDG_STATUS_SEQ_Msk (0x1UL << 2U)
+#define WDG_STATUS_LOCKERR_Pos 3U
+#define WDG_STATUS_LOCKERR_Msk (0x1UL << 3U)
+#define WDG_STATUS_EARLY_Pos 4U
+#define WDG_STATUS_EARLY_Msk (0x1UL << 4U)
+#define WDG_STATUS_LATE_Pos 5U
+#define WDG_STATUS_LATE_Msk (0x1UL << 5U)
+#define WDG_STATUS_WRONGKEY_Pos 6U
+#define WDG_STATUS_WRONGKEY_Msk (0x1UL << 6U)
+#define WDG_COUNT_COUNT_Pos 0U
+#define WDG_COUNT_COUNT_Msk (0xFFFUL << 0U)
+#define WDG_EWIF_EWIF_Pos 0U
+#define WDG_EWIF_EWIF_Msk (0x1UL << 0U)
+
+/* Security unit: AES-128 key slots, AES-ECB/CBC, AES-CMAC, RNG */
+typedef struct {
+    volatile uint32_t CTRL;                  /* +0x000 Control */
+    volatile uint32_t STATUS;                /* +0x004 Status (flags: write 1 to clear) */
+    volatile uint32_t IE;                    /* +0x008 Interrupt enable */
+    uint32_t RESERVED0[1];
+    volatile uint32_t SRC;                   /* +0x010 Source address (data to encrypt, decrypt or authenticate) */
+    volatile uint32_t DST;                   /* +0x014 Destination address (ECB/CBC output, LEN bytes) */
+    volatile uint32_t LEN;                   /* +0x018 Length in bytes (a multiple of 16 for ECB/CBC) */
+    uint32_t RESERVED1[1];
+    volatile uint32_t IV[4];                 /* +0x020 CBC initialisation vector, big-endian words; the next chaining value after a CBC operation */
+    volatile const uint32_t MAC[4];          /* +0x030 AES-CMAC tag, big-endian words */
+    volatile uint32_t KEYSEL;                /* +0x040 Key window: slot select (empties the window) */
+    volatile const uint32_t KEYSTAT;         /* +0x044 Key slots holding a key */
+    uint32_t RESERVED2[2];
+    volatile uint32_t KEYDATA[4];            /* +0x050 Key window: key words, big-endian; the fourth written stores the key; reads 0 and set ERR_KEY_READ */
+    volatile const uint32_t RNG;             /* +0x060 Random number: each read the next 32-bit value */
+    uint32_t RESERVED3[3];
+    volatile uint32_t LOCK;                  /* +0x070 Write 0x4C4F434B to lock key provisioning for good */
+} SEC_Type;
+#define SEC_CTRL_START_Pos 0U
+#define SEC_CTRL_START_Msk (0x1UL << 0U)
+#define SEC_CTRL_OP_Pos 4U
+#define SEC_CTRL_OP_Msk (0x7UL << 4U)
+#define SEC_CTRL_KEYSLOT_Pos 8U
+#define SEC_CTRL_KEYSLOT_Msk (0x7UL << 8U)
+#define SEC_STATUS_BUSY_Pos 0U
+#define SEC_STATUS_BUSY_Msk (0x1UL << 0U)
+#define SEC_STATUS_DONE_Pos 1U
+#define SEC_STATUS_DONE_Msk (0x1UL << 1U)
+#define SEC_STATUS_ERR_KEY_READ_Pos 2U
+#define SEC_STATUS_ERR_KEY_READ_Msk (0x1UL << 2U)
+#define SEC_STATUS_ERR_SLOT_EMPTY_Pos 3U
+#define SEC_STATUS_ERR_SLOT_EMPTY_Msk (0x1UL << 3U)
+#define SEC_STATUS_ERR_RANGE_Pos 4U
+#define SEC_STATUS_ERR_RANGE_Msk (0x1UL << 4U)
+#define SEC_STATUS_ERR_LOCKED_Pos 5U
+#define SEC_STATUS_ERR_LOCKED_Msk (0x1UL << 5U)
+#define SEC_STATUS_ERR_BUSY_Pos 6U
+#define SEC_STATUS_ERR_BUSY_Msk (0x1UL << 6U)
+#define SEC_STATUS_ERR_PARAM_Pos 7U
+#define SEC_STATUS_ERR_PARAM_Msk (0x1UL << 7U)
+#define SEC_STATUS_LOCKED_Pos 16U
+#define SEC_STATUS_LOCKED_Msk (0x1UL << 16U)
+#define SEC_IE_DONE_Pos 0U
+#define SEC_IE_DONE_Msk (0x1UL << 0U)
+#define SEC_IE_ERR_Pos 1U
+#define SEC_IE_ERR_Msk (0x1UL << 1U)
+#define SEC_KEYSEL_SLOT_Pos 0U
+#define SEC_KEYSEL_SLOT_Msk (0x7UL << 0U)
+#define SEC_KEYSTAT_LOADED_Pos 0U
+#define SEC_KEYSTAT_LOADED_Msk (0xFFUL << 0U)
+
 /* M_CAN message RAM element header words (T0/T1 TX, R0/R1 RX, E0/E1 TX event) */
 #define MCAN_ELEMENT_T0_ESI_Pos 31U
 #define MCAN_ELEMENT_T0_ESI_Msk (0x1UL << 31U)
@@ -923,5 +1020,7 @@ typedef struct {
 #define MCAN0 ((MCAN_Type *)0x40006000UL)
 #define MCAN1 ((MCAN_Type *)0x40006400UL)
 #define SYSCTL ((SYSCTL_Type *)0x40007000UL)
+#define WDG ((WDG_Type *)0x40007400UL)
+#define SEC ((SEC_Type *)0x40008000UL)
 
 #endif /* ASILB_M4_H */

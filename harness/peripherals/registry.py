@@ -14,9 +14,11 @@ from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import GPIO_BLOCK, Gpio
 from harness.peripherals.mcan.model import Mcan
 from harness.peripherals.mcan.regs import MCAN_BLOCK
+from harness.peripherals.security import SECURITY_BLOCK, SecurityUnit
 from harness.peripherals.sysctl import SYSCTL_BLOCK, SysCtl
 from harness.peripherals.timer import TIMER_BLOCK, Timer
 from harness.peripherals.usart import USART_BLOCK, Usart
+from harness.peripherals.watchdog import WATCHDOG_BLOCK, Watchdog
 from harness.regs.dsl import Block
 
 if TYPE_CHECKING:
@@ -30,6 +32,11 @@ class BuildContext:
     clock: VirtualClock
     nvic: Nvic
     memory: Callable[[str], memoryview]  # a memory region's bytes, by region name
+    request_reset: Callable[[str], None]  # a warm reset of the machine, with its cause
+    # a bus master's view of memory (not peripherals): ValueError outside it; writes RAM only
+    read_memory: Callable[[int, int], bytes]
+    write_memory: Callable[[int, bytes], None]
+    seed: int  # the machine's, for what real parts leave random
 
 
 Factory = Callable[["PeripheralSpec", BuildContext], Peripheral]
@@ -74,6 +81,21 @@ def _usart(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
     return Usart(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), clock_hz, break_bits)
 
 
+def _watchdog(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    (irq,) = _irqs(spec, 1)
+    clock_hz = spec.param_dict["clock_hz"]
+    if not isinstance(clock_hz, int):
+        raise BoardError(f"{spec.name}: clock_hz must be an integer, not {clock_hz!r}")
+    return Watchdog(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), ctx.request_reset,
+                    clock_hz)  # fmt: skip
+
+
+def _security(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    (irq,) = _irqs(spec, 1)
+    return SecurityUnit(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), ctx.read_memory,
+                        ctx.write_memory, seed=ctx.seed)  # fmt: skip
+
+
 KINDS: dict[str, Kind] = {
     "sysctl": Kind(SYSCTL_BLOCK, lambda spec, ctx: SysCtl(spec.name, spec.base, ctx.clock)),
     "gpio": Kind(GPIO_BLOCK, _gpio),
@@ -83,4 +105,7 @@ KINDS: dict[str, Kind] = {
     # clock_hz: the USART's kernel clock, one bit lasts BRR cycles of it; break_bits: the
     # length of the LIN break it sends
     "usart": Kind(USART_BLOCK, _usart, ("clock_hz", "break_bits")),
+    # clock_hz: the watchdog's own oscillator
+    "watchdog": Kind(WATCHDOG_BLOCK, _watchdog, ("clock_hz",)),
+    "security": Kind(SECURITY_BLOCK, _security),
 }
