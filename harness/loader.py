@@ -1,4 +1,6 @@
-"""ELF → FirmwareImage: load segments, symbols and the vector table with pyelftools."""
+"""Firmware files → FirmwareImage: an ELF (segments, symbols and the vector table, with
+pyelftools), or an Intel HEX, Motorola S-record or raw binary image (segments only, with
+bincopy), as flashing tools take them."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bincopy  # type: ignore[import-untyped]
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import ARMAttributesSection, SymbolTableSection
@@ -16,6 +19,8 @@ from harness.errors import FirmwareLoadError
 
 EM_ARM = 40
 VECTOR_TABLE_NAMES = (".isr_vector", ".vectors", ".vector_table")
+HEX_SUFFIXES = (".hex", ".ihex", ".ihx")
+SREC_SUFFIXES = (".s19", ".s28", ".s37", ".srec", ".mot")
 # ARM EABI build attributes (addenda to the AAPCS): what the code expects of the FPU.
 FP_ARCH_NAMES = {1: "VFPv1", 2: "VFPv2", 3: "VFPv3", 4: "VFPv3-D16", 5: "VFPv4", 6: "VFPv4-D16",
                  7: "FP for ARMv8", 8: "FP for ARMv8-D16"}  # fmt: skip
@@ -178,3 +183,40 @@ def _fpu_requirement(elf: ELFFile) -> str:
                 elif attr.tag == "TAG_ABI_VFP_ARGS" and attr.value == VFP_ARGS_IN_REGISTERS:
                     needs.append("Tag_ABI_VFP_args VFP registers")
     return ", ".join(needs)
+
+
+def load_image(path: str | Path, address: int | None = None) -> FirmwareImage:
+    """Any firmware file: an ELF; Intel HEX (.hex) or S-record (.s19, .srec, ...) with their
+    own addresses; a raw binary (.bin) placed at `address`. Images other than ELF have no
+    symbols; their vector table is taken to be at their lowest address."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (*HEX_SUFFIXES, *SREC_SUFFIXES, ".bin"):
+        if address is not None:
+            raise FirmwareLoadError(f"{path}: an address is for a raw binary (.bin), not an ELF")
+        return load_elf(path)
+    if suffix == ".bin" and address is None:
+        raise FirmwareLoadError(f"{path}: a raw binary needs the address to place it at")
+    if suffix != ".bin" and address is not None:
+        raise FirmwareLoadError(f"{path}: a HEX or S-record file carries its own addresses")
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise FirmwareLoadError(f"{path}: cannot read firmware: {err.strerror}") from err
+    binary = bincopy.BinFile()
+    try:
+        if suffix in HEX_SUFFIXES:
+            binary.add_ihex(text.decode("ascii"))
+        elif suffix in SREC_SUFFIXES:
+            binary.add_srec(text.decode("ascii"))
+        else:
+            binary.add_binary(text, address=address)
+    except (bincopy.Error, UnicodeDecodeError, ValueError) as err:
+        raise FirmwareLoadError(f"{path}: not a valid {suffix[1:].upper()} file: {err}") from None
+    segments = tuple(Segment(seg.minimum_address, bytes(seg.data), len(seg.data))
+                     for seg in binary.segments)  # fmt: skip
+    if not segments:
+        raise FirmwareLoadError(f"{path}: no data")
+    lowest = min(seg.address for seg in segments)
+    return FirmwareImage(path=path, entry=lowest, segments=segments, symbols={},
+                         vector_table=lowest)  # fmt: skip

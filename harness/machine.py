@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from harness.core.nvic import FIRST_IRQ, SVCALL, SYSTICK, Nvic
 from harness.core.semihosting import SEMIHOSTING_BKPT, Semihosting, UnsupportedCall
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
-from harness.loader import FirmwareImage, load_elf
+from harness.loader import FirmwareImage, load_image
 from harness.peripherals.base import Peripheral
 from harness.peripherals.gpio import Gpio
 from harness.peripherals.registry import KINDS, BuildContext
@@ -93,8 +93,16 @@ class Machine:
         clock_hz: int | None = None,
         boot_address: int | None = None,
         seed: int = 0,
+        images: Sequence[FirmwareImage | str | Path | tuple[str | Path, int]] = (),
     ) -> None:
-        self.image = firmware if isinstance(firmware, FirmwareImage) else load_elf(firmware)
+        self.image = firmware if isinstance(firmware, FirmwareImage) else load_image(firmware)
+        # more images in flash beside it (e.g. applications in their banks under a bootloader)
+        self.images = [self.image] + [
+            i if isinstance(i, FirmwareImage)
+            else load_image(*i) if isinstance(i, tuple) else load_image(i)
+            for i in images
+        ]  # fmt: skip
+        _check_overlaps(self.images)
         self.board = board.with_clock(clock_hz) if clock_hz else board
         if self.image.fpu_requirement and not self.board.fpu:
             raise FirmwareLoadError(
@@ -132,7 +140,8 @@ class Machine:
         for spec in self.board.peripherals:
             self.peripherals[spec.name] = KINDS[spec.kind].build(spec, context)
         self.cpu.map_peripherals(list(self.peripherals.values()))
-        self._load(self.image)
+        for image in self.images:
+            self._load(image)
         self._flash_generation = 0
         self.boot_address = self._choose_boot_address(boot_address)
         self.reset()
@@ -617,6 +626,20 @@ class Machine:
         self.semihosting.exit_code = snap.exit_code
         self.powered, self.power_cycles = snap.powered, snap.power_cycles
         self._reset_requested = False
+
+
+def _check_overlaps(images: Sequence[FirmwareImage]) -> None:
+    """Two images may not place bytes at one address: the later would overwrite the other."""
+    spans = sorted((seg.address, seg.address + len(seg.data), str(image.path))
+                   for image in images for seg in image.segments if seg.data)  # fmt: skip
+    reach: tuple[int, int, str] | None = None  # the span reaching furthest so far
+    for start, end, path in spans:
+        if reach is not None and start < reach[1] and path != reach[2]:
+            raise FirmwareLoadError(
+                f"{path} (0x{start:08X}-0x{end - 1:08X}) overlaps {reach[2]} "
+                f"(0x{reach[0]:08X}-0x{reach[1] - 1:08X}): images must not share flash")
+        if reach is None or end > reach[1]:
+            reach = (start, end, path)
 
 
 Ecu = Machine
