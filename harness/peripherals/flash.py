@@ -103,8 +103,9 @@ back, e.g. loading an image), `unit_status(address)`, `operations`, `cuts`, `bus
 contents.
 
 Not modelled: mass erase, option bytes, read protection, program/erase suspend, wait states
-and prefetch, bus stalls on access during an operation, erase/program endurance, ECC on
-fetches counting (`check_fetch` is a pure query), and reads of flash while BUSY.
+and prefetch, bus stalls on access during an operation, erase/program endurance, flags or
+counts from instruction fetches (`check_fetch` is a pure query: the machine turns "double"
+into a bus fault), and reads of flash while BUSY (they return the old contents).
 """
 
 from __future__ import annotations
@@ -628,7 +629,7 @@ class FlashController(Peripheral):
 
     @staticmethod
     def _units(offset: int, length: int) -> range:
-        return range(offset // UNIT, -(-(offset + length) // UNIT))
+        return range(offset // UNIT, -(-(offset + length) // UNIT)) if length else range(0)
 
     def _is_protected(self, offset: int, size: int) -> bool:
         return any(p < offset + size and offset < p + n for p, n in self.protected)
