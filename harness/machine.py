@@ -26,6 +26,7 @@ from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
 from harness.loader import FirmwareImage, load_image
 from harness.peripherals.base import Peripheral
+from harness.peripherals.flash import FlashController
 from harness.peripherals.gpio import Gpio
 from harness.peripherals.registry import KINDS, BuildContext
 from harness.peripherals.sysctl import SysCtl
@@ -135,13 +136,18 @@ class Machine:
         }
         if self.board.fpu:
             self.peripherals["FPU"] = FpuRegisters("FPU", FPU_BASE, self.clock, self.cpu.ctx)
+        for mem in self.cpu.memories("flash"):
+            mem.data[:] = b"\xff" * len(mem.data)  # erased, until images are loaded
+        partitions = tuple((p.name, p.base, p.size) for p in self.board.partitions)
         context = BuildContext(self.clock, self.nvic, self._region_bytes, self._request_reset,
-                               self._bus_read, self._bus_write, seed)  # fmt: skip
+                               self._bus_read, self._bus_write, seed, self._flash_changed,
+                               self.power_off, partitions)  # fmt: skip
         for spec in self.board.peripherals:
             self.peripherals[spec.name] = KINDS[spec.kind].build(spec, context)
         self.cpu.map_peripherals(list(self.peripherals.values()))
         for image in self.images:
             self._load(image)
+        self._resync_flash(self.images)
         self._flash_generation = 0
         self.boot_address = self._choose_boot_address(boot_address)
         self.reset()
@@ -162,6 +168,23 @@ class Machine:
         mem, offset = found
         mem.data[offset:offset + len(data)] = data
         self.cpu.code_changed(address, address + len(data))
+
+    def _flash_changed(self, start: int, end: int) -> None:
+        """The flash controller changed flash: snapshots must restore it, the core re-read it."""
+        self._flash_generation += 1
+        self.cpu.code_changed(start, end)
+
+    def _flash_controllers(self) -> list[FlashController]:
+        return [p for p in self.peripherals.values() if isinstance(p, FlashController)]
+
+    def _resync_flash(self, images: Sequence[FirmwareImage]) -> None:
+        """Bytes placed in flash by loading are stored correctly: their ECC with them."""
+        for flc in self._flash_controllers():
+            for image in images:
+                for seg in image.segments:
+                    found = self.cpu.host_memory(seg.address, max(len(seg.data), 1))
+                    if seg.data and found is not None and found[0].region.kind == "flash":
+                        flc.resync_ecc(seg.address, seg.address + len(seg.data))
 
     def _region_bytes(self, name: str) -> memoryview:
         region = self.board.region(name)  # a clear KeyError for an unknown name
@@ -240,6 +263,7 @@ class Machine:
             p.reset()
         self.powered = False
         self.sleeping = True
+        self.request_stop()  # a cut inside a run (fault injection) ends it
 
     def power_on(self) -> None:
         """Power up: SRAM comes up holding a pattern drawn from the machine's seed and the
@@ -278,6 +302,8 @@ class Machine:
             offset += len(mem.data)
         self._flash_generation += 1
         self.cpu.flush_code_cache()
+        for flc in self._flash_controllers():
+            flc.resync_ecc()
 
     def request_stop(self) -> None:
         """Ask a running core to come back to the scheduler at the next block boundary."""
@@ -378,6 +404,9 @@ class Machine:
             if self._reset_requested:
                 self.reset(self._reset_cause)
             clock.fire_due()
+            if not self.powered:  # a power cut in an event: time passes, nothing runs
+                ctx.cycles = max(ctx.cycles, target)
+                return
             self._take_exceptions()
             now = ctx.cycles
             if now >= target:
@@ -555,6 +584,8 @@ class Machine:
             self._flash_generation += 1
             found[0].data[found[1] : found[1] + len(data)] = data
             self.cpu.code_changed(address, address + len(data))
+            for flc in self._flash_controllers():  # a test's write is stored correctly
+                flc.resync_ecc(address, address + len(data))
         else:
             self.cpu.uc.mem_write(address, bytes(data))
 

@@ -133,3 +133,36 @@ def test_a_watchdog_left_unserviced_resets_the_machine_and_says_so(firmware) -> 
     assert wdg.last_cause == "expired" and not wdg.running  # a reset stops it
     assert wdg.faults[0].cycle == started + m.clock.hz // 1000  # 32 ticks of 1/32000 s
     assert m.read_memory(SRAM + 0x3F000, 8) == b"survives"  # a warm reset keeps SRAM
+
+
+def test_the_flash_controller_programs_and_a_power_cut_tears_a_unit(firmware) -> None:
+    from harness.peripherals.flash import FLASH_BLOCK, KEY1, KEY2, OP_PROGRAM, FlashController
+
+    m = Machine(firmware["app"])
+    flc = m.peripheral("FLC")
+    assert isinstance(flc, FlashController)
+    reg = {n: FLASH_BLOCK.register(n).offset for n in ("KEY", "CR", "ADDR", "DATA0", "DATA1", "SR")}
+    assert flc.check_fetch(0x0001_0000, 4096) is None  # the loaded image is stored with its ECC
+    assert m.read_memory(0x0010_0000, 8) == b"\xff" * 8  # bank B erased
+
+    flc.write(reg["KEY"], 4, KEY1)  # unlock (a key while unlocked would lock it)
+    flc.write(reg["KEY"], 4, KEY2)
+
+    def program(address: int, data: bytes) -> None:
+        flc.write(reg["ADDR"], 4, address)
+        flc.write(reg["DATA0"], 4, int.from_bytes(data[:4], "little"))
+        flc.write(reg["DATA1"], 4, int.from_bytes(data[4:], "little"))
+        flc.write(reg["CR"], 4, OP_PROGRAM | 1 << 16)
+
+    program(0x0010_0000, b"ABCDEFGH")
+    m.run_for(ms=1)
+    assert m.read_memory(0x0010_0000, 8) == b"ABCDEFGH"
+    flc.cut_power(flc.operations, "during")
+    program(0x0010_0008, b"\x00" * 8)
+    m.run_for(ms=1)
+    assert not m.powered  # the cut came halfway through the program
+    m.power_on()
+    assert flc.check_fetch(0x0010_0008, 8) == "double"  # torn: its ECC no longer matches
+    assert m.read_memory(0x0010_0000, 8) == b"ABCDEFGH"  # the unit before is intact
+    m.run_for(ms=5)
+    assert edges(m, 1) > 0  # the application still boots

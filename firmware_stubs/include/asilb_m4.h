@@ -34,6 +34,8 @@
 #define MCAN1_KERNEL_CLOCK_HZ 40000000UL
 #define MCAN1_MESSAGE_RAM_BASE MCAN_MRAM_BASE
 #define WDG_CLOCK_HZ 32000UL
+#define FLC_REGION_BASE FLASH_BASE
+#define FLC_SECTOR_KB 16UL
 
 /* Interrupt numbers (exception number = IRQn + 16) */
 typedef enum {
@@ -50,6 +52,7 @@ typedef enum {
     MCAN1_INT1_IRQn = 11,
     WDG_IRQn = 14,
     SEC_IRQn = 15,
+    FLC_IRQn = 16,
 } IRQn_Type;
 
 /* System control space: NVIC and SCB (Cortex-M4) */
@@ -945,6 +948,48 @@ typedef struct {
 #define SEC_KEYSTAT_LOADED_Pos 0U
 #define SEC_KEYSTAT_LOADED_Msk (0xFFUL << 0U)
 
+/* Flash controller */
+typedef struct {
+    volatile uint32_t KEY;                   /* +0x000 Unlock: 0x45670123 then 0xCDEF89AB */
+    volatile uint32_t CR;                    /* +0x004 Control */
+    volatile uint32_t ADDR;                  /* +0x008 Address of the unit to program (8-aligned) */
+    volatile uint32_t DATA0;                 /* +0x00C Bytes 0..3 to program */
+    volatile uint32_t DATA1;                 /* +0x010 Bytes 4..7 to program */
+    volatile uint32_t SR;                    /* +0x014 Status */
+    volatile const uint32_t ECCADDR;         /* +0x018 Address of the unit of the last ECC event */
+    volatile const uint32_t ECCCOUNT;        /* +0x01C Single-bit errors corrected since reset */
+} FLC_Type;
+#define FLC_CR_OP_Pos 0U
+#define FLC_CR_OP_Msk (0x3UL << 0U)
+#define FLC_CR_SECTOR_Pos 8U
+#define FLC_CR_SECTOR_Msk (0xFFUL << 8U)
+#define FLC_CR_START_Pos 16U
+#define FLC_CR_START_Msk (0x1UL << 16U)
+#define FLC_CR_EOPIE_Pos 24U
+#define FLC_CR_EOPIE_Msk (0x1UL << 24U)
+#define FLC_CR_ERRIE_Pos 25U
+#define FLC_CR_ERRIE_Msk (0x1UL << 25U)
+#define FLC_CR_LOCK_Pos 31U
+#define FLC_CR_LOCK_Msk (0x1UL << 31U)
+#define FLC_SR_BUSY_Pos 0U
+#define FLC_SR_BUSY_Msk (0x1UL << 0U)
+#define FLC_SR_EOP_Pos 1U
+#define FLC_SR_EOP_Msk (0x1UL << 1U)
+#define FLC_SR_PGSERR_Pos 2U
+#define FLC_SR_PGSERR_Msk (0x1UL << 2U)
+#define FLC_SR_PGAERR_Pos 3U
+#define FLC_SR_PGAERR_Msk (0x1UL << 3U)
+#define FLC_SR_WRPERR_Pos 4U
+#define FLC_SR_WRPERR_Msk (0x1UL << 4U)
+#define FLC_SR_LOCKERR_Pos 5U
+#define FLC_SR_LOCKERR_Msk (0x1UL << 5U)
+#define FLC_SR_KEYERR_Pos 6U
+#define FLC_SR_KEYERR_Msk (0x1UL << 6U)
+#define FLC_SR_ECCC_Pos 8U
+#define FLC_SR_ECCC_Msk (0x1UL << 8U)
+#define FLC_SR_ECCD_Pos 9U
+#define FLC_SR_ECCD_Msk (0x1UL << 9U)
+
 /* M_CAN message RAM element header words (T0/T1 TX, R0/R1 RX, E0/E1 TX event) */
 #define MCAN_ELEMENT_T0_ESI_Pos 31U
 #define MCAN_ELEMENT_T0_ESI_Msk (0x1UL << 31U)
@@ -1022,5 +1067,6 @@ typedef struct {
 #define SYSCTL ((SYSCTL_Type *)0x40007000UL)
 #define WDG ((WDG_Type *)0x40007400UL)
 #define SEC ((SEC_Type *)0x40008000UL)
+#define FLC ((FLC_Type *)0x40007800UL)
 
 #endif /* ASILB_M4_H */

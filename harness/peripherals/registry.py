@@ -11,6 +11,7 @@ from harness.clock import VirtualClock
 from harness.core.nvic import Nvic
 from harness.errors import BoardError
 from harness.peripherals.base import Peripheral
+from harness.peripherals.flash import FLASH_BLOCK, FlashController
 from harness.peripherals.gpio import GPIO_BLOCK, Gpio
 from harness.peripherals.mcan.model import Mcan
 from harness.peripherals.mcan.regs import MCAN_BLOCK
@@ -37,6 +38,9 @@ class BuildContext:
     read_memory: Callable[[int, int], bytes]
     write_memory: Callable[[int, bytes], None]
     seed: int  # the machine's, for what real parts leave random
+    code_changed: Callable[[int, int], None]  # flash or RAM bytes changed behind the core
+    power_cut: Callable[[], None]  # the power goes (fault injection)
+    partitions: tuple[tuple[str, int, int], ...]  # the board's (name, base, size)
 
 
 Factory = Callable[["PeripheralSpec", BuildContext], Peripheral]
@@ -96,6 +100,24 @@ def _security(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
                         ctx.write_memory, seed=ctx.seed)  # fmt: skip
 
 
+def _flash(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
+    """Sectors: each partition of the flash region is one sector if it is the first (the
+    bootloader's), else 16 KB sectors; the first partition is write-protected."""
+    (irq,) = _irqs(spec, 1)
+    p: dict[str, Any] = spec.param_dict
+    region = ctx.memory(p["region"])
+    sector = p["sector_kb"] * 1024
+    parts = sorted((base, size) for _name, base, size in ctx.partitions)
+    if not parts:
+        raise BoardError(f"{spec.name}: the board has no flash partitions to make sectors of")
+    flash_base = parts[0][0]
+    sectors = [(0, parts[0][1])] + [(off, sector) for off in
+                                    range(parts[0][1], len(region), sector)]  # fmt: skip
+    return FlashController(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), region,
+                           flash_base, sectors, [(0, parts[0][1])], ctx.code_changed,
+                           ctx.power_cut)  # fmt: skip
+
+
 KINDS: dict[str, Kind] = {
     "sysctl": Kind(SYSCTL_BLOCK, lambda spec, ctx: SysCtl(spec.name, spec.base, ctx.clock)),
     "gpio": Kind(GPIO_BLOCK, _gpio),
@@ -108,4 +130,6 @@ KINDS: dict[str, Kind] = {
     # clock_hz: the watchdog's own oscillator
     "watchdog": Kind(WATCHDOG_BLOCK, _watchdog, ("clock_hz",)),
     "security": Kind(SECURITY_BLOCK, _security),
+    # region: the flash memory region; sector_kb: the sectors after the bootloader's
+    "flash": Kind(FLASH_BLOCK, _flash, ("region", "sector_kb")),
 }
