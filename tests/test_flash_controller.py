@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
+from irq_line import Line
 
 from harness.clock import VirtualClock
 from harness.peripherals.flash import (
@@ -40,17 +41,6 @@ BOOT = 0x1_0000  # the 64 KB bootloader sector, write-protected
 SECTORS = [(0, BOOT)] + [(BOOT + i * 0x4000, 0x4000) for i in range(4)]
 FLASH_SIZE = BOOT + 4 * 0x4000
 M64 = (1 << 64) - 1
-
-
-@dataclass
-class Line:
-    level: bool = False
-    changes: list[bool] = field(default_factory=list)
-
-    def set(self, level: bool) -> None:
-        if level != self.level:
-            self.changes.append(level)
-        self.level = level
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from irq_line import Line
 
 from harness.clock import VirtualClock
 from harness.network import CanFrame, Network, PythonNode
@@ -15,14 +16,6 @@ from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
 CAN_CLOCK = 40_000_000
 # Message RAM layout used by these tests (byte offsets)
 SID_FILTERS, XID_FILTERS, FIFO0, FIFO1, TX_BUFFERS = 0x000, 0x040, 0x100, 0x600, 0xB00
-
-
-class Line:
-    def __init__(self) -> None:
-        self.level = False
-
-    def set(self, level: bool) -> None:
-        self.level = level
 
 
 def offset(name: str) -> int:

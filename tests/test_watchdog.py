@@ -4,9 +4,10 @@ warning, the configuration lock, hardware start, and snapshots."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
+from irq_line import Line
 
 from harness.clock import VirtualClock
 from harness.peripherals.watchdog import (
@@ -28,17 +29,6 @@ CFG = WATCHDOG_BLOCK.register("CFG")
 EWI = WATCHDOG_BLOCK.register("EWI")
 EWIF = WATCHDOG_BLOCK.register("EWIF").field("EWIF").mask
 CORE_HZ = 48_000_000  # with the default 32 kHz watchdog clock: 1500 core cycles per LSI period
-
-
-@dataclass
-class Line:
-    level: bool = False
-    changes: list[bool] = field(default_factory=list)
-
-    def set(self, level: bool) -> None:
-        if level != self.level:
-            self.changes.append(level)
-        self.level = level
 
 
 @dataclass
