@@ -23,6 +23,10 @@ class SimulationError(HarnessError):
     """The simulation was asked to do something it cannot (e.g. a timeout in virtual time)."""
 
 
+class BusError(SimulationError):
+    """A bus master's read met an error: an uncorrectable (double-bit) ECC error in flash."""
+
+
 class VirtualTimeout(SimulationError):
     """`run_until` reached its virtual-time limit before the predicate held."""
 

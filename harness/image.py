@@ -11,9 +11,14 @@ vector table, right after it, keeps the 512-byte alignment VTOR needs for 64 IRQ
     0x10  body size        u32
     0x14  load address     u32 (where the body starts: the bank's base + 0x200)
     0x18  flags            u32 (0)
-    0x1C  CMAC             16 bytes: AES-CMAC (NIST SP 800-38B) over bytes 0x00..0x1B and
-                           the body, with the image key
-    0x2C  0xFF up to 0x200 (erased flash)
+    0x1C  0xFF up to 0x200 (erased flash)
+    0x200 the body         body size bytes
+    then  CMAC             16 bytes right after the body: AES-CMAC (NIST SP 800-38B) with the
+                           image key over everything before it (header and body)
+
+The MAC trails the body so that what it covers is one contiguous range, [bank base, MAC):
+the bootloader checks it with a single operation of the security unit (SRC, LEN), as
+MCUboot's trailing TLVs do.
 
 `sign` makes an image from a body, `parse` reads a header (and says what is wrong with it),
 `verify` checks the CMAC with a key. `body_of` takes the flash bytes of a firmware file
@@ -35,8 +40,7 @@ from harness.loader import load_image
 MAGIC = b"ASBI"
 HEADER_VERSION = 1
 HEADER_SIZE = 0x200
-_FIELDS = struct.Struct("<4sHHIIIII")  # magic .. flags: the part the CMAC covers
-MAC_OFFSET = _FIELDS.size  # 0x1C
+_FIELDS = struct.Struct("<4sHHIIIII")  # magic .. flags
 MAC_SIZE = 16
 FLASH_END = 0x2000_0000  # what lies below is flash on the board (SRAM starts here)
 
@@ -80,9 +84,8 @@ def sign(body: bytes, *, load_address: int, version: tuple[int, int, int],
         raise ImageError("an image needs a body")
     fields = _FIELDS.pack(MAGIC, HEADER_VERSION, HEADER_SIZE, major << 24 | minor << 16 | patch,
                           security_counter, len(body), load_address, 0)  # fmt: skip
-    mac = _cmac(key, fields + body)
-    header = fields + mac
-    return header + b"\xff" * (HEADER_SIZE - len(header)) + body
+    signed = fields + b"\xff" * (HEADER_SIZE - len(fields)) + body
+    return signed + _cmac(key, signed)
 
 
 def parse(data: bytes, source: str = "image") -> ImageHeader:
@@ -97,18 +100,19 @@ def parse(data: bytes, source: str = "image") -> ImageHeader:
     if header_version != HEADER_VERSION or header_size != HEADER_SIZE:
         raise ImageError(f"{source}: header version {header_version}, size {header_size}; "
                          f"expected {HEADER_VERSION} and {HEADER_SIZE}")  # fmt: skip
-    if len(data) - HEADER_SIZE < size:
-        raise ImageError(f"{source}: the header says {size} body bytes, the file has "
-                         f"{len(data) - HEADER_SIZE}")  # fmt: skip
+    if len(data) - HEADER_SIZE - MAC_SIZE < size:
+        raise ImageError(f"{source}: the header says {size} body bytes and a {MAC_SIZE}-byte "
+                         f"CMAC after them, the file has {len(data) - HEADER_SIZE} bytes after "
+                         "the header")  # fmt: skip
+    end = HEADER_SIZE + size
     return ImageHeader((version >> 24, version >> 16 & 0xFF, version & 0xFFFF), counter, size,
-                       load, flags, bytes(data[MAC_OFFSET:MAC_OFFSET + MAC_SIZE]))  # fmt: skip
+                       load, flags, bytes(data[end:end + MAC_SIZE]))  # fmt: skip
 
 
 def verify(data: bytes, key: bytes) -> bool:
     """Whether the image's CMAC matches its header and body under `key`."""
     header = parse(data)
-    body = data[HEADER_SIZE:HEADER_SIZE + header.body_size]
-    return _cmac(key, bytes(data[:MAC_OFFSET]) + bytes(body)) == header.mac
+    return _cmac(key, bytes(data[:HEADER_SIZE + header.body_size])) == header.mac
 
 
 def body_of(firmware: str | Path, load_address: int) -> bytes:

@@ -153,11 +153,15 @@ class Machine:
         self.reset()
 
     def _bus_read(self, address: int, length: int) -> bytes:
-        """Memory as a bus master (the security unit) reads it: ValueError outside it."""
+        """Memory as a bus master (the security unit) reads it: ValueError outside it; flash
+        through its ECC (`BusError` on an uncorrectable unit)."""
         found = self.cpu.host_memory(address, max(length, 1))
         if found is None:
             raise ValueError(f"0x{address:08X}..+{length} is not memory")
         mem, offset = found
+        if mem.region.kind == "flash":
+            for flc in self._flash_controllers():
+                return flc.ecc_read(address, length)
         return bytes(mem.data[offset:offset + length])
 
     def _bus_write(self, address: int, data: bytes) -> None:

@@ -29,17 +29,18 @@ def test_the_header_says_what_was_signed_and_the_cmac_covers_header_and_body() -
     header = image.parse(data)
     assert (header.version, header.version_text, header.security_counter) == ((1, 2, 3), "1.2.3", 7)
     assert (header.body_size, header.load_address) == (len(BODY), 0x0001_0200)
-    assert data[:4] == b"ASBI" and len(data) == image.HEADER_SIZE + len(BODY)
-    assert data[image.MAC_OFFSET + 16:image.HEADER_SIZE] == b"\xff" * (image.HEADER_SIZE - 0x2C)
+    assert data[:4] == b"ASBI" and len(data) == image.HEADER_SIZE + len(BODY) + 16
+    assert data[0x1C:image.HEADER_SIZE] == b"\xff" * (image.HEADER_SIZE - 0x1C)
+    assert data[image.HEADER_SIZE:-16] == BODY
     reference = CMAC(algorithms.AES(KEY))  # computed here, from the documented layout
-    reference.update(data[:image.MAC_OFFSET] + BODY)
-    assert header.mac == reference.finalize()
+    reference.update(data[:-16])
+    assert header.mac == data[-16:] == reference.finalize()
     assert image.verify(data, KEY)
 
 
 def test_every_flipped_bit_is_caught() -> None:
     data = signed()
-    covered = [*range(0, image.MAC_OFFSET + 16), *range(image.HEADER_SIZE, len(data))]
+    covered = range(len(data))  # header, padding, body and the MAC itself
     for offset in covered:
         for bit in (0, 7):
             tampered = bytearray(data)
@@ -55,8 +56,9 @@ def test_every_flipped_bit_is_caught() -> None:
 def test_bad_images_and_arguments_are_named() -> None:
     with pytest.raises(image.ImageError, match="magic b'XSBI', expected b'ASBI'"):
         image.parse(b"X" + signed()[1:])
-    with pytest.raises(image.ImageError, match=r"says 768 body bytes, the file has 700"):
-        image.parse(signed()[:image.HEADER_SIZE + 700])
+    with pytest.raises(image.ImageError, match=r"says 768 body bytes and a 16-byte CMAC after "
+                       r"them, the file has 783 bytes after the header"):
+        image.parse(signed()[:-1])
     with pytest.raises(image.ImageError, match=r"shorter than the 512-byte header"):
         image.parse(b"ASBI")
     with pytest.raises(image.ImageError, match=r"major and minor are 0\.\.255"):

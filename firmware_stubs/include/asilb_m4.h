@@ -937,6 +937,8 @@ typedef struct {
 #define SEC_STATUS_ERR_BUSY_Msk (0x1UL << 6U)
 #define SEC_STATUS_ERR_PARAM_Pos 7U
 #define SEC_STATUS_ERR_PARAM_Msk (0x1UL << 7U)
+#define SEC_STATUS_ERR_BUS_Pos 8U
+#define SEC_STATUS_ERR_BUS_Msk (0x1UL << 8U)
 #define SEC_STATUS_LOCKED_Pos 16U
 #define SEC_STATUS_LOCKED_Msk (0x1UL << 16U)
 #define SEC_IE_DONE_Pos 0U

@@ -117,7 +117,7 @@ from math import ceil
 from typing import Any, ClassVar, NamedTuple
 
 from harness.clock import VirtualClock
-from harness.errors import SimulationError
+from harness.errors import BusError, SimulationError
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.regs.dsl import Access, Block, Field, Register, word
 
@@ -262,7 +262,7 @@ def torn_mask(index: int) -> int:
     return first | (second & 0xFF) << 64
 
 
-class EccError(SimulationError):
+class EccError(BusError):
     """A read met a unit with an uncorrectable (double-bit) error."""
 
     def __init__(self, address: int) -> None:

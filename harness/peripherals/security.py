@@ -27,8 +27,10 @@ Modelled:
   (ERR_BUSY; the running operation goes on), a reserved OP code or a LEN that is not a
   multiple of 16 for ECB/CBC (ERR_PARAM), an empty key slot (ERR_SLOT_EMPTY). Found when the
   operation ends (DONE is set with it, nothing is written): a SRC or DST range outside memory
-  (ERR_RANGE). The memory callables report such a range by raising ValueError (KeyError is
-  accepted too) and must refuse a range as a whole, before writing any of it.
+  (ERR_RANGE), or a source read that meets an uncorrectable ECC error in flash (ERR_BUS: a
+  MAC over a torn image is never computed from wrong bytes). The memory callables report
+  such a range by raising ValueError (KeyError is accepted too), a bus error by raising
+  `BusError`, and must refuse a range as a whole, before writing any of it.
 - IRQ line level = (DONE and IE.DONE) or (any ERR_* flag and IE.ERR).
 - RNG: each read (of any size) gives the next value of SplitMix64 (Steele, Lea and Flood,
   2014) whose state starts at `seed`: the upper 32 bits of its next 64-bit output. It is not
@@ -43,7 +45,7 @@ A warm reset (`reset()`) clears the registers, the key window and any running op
 (its results are lost); keys, lock and RNG state are kept.
 
 Not modelled: AES-192/256, other modes (CTR, GCM), DMA requests, key derivation, secure
-boot, side-channel behaviour, bus errors during an operation, a true entropy source.
+boot, side-channel behaviour, bus errors on writes, a true entropy source.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from harness.clock import VirtualClock
-from harness.errors import SimulationError
+from harness.errors import BusError, SimulationError
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.regs.dsl import Access, Block, Field, Register, word
 
@@ -97,6 +99,8 @@ SECURITY_BLOCK = Block(
             Field("ERR_BUSY", 6, 1, W1C, doc="START while BUSY: ignored"),
             Field("ERR_PARAM", 7, 1, W1C, doc="START with a reserved OP, or a LEN that is not "
                                               "a multiple of 16 for ECB/CBC: not run"),
+            Field("ERR_BUS", 8, 1, W1C, doc="A source read met an uncorrectable ECC error: "
+                                            "nothing written, MAC unchanged (set with DONE)"),
             Field("LOCKED", 16, 1, RO, doc="Key provisioning is locked (until unlocked in OTP)"),
         ), "Status (flags: write 1 to clear)"),
         Register("IE", 0x08, (
@@ -127,11 +131,12 @@ _CTRL = _reg("CTRL").codec("START", "OP", "KEYSLOT")
 _START = _reg("CTRL").field("START").mask
 _STATUS = _reg("STATUS")
 _BUSY, _DONE, _LOCKED = (_STATUS.field(n).mask for n in ("BUSY", "DONE", "LOCKED"))
-_ERR_KEY_READ, _ERR_SLOT_EMPTY, _ERR_RANGE, _ERR_LOCKED, _ERR_BUSY, _ERR_PARAM = (
+_ERR_KEY_READ, _ERR_SLOT_EMPTY, _ERR_RANGE, _ERR_LOCKED, _ERR_BUSY, _ERR_PARAM, _ERR_BUS = (
     _STATUS.field(f"ERR_{n}").mask
-    for n in ("KEY_READ", "SLOT_EMPTY", "RANGE", "LOCKED", "BUSY", "PARAM")
+    for n in ("KEY_READ", "SLOT_EMPTY", "RANGE", "LOCKED", "BUSY", "PARAM", "BUS")
 )
-_ERRORS = _ERR_KEY_READ | _ERR_SLOT_EMPTY | _ERR_RANGE | _ERR_LOCKED | _ERR_BUSY | _ERR_PARAM
+_ERRORS = (_ERR_KEY_READ | _ERR_SLOT_EMPTY | _ERR_RANGE | _ERR_LOCKED | _ERR_BUSY | _ERR_PARAM
+           | _ERR_BUS)
 _IE_DONE, _IE_ERR = (_reg("IE").field(n).mask for n in ("DONE", "ERR"))
 _KEYSEL_OFFSET = _reg("KEYSEL").offset
 _KEYDATA_OFFSET = _reg("KEYDATA").offset
@@ -353,6 +358,9 @@ class SecurityUnit(Peripheral):
         except (ValueError, KeyError) as e:
             log.info("%s: operation %d outside memory: %s", self.name, job.op, e)
             flags |= _ERR_RANGE
+        except BusError as e:
+            log.info("%s: operation %d: bus error: %s", self.name, job.op, e)
+            flags |= _ERR_BUS
         self._flag(flags)
 
     def _run(self, job: _Job) -> None:
