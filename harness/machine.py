@@ -6,7 +6,7 @@ import logging
 import random
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +16,28 @@ from unicorn.unicorn import UcContext
 from harness.board import DWT_BASE, SCS_BASE, SYSTICK_BASE, Board
 from harness.boards import DEFAULT_BOARD
 from harness.clock import VirtualClock
+from harness.core import faults as arch
 from harness.core import native
-from harness.core.cpu import Cpu
+from harness.core.cpu import Cpu, MemoryFault
 from harness.core.dwt import Dwt
+from harness.core.faults import Fault
 from harness.core.fpu import CPACR_BASE, FPU_BASE, Cpacr, FpuRegisters
-from harness.core.nvic import FIRST_IRQ, SVCALL, SYSTICK, Nvic
+from harness.core.nvic import (
+    BUSFAULT,
+    FIRST_IRQ,
+    HARDFAULT,
+    MEMMANAGE,
+    SVCALL,
+    SYSTICK,
+    USAGEFAULT,
+    Nvic,
+)
 from harness.core.semihosting import SEMIHOSTING_BKPT, Semihosting, UnsupportedCall
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
 from harness.loader import FirmwareImage, load_image
 from harness.peripherals.base import Peripheral
-from harness.peripherals.flash import FlashController
+from harness.peripherals.flash import EccError, FlashController
 from harness.peripherals.gpio import Gpio
 from harness.peripherals.registry import KINDS, BuildContext
 from harness.peripherals.sysctl import SysCtl
@@ -36,34 +47,51 @@ log = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
 
-# Unicorn interrupt numbers (QEMU's EXCP_*) that end a run as a fault.
-TRAP_KINDS = {
-    1: "undefined instruction",
-    4: "data access fault (bus fault)",
-    7: "breakpoint (BKPT)",
-    17: "coprocessor instruction (no FPU on this core)",
-    18: "invalid state (Thumb bit clear)",
-    19: "stack limit overflow",
-    22: "unaligned access",
-    23: "integer divide by zero",
+# Unicorn interrupt numbers (QEMU's EXCP_*) that end a run as a fault, as ARMv7-M reports them.
+TRAP_FAULTS = {
+    1: Fault("undefined instruction", USAGEFAULT, arch.UNDEFINSTR),
+    4: Fault("data access fault (bus fault)", BUSFAULT, arch.PRECISERR),
+    7: Fault("breakpoint (BKPT)", HARDFAULT, hfsr=arch.DEBUGEVT),  # no debugger attached
+    17: Fault("coprocessor instruction (no FPU on this core)", USAGEFAULT, arch.NOCP),
+    18: Fault("invalid state (Thumb bit clear)", USAGEFAULT, arch.INVSTATE),
+    19: Fault("stack limit overflow", BUSFAULT, arch.STKERR),
+    22: Fault("unaligned access", USAGEFAULT, arch.UNALIGNED),
+    23: Fault("integer divide by zero", USAGEFAULT, arch.DIVBYZERO),
 }
-UC_ERROR_KINDS = {
-    UC_ERR_INSN_INVALID: "undefined instruction",
-    UC_ERR_EXCEPTION: "unhandled CPU exception",
+UC_ERROR_FAULTS = {
+    UC_ERR_INSN_INVALID: Fault("undefined instruction", USAGEFAULT, arch.UNDEFINSTR),
+    UC_ERR_EXCEPTION: Fault("unhandled CPU exception", HARDFAULT),
 }
+FAULT_MODES = ("stop", "firmware")
 SYSTEM_EXCEPTIONS = {2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault",
                      11: "SVCall", 12: "DebugMon", 14: "PendSV", 15: "SysTick"}  # fmt: skip
 SVC_TRAP = 2
 BKPT_TRAP = 7
 PREFETCH_ABORT_TRAP = 3
 NATIVE_FAULTS = {
-    native.FAULT_BAD_EXC_RETURN: "bad exception return",
-    native.FAULT_UNSTACKING: "stack fault on exception return (unstacking)",
-    native.FAULT_STACKING: "stack overflow during exception entry (stacking)",
-    native.FAULT_NOCP: "FP instruction with the FPU disabled (CPACR CP10/CP11): NOCP UsageFault",
-    native.FAULT_UNALIGNED: "unaligned access (UsageFault UNALIGNED: LDM/STM, LDRD/STRD, "
-    "exclusives and VLDR/VLDM/VSTM need an aligned address; the base register is the address)",
-}
+    native.FAULT_BAD_EXC_RETURN: Fault("bad exception return", USAGEFAULT, arch.INVPC),
+    native.FAULT_UNSTACKING: Fault("stack fault on exception return (unstacking)", BUSFAULT,
+                                   arch.UNSTKERR),
+    native.FAULT_STACKING: Fault("stack overflow during exception entry (stacking)", BUSFAULT,
+                                 arch.STKERR),
+    native.FAULT_NOCP: Fault("FP instruction with the FPU disabled (CPACR CP10/CP11): NOCP "
+                             "UsageFault", USAGEFAULT, arch.NOCP),
+    native.FAULT_UNALIGNED: Fault(
+        "unaligned access (UsageFault UNALIGNED: LDM/STM, LDRD/STRD, exclusives and "
+        "VLDR/VLDM/VSTM need an aligned address; the base register is the address)",
+        USAGEFAULT, arch.UNALIGNED),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TakenFault:
+    """A fault the firmware was given (`faults="firmware"`): when, what, who took it."""
+
+    cycle: int
+    kind: str
+    taken_by: str  # "HardFault", "BusFault", "MemManage", "UsageFault" or "lockup"
+    pc: int
+    address: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +109,9 @@ class Snapshot:
     exit_code: int | None
     powered: bool
     power_cycles: int
+    stalled: bool
+    stall_cycles: int
+    faults_taken: tuple[TakenFault, ...]
 
 
 class Machine:
@@ -95,7 +126,15 @@ class Machine:
         boot_address: int | None = None,
         seed: int = 0,
         images: Sequence[FirmwareImage | str | Path | tuple[str | Path, int]] = (),
+        faults: str = "stop",
     ) -> None:
+        if faults not in FAULT_MODES:
+            raise ValueError(f"faults must be 'stop' (a fault ends the run with FirmwareFault) "
+                             f"or 'firmware' (the firmware's handlers take it), not {faults!r}")
+        # "stop": a fault raises FirmwareFault at once; "firmware": as on the chip, the fault
+        # handlers take it (CFSR, HFSR, BFAR, MMFAR filled; escalation; lockup resets).
+        self.faults = faults
+        self.faults_taken: list[TakenFault] = []
         self.image = firmware if isinstance(firmware, FirmwareImage) else load_image(firmware)
         # more images in flash beside it (e.g. applications in their banks under a bootloader)
         self.images = [self.image] + [
@@ -112,6 +151,7 @@ class Machine:
                 "with -mfloat-abi=soft"
             )
         self.cpu = Cpu(self.board)
+        self.cpu.imprecise_bus_errors = faults == "firmware"
         self.clock = VirtualClock(self.board.core_clock_hz, self.cpu.ctx)
         self._reset_requested = False
         self._reset_cause = "software"
@@ -120,6 +160,8 @@ class Machine:
         self.power_cycles = 0
         self.sleeping = False
         self.idle_cycles = 0  # virtual cycles spent asleep in WFI (skipped, not simulated)
+        self._stalled = False  # a read of the flash bank being written waits for the end
+        self.stall_cycles = 0  # virtual cycles spent so
         self.semihosting = Semihosting(
             self.read_memory, lambda: self.clock.cycles * 100 // self.clock.hz, bytearray()
         )
@@ -145,6 +187,10 @@ class Machine:
         for spec in self.board.peripherals:
             self.peripherals[spec.name] = KINDS[spec.kind].build(spec, context)
         self.cpu.map_peripherals(list(self.peripherals.values()))
+        self._flc = next(iter(self._flash_controllers()), None)
+        self._watch_dirty = self._watching = False
+        if self._flc is not None:
+            self._flc.on_change = self._flash_watch_changed
         for image in self.images:
             self._load(image)
         self._resync_flash(self.images)
@@ -177,6 +223,38 @@ class Machine:
         """The flash controller changed flash: snapshots must restore it, the core re-read it."""
         self._flash_generation += 1
         self.cpu.code_changed(start, end)
+
+    def _flash_watch_changed(self) -> None:
+        self._watch_dirty = True
+        self.request_stop()
+
+    def _refresh_watch(self) -> None:
+        """Watch what the flash controller says must be seen: units that are not clean, the
+        bank being written."""
+        self._watch_dirty = False
+        ranges = self._flc.watched_ranges() if self._flc is not None else []
+        if ranges or self._watching:
+            self.cpu.watch(ranges, self._watched_access)
+            self._watching = bool(ranges)
+
+    def _watched_access(self, address: int, size: int, fetch: bool) -> bool:
+        """A CPU read or fetch of watched flash: stall on the busy bank, correct and count a
+        single-bit unit, bus-fault on a double-bit one. True stops the core before it."""
+        flc = self._flc
+        assert flc is not None
+        bank = flc.busy_bank()
+        if bank is not None and bank[0] <= address < bank[1]:
+            self._stalled = True
+            return True
+        end = min(address + size, flc.flash_base + flc.flash_size)
+        try:
+            flc.ecc_read(address, end - address)
+        except EccError:
+            self.cpu.memory_fault = MemoryFault("uncorrectable ECC error (double-bit) in flash",
+                                                address, self.cpu.watched_pc, fetch,
+                                                exact_pc=True)  # fmt: skip
+            return True
+        return False
 
     def _flash_controllers(self) -> list[FlashController]:
         return [p for p in self.peripherals.values() if isinstance(p, FlashController)]
@@ -248,6 +326,7 @@ class Machine:
         pc = self.cpu.read_word(self.boot_address + 4) or 0
         self.cpu.reset_core(sp, pc)
         self.sleeping = False
+        self._stalled = False
 
     def _request_reset(self, cause: str = "software") -> None:
         self._reset_requested = True
@@ -411,22 +490,37 @@ class Machine:
             if not self.powered:  # a power cut in an event: time passes, nothing runs
                 ctx.cycles = max(ctx.cycles, target)
                 return
-            self._take_exceptions()
+            stalled = self._stalled and self._flc is not None and self._flc.busy
+            self._stalled = stalled
+            if not stalled:  # a stalled access holds the core: no exception entry either
+                self._take_exceptions()
+                if self._reset_requested:  # a lockup
+                    continue
             now = ctx.cycles
             if now >= target:
                 return
             nxt = clock.next_deadline()
             deadline = target if nxt is None or nxt > target else nxt
-            if self.sleeping:
-                self.idle_cycles += deadline - now
-                ctx.cycles = deadline  # WFI: nothing runs until the next event
+            if self.sleeping or stalled:
+                if stalled:
+                    self.stall_cycles += deadline - now
+                else:
+                    self.idle_cycles += deadline - now
+                ctx.cycles = deadline  # nothing runs until the next event
                 continue
+            if self._watch_dirty:
+                self._refresh_watch()
             ctx.deadline = deadline
             try:
                 cpu.run()
             except UcError as err:
                 self._sync_returns()
-                raise self._memory_fault(err) from err
+                fault, pc = self._memory_fault(err)
+                try:
+                    self._firmware_fault(fault, pc)
+                except FirmwareFault as stop:
+                    raise stop from err
+                continue
             self._after_run()
             if self.exit_code is not None:
                 return
@@ -443,19 +537,23 @@ class Machine:
         ctx = self.cpu.ctx
         reasons = ctx.stop_reasons
         if reasons & native.STOP_FAULT:
-            if ctx.fault_kind == native.FAULT_BAD_EXC_RETURN:
-                kind = f"bad exception return (EXC_RETURN 0x{ctx.fault_exc_return:08X})"
-                raise self._fault(kind, ctx.trap_pc, None)
-            if ctx.fault_kind == native.FAULT_TOO_MANY_CHECKS:
+            fault = NATIVE_FAULTS.get(ctx.fault_kind)
+            if fault is None:  # FAULT_TOO_MANY_CHECKS: the harness's limit, not the chip's
                 raise SimulationError(
                     f"more than {native.ALIGN_SET_SIZE * 3 // 4} load/store-multiple "
                     "instructions to check for alignment; the harness cannot track them all"
                 )
-            if ctx.fault_kind == native.FAULT_NOCP and not self.board.fpu:
+            if ctx.fault_kind == native.FAULT_BAD_EXC_RETURN:
+                kind = f"bad exception return (EXC_RETURN 0x{ctx.fault_exc_return:08X})"
+                fault = replace(fault, kind=kind)
+            elif ctx.fault_kind == native.FAULT_NOCP and not self.board.fpu:
                 kind = (f"FP instruction on a core without an FPU (board {self.board.name}): "
                         "NOCP UsageFault")  # fmt: skip
-                raise self._fault(kind, ctx.trap_pc, None)
-            raise self._fault(NATIVE_FAULTS[ctx.fault_kind], ctx.trap_pc, ctx.fault_addr)
+                fault = replace(fault, kind=kind)
+            else:
+                fault = replace(fault, address=ctx.fault_addr)
+            self._firmware_fault(fault, ctx.trap_pc)
+            return
         if reasons & native.STOP_TRAP:
             self._trap(ctx.trap_intno, ctx.trap_pc)
         elif reasons & native.STOP_SLEEP and not self._reset_requested:
@@ -471,8 +569,9 @@ class Machine:
             self.nvic.pend(SVCALL)
             masks = self.cpu.sample_masks(watch=False)
             if self.nvic.exception_to_take(*masks) != SVCALL:
-                raise self._fault("SVC at a priority that blocks SVCall (escalates to HardFault)",
-                                  pc, None)  # fmt: skip
+                self.nvic.unpend(SVCALL)
+                self._firmware_fault(Fault("SVC at a priority that blocks SVCall (escalates "
+                                           "to HardFault)", HARDFAULT, hfsr=arch.FORCED), pc)
             return
         if intno == BKPT_TRAP and self.read_memory(pc, 2) == SEMIHOSTING_BKPT.to_bytes(2, "little"):
             self._semihosting_call(pc)
@@ -480,9 +579,12 @@ class Machine:
         if intno == PREFETCH_ABORT_TRAP:
             mapped = any(lo <= pc <= hi for lo, hi, _ in self.cpu.uc.mem_regions())
             memory = "non-executable" if mapped else "unmapped"
-            raise self._fault(f"instruction fetch from {memory} memory", pc, pc)
-        kind = TRAP_KINDS.get(intno, f"CPU exception {intno}")
-        raise self._fault(kind, pc, None)
+            exception, bit = (MEMMANAGE, arch.IACCVIOL) if mapped else (BUSFAULT, arch.IBUSERR)
+            self._firmware_fault(Fault(f"instruction fetch from {memory} memory", exception,
+                                       bit, address=pc, far=False), pc)  # fmt: skip
+            return
+        self._firmware_fault(TRAP_FAULTS.get(intno, Fault(f"CPU exception {intno}", HARDFAULT)),
+                             pc)  # fmt: skip
 
     def _semihosting_call(self, pc: int) -> None:
         cpu = self.cpu
@@ -508,12 +610,19 @@ class Machine:
             handler = cpu.read_word(vector)
             problem = self._vector_problem(handler)
             if problem:
-                raise self._fault(
-                    f"bad vector for {self._exception_name(exc)}: the entry at 0x{vector:08X} "
-                    f"holds {_hex(handler)} ({problem})", cpu.pc, vector)  # fmt: skip
+                fault = Fault(f"bad vector for {self._exception_name(exc)}: the entry at "
+                              f"0x{vector:08X} holds {_hex(handler)} ({problem})", HARDFAULT,
+                              hfsr=arch.VECTTBL, address=vector, far=False)  # fmt: skip
+                nvic.unpend(exc)
+                # HardFault's own vector: nothing can take that fault (lockup)
+                self._firmware_fault(fault, cpu.pc, lockup=exc == HARDFAULT)
+                if self._reset_requested:
+                    return
+                continue
             assert handler is not None
-            if not cpu.enter_exception(exc, handler):
-                raise self._fault(NATIVE_FAULTS[ctx.fault_kind], cpu.pc, ctx.fault_addr)
+            if not cpu.enter_exception(exc, handler):  # stacking failed: stops in both modes
+                fault = NATIVE_FAULTS[ctx.fault_kind]
+                raise self._fault(fault.kind, cpu.pc, ctx.fault_addr)
             nvic.activate(exc)
             self.sleeping = False
             if not nvic.pending:
@@ -547,16 +656,57 @@ class Machine:
     def _fault(self, kind: str, pc: int, address: int | None) -> FirmwareFault:
         return FirmwareFault(kind, pc, self.image.function_at(pc), address, self.clock.cycles)
 
-    def _memory_fault(self, err: UcError) -> FirmwareFault:
-        fault = self.cpu.memory_fault
-        if fault is None:
-            kind = UC_ERROR_KINDS.get(err.errno, f"emulator error: {err}")
-            return self._fault(kind, self.cpu.pc, None)
-        kind = fault.kind
+    def _memory_fault(self, err: UcError) -> tuple[Fault, int]:
+        """The fault a failed run met, and the PC of the instruction that met it."""
+        found = self.cpu.memory_fault
+        if found is None:
+            fault = UC_ERROR_FAULTS.get(err.errno, Fault(f"emulator error: {err}", HARDFAULT))
+            return fault, self.cpu.pc
+        kind = found.kind
         stack = self.board.region(self.board.stack_region)
-        if "write" in kind and stack.base - 0x1000 <= fault.address < stack.base:
+        if "write" in kind and stack.base - 0x1000 <= found.address < stack.base:
             kind = f"stack overflow ({kind} below {stack.name})"
-        return self._fault(kind, fault.pc, fault.address)
+        pc = found.pc if found.pc is not None else self.cpu.pc
+        if found.imprecise:
+            return Fault(kind, BUSFAULT, arch.IMPRECISERR, address=found.address, far=False), pc
+        if not found.fetch:
+            if self.faults == "firmware" and pc == self.cpu.ctx.last_block and not found.exact_pc:
+                # Unicorn 2.1.4 sometimes leaves the PC of a failed access at the start of its
+                # block (seen after an instruction fetch fault); resuming there would run the
+                # block's first instructions twice, so stop rather than guess.
+                raise self._fault(f"{kind} somewhere in the block at 0x{pc:08X} (the emulator "
+                                  "did not say which instruction; the firmware cannot be given "
+                                  "a precise fault)", pc, found.address)  # fmt: skip
+            return Fault(kind, BUSFAULT, arch.PRECISERR, address=found.address), pc
+        if found.protection:  # fetch from an execute-never region
+            return Fault(kind, MEMMANAGE, arch.IACCVIOL, address=found.address, far=False), pc
+        return Fault(kind, BUSFAULT, arch.IBUSERR, address=found.address, far=False), pc
+
+    def _firmware_fault(self, fault: Fault, pc: int, *, lockup: bool = False) -> None:
+        """Stop with FirmwareFault (faults="stop"), or give the fault to the firmware as
+        ARMv7-M does: the status registers filled, the handler that may take it pended with
+        the faulting instruction as its return address, or a lockup (the chip resets)."""
+        if self.faults == "stop":
+            raise self._fault(fault.kind, pc, fault.address)
+        nvic = self.nvic
+        execution = nvic.execution_priority(*self.cpu.sample_masks(watch=False))
+        decision = arch.escalate(fault, nvic.regs["SHCSR"],
+                                 nvic.group_priority(nvic.prio[fault.exception]),
+                                 -1 if lockup else execution)  # fmt: skip
+        nvic.regs["CFSR"] |= decision.cfsr
+        nvic.regs["HFSR"] |= decision.hfsr
+        register = {BUSFAULT: "BFAR", MEMMANAGE: "MMFAR"}.get(fault.exception)
+        if register and fault.far and fault.address is not None:
+            nvic.regs[register] = fault.address
+        self.cpu.set_reg("pc", pc | 1)
+        taken = "lockup" if decision.exception is None else SYSTEM_EXCEPTIONS[decision.exception]
+        self.faults_taken.append(TakenFault(self.clock.cycles, fault.kind, taken, pc,
+                                            fault.address))  # fmt: skip
+        log.info("%s at pc=0x%08X: %s", fault.kind, pc, taken)
+        if decision.exception is None:
+            self._request_reset("lockup")  # the board resets a locked-up core
+        else:
+            nvic.pend(decision.exception)
 
     # ---- inspecting and changing state ----
 
@@ -636,6 +786,9 @@ class Machine:
             exit_code=self.semihosting.exit_code,
             powered=self.powered,
             power_cycles=self.power_cycles,
+            stalled=self._stalled,
+            stall_cycles=self.stall_cycles,
+            faults_taken=tuple(self.faults_taken),
         )
 
     def restore(self, snap: Snapshot) -> None:
@@ -660,7 +813,10 @@ class Machine:
         self.semihosting.output[:] = snap.semihost_output
         self.semihosting.exit_code = snap.exit_code
         self.powered, self.power_cycles = snap.powered, snap.power_cycles
+        self._stalled, self.stall_cycles = snap.stalled, snap.stall_cycles
+        self.faults_taken = list(snap.faults_taken)
         self._reset_requested = False
+        self._watch_dirty = True
 
 
 def _check_overlaps(images: Sequence[FirmwareImage]) -> None:

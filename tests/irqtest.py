@@ -20,15 +20,15 @@ def _scenario_numbers() -> dict[str, int]:
 SCENARIOS = _scenario_numbers()
 
 
-def start(elf: Path, scenario: str) -> Machine:
-    m = Machine(elf)
+def start(elf: Path, scenario: str, faults: str = "stop") -> Machine:
+    m = Machine(elf, faults=faults)
     m.write_symbol("scenario", SCENARIOS[scenario])
     m.write_symbol("boot_count", 0)
     return m
 
 
-def run(elf: Path, scenario: str, timeout_ms: float = 5) -> Machine:
-    m = start(elf, scenario)
+def run(elf: Path, scenario: str, timeout_ms: float = 5, faults: str = "stop") -> Machine:
+    m = start(elf, scenario, faults)
     m.run_until(lambda: m.read_symbol("done") == 1, timeout_ms=timeout_ms)
     return m
 

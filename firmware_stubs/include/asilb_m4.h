@@ -36,6 +36,7 @@
 #define WDG_CLOCK_HZ 32000UL
 #define FLC_REGION_BASE FLASH_BASE
 #define FLC_SECTOR_KB 16UL
+#define FLC_BANKS 2UL
 
 /* Interrupt numbers (exception number = IRQn + 16) */
 typedef enum {
@@ -81,8 +82,8 @@ typedef struct {
     volatile uint32_t SHPR1;                 /* +0xD18 System handler prio 1 */
     volatile uint32_t SHPR2;                 /* +0xD1C System handler prio 2 */
     volatile uint32_t SHPR3;                 /* +0xD20 System handler prio 3 */
-    volatile uint32_t SHCSR;                 /* +0xD24 System handler control and state */
-    volatile uint32_t CFSR;                  /* +0xD28 Configurable fault status (faults stop the run instead) */
+    volatile uint32_t SHCSR;                 /* +0xD24 System handler control and state (the fault enables) */
+    volatile uint32_t CFSR;                  /* +0xD28 Configurable fault status: MMFSR, BFSR, UFSR */
     volatile uint32_t HFSR;                  /* +0xD2C HardFault status */
     uint32_t RESERVED8[1];
     volatile uint32_t MMFAR;                 /* +0xD34 MemManage fault address */

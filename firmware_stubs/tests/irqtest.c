@@ -13,7 +13,8 @@ enum {
     SC_WFI_PRIMASK, SC_LEVEL_REPEND, SC_SYSTICK_PERIOD, SC_IRQ_BENCH, SC_FAULT_FETCH,
     SC_TIMER_WHILE_BUSY, SC_UNEXPECTED_IRQ, SC_FAULT_BUS_ERROR, SC_FAULT_FP,
     SC_VECTOR_NO_THUMB, SC_VECTOR_ZERO, SC_FAULT_UNALIGNED_LDM, SC_FAULT_UNALIGNED_STRD,
-    SC_COUNT,
+    SC_COUNT, SC_HANDLED_FAULTS, SC_ESCALATED_FAULT, SC_FAULT_IN_BUSFAULT, SC_LOCKUP,
+    SC_ECC_READ, SC_RWW,
 };
 
 __attribute__((section(".noinit"))) volatile uint32_t scenario;
@@ -210,6 +211,72 @@ __attribute__((naked, noinline, aligned(64))) uint32_t count_loop(volatile uint3
 
 volatile uint32_t counts[2];
 
+/* ---- fault handlers: run only with Machine(faults="firmware") ---- */
+
+volatile uint32_t fault_log[8][6]; /* per fault: IPSR, CFSR, HFSR, BFAR, MMFAR, stacked PC */
+volatile uint32_t fault_count;
+__attribute__((section(".noinit"))) volatile uint32_t reset_causes; /* SYSCTL.RSTCAUSE at boot */
+volatile uint32_t ecc_value[2];
+/* Two program units the tests corrupt (ECC single- and double-bit errors). */
+__attribute__((aligned(8))) const uint32_t ecc_target[4] = {0x11111111u, 0x22222222u,
+                                                             0x33333333u, 0x44444444u};
+volatile uint32_t rww_polls[2]; /* BUSY polls until the program ends: same bank, other bank */
+
+/* Log the fault, clear its status, and resume after the faulting instruction (or, for a
+ * fetch fault, at the caller). */
+void fault_common(uint32_t *frame) {
+    uint32_t i = fault_count++;
+    if (i < 8) {
+        uint32_t ipsr;
+        __asm volatile("mrs %0, ipsr" : "=r"(ipsr));
+        fault_log[i][0] = ipsr;
+        fault_log[i][1] = SCS->CFSR;
+        fault_log[i][2] = SCS->HFSR;
+        fault_log[i][3] = SCS->BFAR;
+        fault_log[i][4] = SCS->MMFAR;
+        fault_log[i][5] = frame[6];
+    }
+    if (scenario == SC_LOCKUP || (scenario == SC_FAULT_IN_BUSFAULT && i == 0)) {
+        (void)*(volatile uint32_t *)0x30000004u; /* a fault the handler itself takes */
+    }
+    uint32_t imprecise = SCS->CFSR & (1u << 10); /* IMPRECISERR: the PC is past the access */
+    SCS->CFSR = SCS->CFSR;
+    SCS->HFSR = SCS->HFSR;
+    uint32_t pc = frame[6];
+    if (imprecise) {
+        return;
+    } else if (pc >= 0x40000000u || fault_log[i < 8 ? i : 7][1] & (1u << 8)) { /* IBUSERR */
+        frame[6] = frame[5] & ~1u; /* the fetch failed: return to the caller */
+    } else {
+        uint16_t hw = *(const volatile uint16_t *)pc;
+        frame[6] = pc + ((hw & 0xF800u) >= 0xE800u ? 4u : 2u);
+    }
+}
+
+#define FAULT_ENTRY(name) \
+    __attribute__((naked)) void name(void) { \
+        __asm volatile("tst lr, #4\n ite eq\n mrseq r0, msp\n mrsne r0, psp\n b fault_common"); \
+    }
+FAULT_ENTRY(HardFault_Handler)
+FAULT_ENTRY(MemManage_Handler)
+FAULT_ENTRY(BusFault_Handler)
+FAULT_ENTRY(UsageFault_Handler)
+
+/* Program one unit at `address`; how often the core polled BUSY before it cleared. */
+static uint32_t program_and_poll(uint32_t address) {
+    FLC->KEY = 0x45670123u;
+    FLC->KEY = 0xCDEF89ABu;
+    FLC->ADDR = address;
+    FLC->DATA0 = 0x12345678u;
+    FLC->DATA1 = 0x9ABCDEF0u;
+    FLC->CR = (1u << FLC_CR_OP_Pos) | FLC_CR_START_Msk;
+    uint32_t polls = 0;
+    while (FLC->SR & FLC_SR_BUSY_Msk) polls++;
+    FLC->SR = FLC->SR;
+    FLC->CR = FLC_CR_LOCK_Msk;
+    return polls;
+}
+
 /* ---- thread-mode scenario bodies ---- */
 
 static void prio(int irq, uint8_t p) { nvic_set_priority((IRQn_Type)irq, p); nvic_enable((IRQn_Type)irq); }
@@ -262,6 +329,7 @@ __attribute__((noinline)) static void frame_body(void) {
 
 int main(void) {
     boot_count++;
+    reset_causes = SYSCTL->RSTCAUSE;
     DWT->CTRL = DWT_CTRL_CYCCNTENA_Msk;
     sp_before = read_sp();
     switch (scenario) {
@@ -377,6 +445,39 @@ int main(void) {
     case SC_UNEXPECTED_IRQ:
         nvic_enable((IRQn_Type)20); /* no handler installed: Default_Handler */
         STIR_PEND(20);
+        break;
+    case SC_HANDLED_FAULTS:
+        SCS->SHCSR |= SCS_SHCSR_MEMFAULTENA_Msk | SCS_SHCSR_BUSFAULTENA_Msk |
+                      SCS_SHCSR_USGFAULTENA_Msk;
+        fault_flash_write();
+        fault_undefined();
+        fault_unaligned_ldm();
+        fault_bus_error();
+        fault_fetch();
+        mark('k');
+        break;
+    case SC_ESCALATED_FAULT: /* no fault enabled in SHCSR: HardFault takes it */
+        fault_unmapped_read();
+        mark('k');
+        break;
+    case SC_FAULT_IN_BUSFAULT: /* a fault in the BusFault handler escalates to HardFault */
+        SCS->SHCSR |= SCS_SHCSR_BUSFAULTENA_Msk;
+        fault_unmapped_read();
+        mark('k');
+        break;
+    case SC_LOCKUP: /* a fault in HardFault locks the core up; the chip resets */
+        if (boot_count == 1) fault_unmapped_read();
+        mark('k');
+        break;
+    case SC_ECC_READ:
+        SCS->SHCSR |= SCS_SHCSR_BUSFAULTENA_Msk;
+        ecc_value[0] = *(const volatile uint32_t *)&ecc_target[0];
+        ecc_value[1] = *(const volatile uint32_t *)&ecc_target[2];
+        mark('k');
+        break;
+    case SC_RWW: /* this code runs in bank 0: programming bank 0 stalls it, bank 1 not */
+        rww_polls[0] = program_and_poll(0x000F0000u);
+        rww_polls[1] = program_and_poll(0x00180000u);
         break;
     case SC_SYSTICK_PERIOD:
     case SC_IRQ_BENCH:

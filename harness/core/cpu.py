@@ -10,14 +10,16 @@ from __future__ import annotations
 import ctypes
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from unicorn import (
     UC_ARCH_ARM,
     UC_ERR_EXCEPTION,
     UC_ERR_OK,
+    UC_HOOK_CODE,
     UC_HOOK_MEM_INVALID,
+    UC_HOOK_MEM_READ,
     UC_MEM_FETCH_PROT,
     UC_MEM_FETCH_UNMAPPED,
     UC_MEM_READ_PROT,
@@ -54,12 +56,22 @@ ACCESS_NAMES = {
 }
 
 
+FETCH_ACCESSES = (UC_MEM_FETCH_UNMAPPED, UC_MEM_FETCH_PROT)
+
+
 @dataclass(slots=True)
 class MemoryFault:
     kind: str
     address: int
-    pc: int
+    pc: int | None  # None: the core's PC after the stop (the access was abandoned there)
+    fetch: bool = False  # an instruction fetch, not a data access
+    protection: bool = False  # mapped, but not for this access
+    imprecise: bool = False  # reported after the access completed (at a later PC)
+    exact_pc: bool = False  # `pc` came from a hook on the access: exact by construction
 
+
+# on_access(address, size, fetch) -> True to stop the core before that access
+WatchCallback = Callable[[int, int, bool], bool]
 
 class HostMemory:
     """One region's bytes, shared between Python and the emulated core."""
@@ -98,6 +110,10 @@ class Cpu:
             raise RuntimeError("could not install the native hooks")
         self.memory_fault: MemoryFault | None = None
         self._mmio_callbacks: list[tuple[object, object]] = []
+        self.imprecise_bus_errors = False
+        self._watch_hooks: list[int] = []
+        self._on_watch: WatchCallback | None = None
+        self.watched_pc = 0  # the PC of the instruction the last watch hook saw
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._invalid_access)
 
     # ---- memory ----
@@ -130,10 +146,19 @@ class Cpu:
 
     def _bus_error(self, access: str, address: int) -> None:
         """An access inside a peripheral page that no register block claims: on hardware a
-        bus fault. Recorded like an unmapped access; `run` then raises. (Inside an MMIO callback
-        Unicorn's PC may be the start of the block holding the access.)"""
-        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
+        bus fault. Recorded like an unmapped access; `run` then raises.
+
+        Inside an MMIO callback Unicorn's PC is the start of the block holding the access,
+        and an emu_stop there would run the block again from its start. So with
+        `imprecise_bus_errors` (the firmware takes its faults) the access completes (a read
+        gives 0) and the core stops at the next block: an imprecise bus fault, which the
+        architecture allows. Without it the run ends here, reporting the block's PC."""
         kind = f"bus error ({access} of unassigned peripheral address)"
+        if self.imprecise_bus_errors:
+            self.memory_fault = MemoryFault(kind, address, None, imprecise=True)
+            self.ctx.stop_request = 1
+            return
+        pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
         self.memory_fault = MemoryFault(kind, address, pc)
         self.ctx.stopping = 1  # blocks entered before the stop lands are not counted
         self.uc.emu_stop()
@@ -188,6 +213,51 @@ class Cpu:
         if status != UC_ERR_OK:
             raise UcError(status)
 
+    # ---- watched memory ----
+
+    def watch(self, ranges: Sequence[tuple[int, int]], on_access: WatchCallback) -> None:
+        """Before any data read or instruction fetch in `ranges` ([start, end) pairs; they
+        replace the previous ones), call `on_access(address, size, fetch)`; if it returns
+        True the core stops before that instruction runs (precisely: an emu_stop in a
+        memory or code hook abandons the instruction). For rare ranges only: while any is
+        watched, every load takes Unicorn's slow path."""
+        uc = self.uc
+        for handle in self._watch_hooks:
+            uc.hook_del(handle)
+        self._watch_hooks = []
+        self._on_watch = on_access
+        for begin, end in ranges:
+            self._watch_hooks.append(uc.hook_add(UC_HOOK_MEM_READ, self._watched_read,
+                                                 begin=begin, end=end - 1))  # fmt: skip
+            self._watch_hooks.append(uc.hook_add(UC_HOOK_CODE, self._watched_fetch,
+                                                 begin=begin, end=end - 1))  # fmt: skip
+            uc.ctl_remove_cache(begin, end)  # translated code carries its code hooks
+
+    def _watched_read(self, uc: Uc, _access: int, address: int, size: int, _value: int,
+                      _ud: object) -> None:  # fmt: skip
+        # A read hook sees the PC of the reading instruction (Unicorn syncs it for hooks).
+        self.watched_pc = int(uc.reg_read(arm.UC_ARM_REG_PC))
+        self._watched(address, size, False)
+
+    def _watched_fetch(self, _uc: Uc, address: int, size: int, _ud: object) -> None:
+        self.watched_pc = address
+        self._watched(address, size, True)
+
+    def _watched(self, address: int, size: int, fetch: bool) -> None:
+        ctx = self.ctx
+        if ctx.stopping or self._on_watch is None:
+            return
+        try:
+            stop = self._on_watch(address, size, fetch)
+        except BaseException as err:  # re-raised by run()
+            if self.uc._hook_exception is None:
+                self.uc._hook_exception = err
+            stop = True
+        if stop:
+            ctx.stopping = 1
+            ctx.stop_reasons |= native.STOP_REQUEST
+            self.uc.emu_stop()
+
     # ---- registers ----
 
     def reg(self, name: str) -> int:
@@ -234,7 +304,7 @@ class Cpu:
         if status:
             raise UcError(status)
         if self.memory_fault is not None:
-            raise UcError(UC_ERR_EXCEPTION)  # a bus error seen by an MMIO callback
+            raise UcError(UC_ERR_EXCEPTION)  # a bus error or ECC error seen by a hook
 
     def enter_exception(self, exc: int, handler: int) -> bool:
         return bool(self.lib.harness_exc_entry(self.uch, self.ctxp, exc, handler) == 0)
@@ -259,5 +329,6 @@ class Cpu:
     ) -> bool:
         pc = int(uc.reg_read(arm.UC_ARM_REG_PC))
         kind = ACCESS_NAMES.get(access, f"invalid memory access ({access})")
-        self.memory_fault = MemoryFault(kind, address, pc)
+        protection = access in (UC_MEM_WRITE_PROT, UC_MEM_READ_PROT, UC_MEM_FETCH_PROT)
+        self.memory_fault = MemoryFault(kind, address, pc, access in FETCH_ACCESSES, protection)
         return False

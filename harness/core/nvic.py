@@ -5,8 +5,10 @@ Modelled: enable / pending / active / priority for system exceptions and externa
 priority and selection by full priority then exception number, masking by PRIMASK /
 BASEPRI / FAULTMASK, level-sensitive IRQ lines (re-pend on return while asserted),
 ICSR pend bits for PendSV / SysTick / NMI, STIR, VTOR, AIRCR.SYSRESETREQ / VECTRESET.
-Not modelled (accepted and logged): SCR sleep modes, CCR trap enables, configurable fault
-handlers (faults stop the run with FirmwareFault instead), MPU, FPU registers, late arrival.
+SHCSR's fault enables and the fault status registers (CFSR, HFSR, BFAR, MMFAR): with
+`Machine(faults="firmware")` the machine fills them and pends the fault (harness.core.faults).
+Not modelled (accepted and logged): SCR sleep modes, CCR trap enables, SHCSR's active and
+pending bits, MPU, FPU registers, late arrival.
 The stacking itself is done by the CPU (harness.core.cpu / native.c).
 """
 
@@ -79,10 +81,9 @@ def scs_block(num_irqs: int) -> Block:
             _bytes_reg("SHPR2", 0xD1C, ("", "", "", "PRI_11"), "System handler prio 2"),
             _bytes_reg("SHPR3", 0xD20, ("PRI_12", "", "PRI_14", "PRI_15"), "System handler prio 3"),
             Register("SHCSR", 0xD24, (
-                Field("MEMFAULTENA", 16, modelled=False), Field("BUSFAULTENA", 17, modelled=False),
-                Field("USGFAULTENA", 18, modelled=False),
-            ), "System handler control and state"),
-            word("CFSR", 0xD28, W1C, doc="Configurable fault status (faults stop the run instead)"),
+                Field("MEMFAULTENA", 16), Field("BUSFAULTENA", 17), Field("USGFAULTENA", 18),
+            ), "System handler control and state (the fault enables)"),
+            word("CFSR", 0xD28, W1C, doc="Configurable fault status: MMFSR, BFSR, UFSR"),
             word("HFSR", 0xD2C, W1C, doc="HardFault status"),
             word("MMFAR", 0xD34, doc="MemManage fault address"),
             word("BFAR", 0xD38, doc="BusFault address"),

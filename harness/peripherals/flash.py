@@ -102,10 +102,16 @@ back, e.g. loading an image), `unit_status(address)`, `operations`, `cuts`, `bus
 `locked`, `corrected_total`. The constructor computes the ECC of the memoryview's initial
 contents.
 
+CPU reads (what the machine does with `watched_ranges`): the machine watches every unit that
+is not clean (`faulty`) and, while an operation runs, the whole physical bank it works on
+(`banks`: (offset, size) ranges; read-while-write works only across banks). A CPU read or
+instruction fetch of a single-bit unit goes through `ecc_read` (corrected, flagged and
+counted); of a double-bit unit it sets ECCD and is a precise bus fault; of the busy bank it
+stalls the core until the operation ends (dual-bank parts such as STM32's stall, they do not
+fault). `on_change` (set by the machine) is called whenever what must be watched changes.
+
 Not modelled: mass erase, option bytes, read protection, program/erase suspend, wait states
-and prefetch, bus stalls on access during an operation, erase/program endurance, flags or
-counts from instruction fetches (`check_fetch` is a pure query: the machine turns "double"
-into a bus fault), and reads of flash while BUSY (they return the old contents).
+and prefetch, erase/program endurance.
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ from math import ceil
 from typing import Any, ClassVar, NamedTuple
 
 from harness.clock import VirtualClock
-from harness.errors import BusError, SimulationError
+from harness.errors import BusError
 from harness.peripherals.base import IrqLine, Peripheral
 from harness.regs.dsl import Access, Block, Field, Register, word
 
@@ -286,7 +292,7 @@ def _exact(value: float | int | Fraction) -> Fraction:
 class FlashController(Peripheral):
     block = FLASH_BLOCK
     extra_state: ClassVar[tuple[str, ...]] = (
-        "ecc", "raw", "_key_stage", "_key_dead", "_op", "_cut", "operations",
+        "ecc", "raw", "faulty", "_key_stage", "_key_dead", "_op", "_cut", "operations",
         "corrected_total", "cuts",
     )  # fmt: skip
 
@@ -294,7 +300,8 @@ class FlashController(Peripheral):
                  flash: memoryview, flash_base: int, sectors: Sequence[tuple[int, int]],
                  protected: Sequence[tuple[int, int]],
                  code_changed: Callable[[int, int], None], power_cut: Callable[[], None],
-                 program_us: float = 16, erase_ms_per_16k: float = 20) -> None:  # fmt: skip
+                 program_us: float = 16, erase_ms_per_16k: float = 20,
+                 banks: Sequence[tuple[int, int]] = ()) -> None:  # fmt: skip
         super().__init__(name, base, clock)
         if flash.readonly:
             raise ValueError(f"{name}: the flash memoryview must be writable")
@@ -308,7 +315,9 @@ class FlashController(Peripheral):
         self.flash_size = flash.nbytes
         self.sectors = tuple((int(o), int(s)) for o, s in sectors)
         self.protected = tuple((int(o), int(s)) for o, s in protected)
+        self.banks = tuple((int(o), int(s)) for o, s in banks) or ((0, self.flash_size),)
         self._check_geometry()
+        self.on_change: Callable[[], None] | None = None
         self._code_changed = code_changed
         self._power_cut = power_cut
         self._irq = irq
@@ -316,6 +325,7 @@ class FlashController(Peripheral):
         self._erase_per_byte = _exact(erase_ms_per_16k) * clock.hz / (16384 * 1000)
         self.ecc = bytearray(b"\xff" * (self.flash_size // UNIT))
         self.raw: dict[int, int] = {}  # unit -> stored data, where it differs from the view
+        self.faulty: set[int] = set()  # units whose stored bits are not a clean codeword
         self._key_stage = 0
         self._key_dead = False
         self._op: _Operation | None = None
@@ -339,10 +349,11 @@ class FlashController(Peripheral):
             if offset < end:
                 raise ValueError(f"{self.name}: sector at 0x{offset:X} overlaps another")
             end = offset + size
-        for offset, size in self.protected:
-            if offset < 0 or size <= 0 or offset + size > self.flash_size:
-                raise ValueError(f"{self.name}: protected range (0x{offset:X}, 0x{size:X}) "
-                                 f"is not inside the flash")  # fmt: skip
+        for what, ranges in (("protected range", self.protected), ("bank", self.banks)):
+            for offset, size in ranges:
+                if offset < 0 or size <= 0 or offset + size > self.flash_size:
+                    raise ValueError(f"{self.name}: {what} (0x{offset:X}, 0x{size:X}) is not "
+                                     f"inside the flash")  # fmt: skip
 
     # ---- what tests and the machine use ----
 
@@ -403,6 +414,25 @@ class FlashController(Peripheral):
                 return DOUBLE
         return None
 
+    def watched_ranges(self) -> list[tuple[int, int]]:
+        """CPU address ranges [start, end) whose reads the machine must see: the units that
+        are not clean, and the bank an operation is working on."""
+        ranges = [(self.flash_base + u * UNIT, self.flash_base + u * UNIT + UNIT)
+                  for u in sorted(self.faulty)]  # fmt: skip
+        bank = self.busy_bank()
+        if bank is not None:
+            ranges.append(bank)
+        return ranges
+
+    def busy_bank(self) -> tuple[int, int] | None:
+        """[start, end) of the bank the running operation works on (CPU addresses)."""
+        if self._op is None:
+            return None
+        for offset, size in self.banks:
+            if offset <= self._op.offset < offset + size:
+                return self.flash_base + offset, self.flash_base + offset + size
+        return None
+
     def flip_bit(self, address: int, bit: int) -> None:
         """Fault injection: flip stored data bit `bit` (0..7) of the byte at `address`."""
         if not 0 <= bit < 8:
@@ -440,6 +470,7 @@ class FlashController(Peripheral):
                 self.ecc[unit] = ecc_of(data)
         for unit in [u for u in self.raw if first <= u < last]:
             del self.raw[unit]
+        self._clear_faulty(first, last)
 
     # ---- register side ----
 
@@ -452,6 +483,7 @@ class FlashController(Peripheral):
         self._key_stage = 0
         self._key_dead = False
         self._update_irq()
+        self._changed()
 
     def snapshot(self) -> Any:
         values, deadlines, extra = super().snapshot()
@@ -462,6 +494,7 @@ class FlashController(Peripheral):
         super().restore(state)
         self.ecc = bytearray(self.ecc)
         self._update_irq()
+        self._changed()
 
     def write(self, offset: int, size: int, value: int) -> None:
         word_offset = offset & ~3
@@ -574,6 +607,7 @@ class FlashController(Peripheral):
         if cut == DURING:
             self._tear.arm_at(now + cycles // 2)
         self._update_irq()
+        self._changed()  # its bank is busy: reads there stall
 
     def _finish(self) -> None:
         op = self._op
@@ -587,6 +621,7 @@ class FlashController(Peripheral):
             self._erase(op.offset, op.size)
         self.regs["SR"] = (self.regs["SR"] & ~_BUSY) | _EOP
         self._update_irq()
+        self._changed()
         if op.cut == AFTER:
             self._cut_now(op.number, AFTER)
 
@@ -612,6 +647,7 @@ class FlashController(Peripheral):
                 self._store(unit, raw | (~raw & mask & _M64), ecc | (~ecc & (mask >> 64)))
         self.regs["SR"] = self.regs["SR"] & ~_BUSY
         self._update_irq()
+        self._changed()
         self._cut_now(op.number, DURING)
 
     def _cut_now(self, index: int, phase: str) -> None:
@@ -644,6 +680,12 @@ class FlashController(Peripheral):
         """Store a unit's bits; the view shows them corrected when a single bit is wrong."""
         self.ecc[unit] = ecc
         status, fixed, _ = decode(raw, ecc)
+        if (status != CLEAN) != (unit in self.faulty):
+            if status == CLEAN:
+                self.faulty.discard(unit)
+            else:
+                self.faulty.add(unit)
+            self._changed()
         shown = fixed if status == SINGLE else raw
         if shown != raw:
             self.raw[unit] = raw
@@ -661,7 +703,18 @@ class FlashController(Peripheral):
         self.ecc[first:last] = b"\xff" * (last - first)
         for unit in [u for u in self.raw if first <= u < last]:
             del self.raw[unit]
+        self._clear_faulty(first, last)
         self._code_changed(self.flash_base + offset, self.flash_base + offset + size)
+
+    def _clear_faulty(self, first: int, last: int) -> None:
+        gone = [u for u in self.faulty if first <= u < last]
+        if gone:
+            self.faulty.difference_update(gone)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _ecc_event(self, unit: int, flag: int) -> None:
         self.regs["ECCADDR"] = self.flash_base + unit * UNIT

@@ -113,9 +113,11 @@ def _flash(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
     flash_base = parts[0][0]
     sectors = [(0, parts[0][1])] + [(off, sector) for off in
                                     range(parts[0][1], len(region), sector)]  # fmt: skip
+    bank = len(region) // p["banks"]
+    banks = [(offset, bank) for offset in range(0, len(region), bank)]
     return FlashController(spec.name, spec.base, ctx.clock, ctx.nvic.line(irq), region,
                            flash_base, sectors, [(0, parts[0][1])], ctx.code_changed,
-                           ctx.power_cut)  # fmt: skip
+                           ctx.power_cut, banks=banks)  # fmt: skip
 
 
 KINDS: dict[str, Kind] = {
@@ -130,6 +132,7 @@ KINDS: dict[str, Kind] = {
     # clock_hz: the watchdog's own oscillator
     "watchdog": Kind(WATCHDOG_BLOCK, _watchdog, ("clock_hz",)),
     "security": Kind(SECURITY_BLOCK, _security),
-    # region: the flash memory region; sector_kb: the sectors after the bootloader's
-    "flash": Kind(FLASH_BLOCK, _flash, ("region", "sector_kb")),
+    # region: the flash memory region; sector_kb: the sectors after the bootloader's;
+    # banks: equal physical banks (read-while-write works only across them)
+    "flash": Kind(FLASH_BLOCK, _flash, ("region", "sector_kb", "banks")),
 }

@@ -28,7 +28,8 @@ SYSCTL_BLOCK = Block(
             Field("SW", 1, 1, Access.W1C, doc="Software reset: SYSRESETREQ or VECTRESET"),
             Field("WDG", 2, 1, Access.W1C, doc="Watchdog reset"),
             Field("PIN", 3, 1, Access.W1C, doc="Reset pin"),
-            Field("LOCKUP", 4, 1, Access.W1C, doc="Core lockup", modelled=False),
+            Field("LOCKUP", 4, 1, Access.W1C, doc="Core lockup (a fault the core cannot take "
+                                                    "resets the chip)"),
         ), "Reset causes since the firmware last cleared them (write 1 to clear)"),
     ),
     "System control: reset causes",
