@@ -52,7 +52,9 @@ class Target:
         return (*CFLAGS, *FLOAT_ABI[self.float_abi], *defines, *LDFLAGS)
 
 
-ELC = (*COMMON, "elc/main.c", "elc/e2e.c", "elc/lin_master.c")
+# The A/B boot code the bootloader and the applications under it share (boot/boot.h).
+BOOT = ("boot/boot_flash.c", "boot/boot_probe.c", "boot/boot_state.c")
+ELC = (*COMMON, *BOOT, "boot/boot_app.c", "elc/main.c", "elc/e2e.c", "elc/lin_master.c")
 TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
@@ -69,6 +71,15 @@ TARGETS = (
     Target("elc_1m", ELC, "the same on a 1 Mbit/s / 4 Mbit/s CAN bus",
            defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u"),
            dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
+    Target("bootloader", ("startup/startup.c", "hal/hal.c", "hal/runtime.c", "hal/uart.c",
+                          *BOOT, "bootloader/main.c"),
+           "the A/B bootloader: verifies and boots bank A or B, trial boots, reverts",
+           linker_script="linker/bootloader.ld"),
+    Target("elc_a", ELC, "the light controller as a signed image's body for bank A "
+                         "(0x0001_0200), under the bootloader",
+           linker_script="linker/bank_a.ld", dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
+    Target("elc_b", ELC, "the same for bank B (0x0010_0200)",
+           linker_script="linker/bank_b.ld", dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
 )  # fmt: skip
 
 

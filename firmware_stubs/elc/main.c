@@ -24,9 +24,15 @@
  * leaves the safe state only when the state machine is VALID again (3 good frames in a row)
  * and the input is fresh.
  *
+ * Under the A/B bootloader (targets elc_a and elc_b, linked for a bank): the controller services
+ * the watchdog the bootloader started, and a trial image confirms itself once its start-up
+ * checks pass (MCAN0 on the bus and 100 ms of its tick): ../boot/boot_app.c. Without the
+ * bootloader nothing of this runs.
+ *
  * The signals are packed and unpacked by exterior_light.c/.h, which the build generates from
  * the DBC with cantools (raw values: a struct field holds what is on the bus).
  */
+#include "../boot/boot.h"
 #include "e2e.h"
 #include "exterior_light.h"
 #include "hal.h"
@@ -54,6 +60,12 @@ enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
 #define SUPPLY_VOLTAGE_RAW 135u /* LightStatus.SupplyVoltage (0.1 V): 13.5 V */
 #define NM_SOURCE_NODE 0x10u
 #define LIN_SLEEP_AFTER_MS 1000u /* VehicleState silent this long: the cluster sleeps */
+#define STARTUP_CHECK_MS 100u
+#define SELFTEST_PASS 0x50415353u /* "PASS" */
+
+/* The start-up self-test's verdict as built; a test patches it in a signed image to make an
+ * image that fails its checks (and so never confirms itself). */
+const volatile uint32_t elc_selftest = SELFTEST_PASS;
 
 volatile uint32_t ms_ticks;
 volatile uint32_t rx_frames;
@@ -345,7 +357,17 @@ void SysTick_Handler(void) {
     lin_gateway();
 }
 
+/* The start-up checks a trial image must pass before it confirms itself. */
+static int startup_checks(void) {
+    if (elc_selftest != SELFTEST_PASS) return BOOT_CHECKS_FAILED;
+    if ((MCAN0->CCCR & MCAN_CCCR_INIT_Msk) || ms_ticks < STARTUP_CHECK_MS) {
+        return BOOT_CHECKS_PENDING;
+    }
+    return BOOT_CHECKS_PASSED;
+}
+
 int main(void) {
+    boot_app_init();
     for (uint32_t pin = PIN_BRAKE; pin <= PIN_FOG; pin++) gpio_output(GPIOA, pin);
     last_status = current_status();
     mcan_init(MCAN0, ELC_NOMINAL_BITRATE, ELC_DATA_BITRATE);
@@ -364,5 +386,8 @@ int main(void) {
     nvic_set_priority(USART2_IRQn, 0x80);
     nvic_enable(USART2_IRQn);
     systick_start(CORE_CLOCK_HZ / 1000u);
-    for (;;) wait_for_interrupt();
+    for (;;) {
+        wait_for_interrupt();
+        if (boot_app_active()) boot_app_poll(ms_ticks, startup_checks());
+    }
 }
