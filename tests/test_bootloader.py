@@ -94,9 +94,9 @@ class Report:
 def report(m: Machine) -> Report:
     fields = _REPORT.unpack(m.read_memory(REPORT, _REPORT.size))
     magic, booted, state, attempts, causes, stored, seq, va, vb, events, reverted = fields[:11]
-    assert magic == REPORT_MAGIC and fields[15] == ~REPORT_MAGIC & 0xFFFFFFFF, "no boot report"
+    assert magic == REPORT_MAGIC and fields[16] == ~REPORT_MAGIC & 0xFFFFFFFF, "no boot report"
     return Report(booted, state, attempts, causes, stored, seq, (va, vb), events, reverted,
-                  (fields[11], fields[12]), (fields[13], fields[14]), fields[16])  # fmt: skip
+                  (fields[11], fields[12]), (fields[13], fields[14]), fields[15])  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,8 @@ typedef struct {
     uint8_t reverted_bank;    /* the bank reverted at this boot, or BOOT_BANK_NONE */
     uint32_t version[BOOT_BANKS];          /* each bank's image version (0: none) */
     uint32_t security_counter[BOOT_BANKS]; /* each bank's image security counter */
-    uint32_t check;           /* ~magic */
     uint32_t ecc_faults;      /* flash reads the ECC refused (BusFaults taken by the probe) */
+    uint32_t check;           /* ~magic */
 } boot_report_t;
 
 /* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32) ---- */

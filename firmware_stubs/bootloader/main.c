@@ -294,8 +294,8 @@ static void write_report(uint8_t booted, uint8_t boot_state, uint8_t attempts, u
         r->version[b] = banks[b].header_ok ? banks[b].header.version : 0u;
         r->security_counter[b] = banks[b].header_ok ? banks[b].header.security_counter : 0u;
     }
-    r->check = ~BOOT_REPORT_MAGIC;
     r->ecc_faults = probe_faults;
+    r->check = ~BOOT_REPORT_MAGIC;
     r->magic = BOOT_REPORT_MAGIC;
 }
 
