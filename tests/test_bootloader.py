@@ -51,7 +51,7 @@ _REPORT = struct.Struct("<I4BII4B2I2III")
 REPORT_MAGIC = 0x54505242
 CONFIRMED, TRIAL = 1, 2
 OK, EMPTY, BAD_MAGIC, BAD_HEADER, WRONG_LOAD, OVERSIZED, ECC, BUS_CMAC, BAD_CMAC = range(1, 10)
-OLD_COUNTER, REJECTED, BAD_VECTORS = 10, 11, 12
+OLD_COUNTER, REJECTED, BAD_VECTORS, NO_KEY = 10, 11, 12, 13
 REASONS = {BAD_MAGIC: "bad magic", BAD_HEADER: "bad header", WRONG_LOAD: "wrong load address",
            OVERSIZED: "oversized", ECC: "ECC error", BUS_CMAC: "bus error in CMAC",
            BAD_CMAC: "bad CMAC", OLD_COUNTER: "old security counter",
@@ -284,10 +284,19 @@ def test_a_newer_image_boots_in_trial_confirms_itself_and_stays(
         (1, 0, NO_BANK, 0, 1), (2, 0, 1, 1, 1), (3, 1, NO_BANK, 0, 2)]  # counter raised
     power_cycle(m)
     r = boot(m)
-    assert lines(m)[-1] == "boot: bank B 1.1.0 confirmed, counter 2"
+    assert lines(m)[-2:] == ["boot: bank A 1.0.0 rejected: old security counter",
+                             "boot: bank B 1.1.0 confirmed, counter 2"]  # no way back to A
     assert (r.booted, r.state, r.stored_counter, r.record_seq) == (1, CONFIRMED, 2, 3)
+    assert r.verdict == (OLD_COUNTER, OK)
     m.run_for(ms=200)
     assert len(records(m)) == 3  # a confirmed image writes nothing
+    # The next update goes to bank A, the same way.
+    m.power_off()
+    m.write_memory(BANK_A, signed(fw, "elc_a", (1, 2, 0), counter=3))
+    m.power_on()
+    assert boot(m, ms=200).state == TRIAL
+    assert lines(m)[-1] == "boot: bank A 1.2.0 trial 1/3"
+    assert same_state(newest(m), Record(5, 0, NO_BANK, 0, 3, NO_TAG))
 
 
 def test_an_image_that_never_confirms_is_reverted_after_3_attempts(
@@ -363,6 +372,15 @@ def test_no_valid_image_stays_in_the_bootloader(fw: dict[str, Path], tmp_path: P
                         "boot: no valid image"]  # fmt: skip
     assert r.booted == NO_BANK and r.verdict == (BAD_CMAC, EMPTY)
     assert not watchdog(m).running and m.sleeping
+
+
+def test_without_the_image_key_nothing_boots(fw: dict[str, Path], tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    path.write_bytes(signed(fw, "elc_a"))
+    m = Machine(fw["bootloader"], images=[(path, BANK_A)])  # key slot 0 never provisioned
+    r = boot(m)
+    assert lines(m)[1:] == ["boot: bank A 1.0.0 rejected: no key", "boot: no valid image"]
+    assert r.booted == NO_BANK and r.verdict == (NO_KEY, EMPTY)
 
 
 # ---- rejections: the reason reported, the running bank untouched ----
