@@ -347,7 +347,12 @@ def test_a_trial_image_that_no_longer_verifies_is_reverted_at_once(
                             "boot: bank B reverted: bad CMAC",
                             "boot: bank A 1.0.0 confirmed, counter 1"]  # fmt: skip
     assert (r.booted, r.state, r.reverted, r.verdict) == (0, CONFIRMED, 1, (OK, BAD_CMAC))
-    assert same_state(newest(m), Record(3, 0, NO_BANK, 0, 1, tag_of(b)))
+    # Damaged, not proven bad: not marked as rejected; its intact copy gets a new trial.
+    assert same_state(newest(m), Record(3, 0, NO_BANK, 0, 1, NO_TAG))
+    m.write_memory(BANK_B, b)
+    power_cycle(m)
+    assert boot(m).state == TRIAL
+    assert lines(m)[-1] == "boot: bank B 1.1.0 trial 1/3"
 
 
 def test_the_confirmed_bank_broken_makes_the_other_a_trial(

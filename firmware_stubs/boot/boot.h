@@ -62,7 +62,7 @@ typedef struct {
  *   unit 0: magic, sequence number
  *   unit 1: confirmed bank, trial bank (0xFF none), attempts, 0, stored security counter
  *   unit 2: rejected-image tag (the first 8 bytes of the CMAC of an image the bootloader
- *           reverted; all 0xFF: none)
+ *           reverted after its K trial boots, not to be tried again; all 0xFF: none)
  *   unit 3: 0, CRC-32 (IEEE, as zlib.crc32) over bytes 0..27 */
 typedef struct {
     uint32_t magic;

@@ -5,9 +5,10 @@
  * checks both banks (header, load address, size, AES-CMAC through the security unit with the
  * key in slot 0, vector table, security counter against the stored one, the tag of an image
  * reverted before) and decides, with K = BOOT_TRIAL_ATTEMPTS:
- *   1. a trial bank in the record: after K attempts (or when it no longer verifies) revert:
- *      a record with the trial cleared and the image's tag as rejected; else a record with
- *      attempts + 1, and boot the trial bank;
+ *   1. a trial bank in the record: after K attempts revert: a record with the trial cleared
+ *      and the image's tag as rejected (so it is not tried again); when it no longer verifies,
+ *      revert at once (the tag unchanged: a damaged copy is not a bad image); else a record
+ *      with attempts + 1, and boot the trial bank;
  *   2. else, the other bank valid and newer than the confirmed one (or the confirmed one no
  *      longer valid): a record making it the trial bank, attempts 1, and boot it;
  *   3. else the confirmed bank if valid; no record at all (factory state): the newest valid
@@ -338,7 +339,10 @@ int main(void) {
         if (s.attempts >= BOOT_TRIAL_ATTEMPTS || banks[t].verdict != BOOT_VERDICT_OK) {
             n.trial = BOOT_BANK_NONE;
             n.attempts = 0;
-            if (banks[t].tag_ok) {
+            /* An image that had its K boots and never confirmed itself is not tried again.
+             * One that no longer verifies was damaged, not proven bad: its intact copy may
+             * be installed again and get its trial. */
+            if (banks[t].verdict == BOOT_VERDICT_OK) {
                 for (uint32_t i = 0; i < BOOT_TAG_SIZE; i++) n.tag[i] = banks[t].tag[i];
             }
             log_puts(t == BOOT_BANK_A ? "boot: bank A reverted" : "boot: bank B reverted");
