@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench firmware lint clean conformance debian-deps
+.PHONY: demo test bench firmware lint clean conformance debian-deps sweep
 
 # The Debian tools of the conformance sweep (tests/test_conformance.py needs them too).
 DEBIAN_PACKAGES := qemu-system-arm csmith libcsmith-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
@@ -25,6 +25,10 @@ demo: firmware
 
 test: firmware lint
 	$(PY) -m pytest -n auto -q tests benchmarks
+
+# Power loss at every flash operation of the A/B update (the suite runs a sample).
+sweep: firmware
+	HARNESS_FULL_SWEEP=1 $(PY) -m pytest -n auto -q tests/test_ab_update.py tests/test_bootloader.py
 
 bench: firmware
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:xdist -q \

@@ -346,7 +346,11 @@ class Machine:
             p.reset()
         self.powered = False
         self.sleeping = True
-        self.request_stop()  # a cut inside a run (fault injection) ends it
+        # A cut inside a run (a flash operation's START) ends it before the next instruction:
+        # whatever the core still had in flight never happens.
+        ctx = self.cpu.ctx
+        ctx.stopping = 1
+        self.cpu.uc.emu_stop()
 
     def power_on(self) -> None:
         """Power up: SRAM comes up holding a pattern drawn from the machine's seed and the
@@ -359,6 +363,7 @@ class Machine:
             self.cpu.code_changed(mem.region.base, mem.region.end)
         self.powered = True
         self.semihosting.exit_code = None
+        self.cpu.ctx.returned_count = 0
         self.reset("power-on")
 
     # ---- flash contents ----
@@ -514,6 +519,8 @@ class Machine:
             try:
                 cpu.run()
             except UcError as err:
+                if not self.powered:
+                    continue
                 self._sync_returns()
                 fault, pc = self._memory_fault(err)
                 try:
@@ -533,6 +540,8 @@ class Machine:
         ctx.returned_count = 0
 
     def _after_run(self) -> None:
+        if not self.powered:  # the power went in the run: the core's state is gone
+            return
         self._sync_returns()
         ctx = self.cpu.ctx
         reasons = ctx.stop_reasons
