@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness import image
+from harness import boot, image
 from harness.errors import SimulationError
 from harness.machine import Machine
 from harness.peripherals.flash import (
@@ -52,7 +52,8 @@ def flash_controller(machine: Machine) -> FlashController:
 
 
 def install(machine: Machine, signed: bytes, bank: str = "BANK_B") -> Installed:
-    """Write `signed` (made by `harness image sign`) at the start of partition `bank`."""
+    """Write `signed` (made by `harness image sign`) at the start of partition `bank`, which
+    must not be the bank the bootloader's report says the ECU runs from."""
     header = image.parse(signed, f"image for {bank}")
     partition = next((p for p in machine.board.partitions if p.name == bank), None)
     if partition is None:
@@ -61,6 +62,10 @@ def install(machine: Machine, signed: bytes, bank: str = "BANK_B") -> Installed:
     if header.load_address != partition.base + image.HEADER_SIZE:
         raise FlashingError(f"the image is linked for 0x{header.load_address:08X}, but {bank} "
                             f"runs it at 0x{partition.base + image.HEADER_SIZE:08X}")  # fmt: skip
+    running = boot.report(machine)
+    if running is not None and f"BANK_{running.booted_bank}" == bank:
+        raise FlashingError(f"{bank} holds the image the ECU runs: install into the other bank "
+                            "(erasing it would leave the bootloader nothing confirmed to boot)")
     size = image.HEADER_SIZE + header.body_size + image.MAC_SIZE
     if size > partition.size:
         raise FlashingError(f"the image ({size} bytes) does not fit {bank} ({partition.size})")

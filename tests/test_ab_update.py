@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness import Machine, boot, image, load_elf
-from harness.flashing import PowerLost, flash_controller, install
+from harness.flashing import FlashingError, PowerLost, flash_controller, install
 from harness.peripherals.flash import AFTER, BEFORE, DURING
 
 KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
@@ -227,3 +229,64 @@ def test_an_image_that_never_confirms_reverts_after_three_watchdog_resets(
     assert "reverted" in final.events
     assert "reverted after 3 attempts" in m.uart("USART1").text
     assert power_cycle(m) == ("A", "confirmed")  # and it stays reverted
+
+
+@settings(max_examples=12, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(first=st.tuples(st.integers(0, 1800), st.sampled_from(PHASES)),
+       second=st.tuples(st.integers(0, 1800), st.sampled_from(PHASES)))  # fmt: skip
+def test_two_chained_power_losses_during_an_update(
+    update_start: StartingPoint, images: dict[str, bytes],
+    first: tuple[int, str], second: tuple[int, str],
+) -> None:  # fmt: skip
+    """Cut the power at one operation of install + trial boot + confirm, power up, retry, and
+    cut again at an operation of the retry: the ECU always boots an authentic image, and a
+    last retry completes the update."""
+    ecu = update_start.machine
+    ecu.restore(update_start.snapshot)
+    flc = flash_controller(ecu)
+
+    def update(cut: tuple[int, str] | None) -> None:
+        """What an update tool does: install B unless B already runs, then reset."""
+        if cut is not None:
+            flc.cut_power(flc.operations + cut[0], cut[1])
+        with contextlib.suppress(PowerLost):
+            if running(ecu)[0] != "B":
+                install(ecu, images["B2"], "BANK_B")
+            ecu.reset_pin()
+            ecu.run_for(ms=BOOT_MS)
+        if not ecu.powered:
+            ecu.power_on()
+            ecu.run_for(ms=BOOT_MS)
+        running(ecu)  # authentic, whatever the cut left
+        flc.cancel_cut()  # a cut the step never reached
+
+    update(first)
+    update(second)
+    update(None)
+    assert settle(ecu, ("B", "confirmed")) == ("B", "confirmed")
+
+
+class StartingPoint:
+    """An ECU running bank A, confirmed, and its snapshot (short to print)."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.snapshot = machine.snapshot()
+
+    def __repr__(self) -> str:
+        return "<ECU: bank A confirmed>"
+
+
+@pytest.fixture(scope="module")
+def update_start(ecu_factory: Callable[[], Machine]) -> StartingPoint:
+    return StartingPoint(ecu_factory())
+
+
+def test_the_installer_refuses_the_running_bank(ecu_factory: Callable[[], Machine],
+                                                images: dict[str, bytes]) -> None:  # fmt: skip
+    m = ecu_factory()
+    a1 = images["A1"]
+    with pytest.raises(FlashingError, match="BANK_A holds the image the ECU runs"):
+        install(m, a1, "BANK_A")
+    assert running(m) == ("A", "confirmed") and m.read_memory(BANK["A"], len(a1)) == a1

@@ -383,6 +383,10 @@ class FlashController(Peripheral):
                              f"({self.operations} so far)")  # fmt: skip
         self._cut = (at, phase)
 
+    def cancel_cut(self) -> None:
+        """Disarm a cut that has not fired."""
+        self._cut = None
+
     def unit_status(self, address: int) -> str:
         """The stored state of the unit holding `address`: "clean", "single" or "double".
 
