@@ -398,7 +398,7 @@ class FlashController(Peripheral):
         """Read through the ECC: single-bit errors are corrected (ECCC, ECCADDR, counted),
         a double-bit error raises `EccError` with its unit's address (ECCD, ECCADDR)."""
         offset = self._offset(address, length)
-        for unit in self._units(offset, length):
+        for unit in self._faulty_in(offset, length):
             status = decode(self._raw_of(unit), self.ecc[unit])[0]
             if status == SINGLE:
                 self._ecc_event(unit, _ECCC)
@@ -413,7 +413,7 @@ class FlashController(Peripheral):
         """For the machine's fetches: "double" if a unit in the range is uncorrectable, else
         None. A query: no flags are set and nothing is counted."""
         offset = self._offset(address, length)
-        for unit in self._units(offset, length):
+        for unit in self._faulty_in(offset, length):
             if decode(self._raw_of(unit), self.ecc[unit])[0] == DOUBLE:
                 return DOUBLE
         return None
@@ -670,6 +670,15 @@ class FlashController(Peripheral):
     @staticmethod
     def _units(offset: int, length: int) -> range:
         return range(offset // UNIT, -(-(offset + length) // UNIT)) if length else range(0)
+
+    def _faulty_in(self, offset: int, length: int) -> list[int]:
+        """The units of a range that are not clean, in address order: only they can be."""
+        if not self.faulty:
+            return []
+        units = self._units(offset, length)
+        if len(units) <= len(self.faulty):
+            return [u for u in units if u in self.faulty]
+        return sorted(u for u in self.faulty if u in units)
 
     def _is_protected(self, offset: int, size: int) -> bool:
         return any(p < offset + size and offset < p + n for p, n in self.protected)
