@@ -11,6 +11,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from harness.image import unpack_version
 from harness.machine import Machine
 
 REPORT_MAGIC = 0x54505242  # "BRPT"
@@ -43,7 +44,7 @@ class BootReport:
     verdicts: tuple[str, str]  # per bank
     events: tuple[str, ...]
     reverted_bank: str | None
-    versions: tuple[int, int]
+    versions: tuple[tuple[int, int, int] | None, ...]  # per bank; None: no readable header
     security_counters: tuple[int, int]
     ecc_faults: int  # flash reads the ECC refused (bus faults the bootloader survived)
 
@@ -65,7 +66,8 @@ def report(machine: Machine, address: int | None = None) -> BootReport | None:
         _bank(booted), STATES.get(state, f"state {state}"), attempts, causes, counter, seq,
         (verdict(verdict_a), verdict(verdict_b)),
         tuple(name for bit, name in EVENTS.items() if events & bit), _bank(reverted),
-        (version_a, version_b), (counter_a, counter_b), ecc_faults,
+        tuple(unpack_version(v) if v else None for v in (version_a, version_b)),
+        (counter_a, counter_b), ecc_faults,
     )  # fmt: skip
 
 

@@ -53,7 +53,7 @@ class Target:
 
 
 # The A/B boot code the bootloader and the applications under it share (boot/boot.h).
-BOOT = ("boot/boot_flash.c", "boot/boot_probe.c", "boot/boot_state.c")
+BOOT = ("boot/boot_flash.c", "boot/boot_probe.c", "boot/boot_sec.c", "boot/boot_state.c")
 ELC = (*COMMON, *BOOT, "boot/boot_app.c", "elc/main.c", "elc/e2e.c", "elc/lin_master.c")
 TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),

@@ -105,8 +105,13 @@ def parse(data: bytes, source: str = "image") -> ImageHeader:
                          f"CMAC after them, the file has {len(data) - HEADER_SIZE} bytes after "
                          "the header")  # fmt: skip
     end = HEADER_SIZE + size
-    return ImageHeader((version >> 24, version >> 16 & 0xFF, version & 0xFFFF), counter, size,
-                       load, flags, bytes(data[end:end + MAC_SIZE]))  # fmt: skip
+    return ImageHeader(unpack_version(version), counter, size, load, flags,
+                       bytes(data[end:end + MAC_SIZE]))  # fmt: skip
+
+
+def unpack_version(packed: int) -> tuple[int, int, int]:
+    """(major, minor, patch) of the header's version word."""
+    return packed >> 24, packed >> 16 & 0xFF, packed & 0xFFFF
 
 
 def verify(data: bytes, key: bytes) -> bool:

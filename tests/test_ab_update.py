@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ BOOT_MS = 300  # bootloader and the light controller's start-up checks (100 ms) 
 REVERT_MS = 400  # a failing trial boot until its watchdog reset
 # `make sweep` cuts at every operation; the suite at a deterministic sample of the long steps
 FULL_SWEEP = os.environ.get("HARNESS_FULL_SWEEP") == "1"
+PARTS = 16 if FULL_SWEEP else 1  # the long sweep in parts, so pytest-xdist spreads it
 
 
 def sign(elf: Path, bank: str, version: tuple[int, int, int], counter: int,
@@ -132,17 +133,17 @@ def test_update_trial_confirm_and_rollback_protection(
 
 
 def _sweep(ecu: Machine, step: Callable[[Machine], None], goal: tuple[str, str],
-           indices: list[int] | None = None) -> int:  # fmt: skip
-    """Cut the power before, during and after each flash operation `step` performs; after
-    each cut the ECU boots an authentic image, and settles in `goal`. Returns the number of
-    operations the step performs."""
+           sample: Callable[[int], Iterable[int]] = range) -> int:  # fmt: skip
+    """Cut the power before, during and after each flash operation `step` performs (or those
+    `sample` picks from their count); after each cut the ECU boots an authentic image, and
+    settles in `goal`. Returns the number of operations the step performs."""
     flc = flash_controller(ecu)
     start = ecu.snapshot()
     first = flc.operations
     step(ecu)
     count = flc.operations - first
     assert count > 0
-    for index in range(count) if indices is None else [i for i in indices if i < count]:
+    for index in sample(count):
         for phase in PHASES:
             ecu.restore(start)
             flc.cut_power(first + index, phase)
@@ -173,20 +174,27 @@ def test_power_loss_at_the_trial_boot_confirm_and_counter_update(
     assert operations == 8  # two records of four program units
 
 
+@pytest.mark.parametrize("part", range(PARTS))
 def test_power_loss_while_installing(ecu_factory: Callable[[], Machine],
-                                     images: dict[str, bytes]) -> None:  # fmt: skip
+                                     images: dict[str, bytes], part: int) -> None:  # fmt: skip
     m = ecu_factory()
 
     def install_and_boot(ecu: Machine) -> None:
-        install(ecu, images["B2"], "BANK_B")
+        # what an update tool does: install B unless B already runs (a cut in the trial
+        # boot's records leaves B installed and booting), then reset
+        if running(ecu)[0] != "B":
+            install(ecu, images["B2"], "BANK_B")
         ecu.reset_pin()
         ecu.run_for(ms=BOOT_MS)
 
-    # the erase, the first units, every 211th, and the last (the CMAC trailer) and the
-    # records of the trial boot and confirm that follow
-    total = 1 + (len(images["B2"]) + 7) // 8
-    sample = sorted({0, 1, 2, *range(0, total, 401), *range(total - 30, total + 8)})
-    operations = _sweep(m, install_and_boot, ("B", "confirmed"), None if FULL_SWEEP else sample)
+    def sample(count: int) -> Iterable[int]:
+        if FULL_SWEEP:  # every PARTS-th operation, from `part`
+            return range(part, count, PARTS)
+        # the erase, the first units, every 401st, and the last units (the CMAC trailer) and
+        # the records of the trial boot and confirm that follow (the last 8 operations)
+        return sorted({0, 1, 2, *range(0, count, 401), *range(count - 30, count)})
+
+    operations = _sweep(m, install_and_boot, ("B", "confirmed"), sample)
     assert operations > 1000  # (units of all ones are not programmed)
 
 
@@ -201,8 +209,10 @@ def test_power_loss_while_reverting(ecu_factory: Callable[[], Machine],
         ecu.reset_pin()
         ecu.run_for(ms=4 * REVERT_MS)
 
-    # the first trial record and the revert record (`make sweep`: all 16 operations)
-    sample = None if FULL_SWEEP else [0, 1, 2, 3, 12, 13, 14, 15]
+    def sample(count: int) -> Iterable[int]:
+        # the first trial record and the revert record (`make sweep`: all 16 operations)
+        return range(count) if FULL_SWEEP else [0, 1, 2, 3, *range(count - 4, count)]
+
     operations = _sweep(m, try_and_give_up, ("A", "confirmed"), sample)
     assert operations == 16  # three trial records and the revert record
     report = boot.report(m)

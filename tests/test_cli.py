@@ -58,6 +58,14 @@ def test_demo_shows_the_application(firmware: dict[str, Path]) -> None:
     safe = re.search(r"^ +(\d+\.\d+) +ELC +LightStatus +BrakeLamp=1.*Hazard=1.*SafeState=1",
                      result.stdout, re.M)  # fmt: skip
     assert safe and 160 < float(safe.group(1)) < 172
+    # The A/B part: secure boot of A, B installed, its trial boot, its confirm, and A refused
+    # for its old security counter after the next power cycle.
+    assert re.search(r"booted bank A as confirmed.*\n +images +A: 1\.0\.0 ok +B: - empty",
+                     result.stdout)  # fmt: skip
+    assert re.search(r"booted bank B as trial; records: confirmed bank A, trial bank B \(1 of 3",
+                     result.stdout)  # fmt: skip
+    assert "booted bank B as trial; records: confirmed bank B, stored counter 2" in result.stdout
+    assert "boot: bank A 1.0.0 rejected: old security counter" in result.stdout
 
 
 def test_bad_firmware_is_a_one_line_error(tmp_path: Path) -> None:

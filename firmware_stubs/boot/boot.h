@@ -167,6 +167,12 @@ extern uint8_t flc_sleep_on_irq;
  * handler from running. */
 void boot_sleep_until(volatile const uint32_t *reg, uint32_t mask, IRQn_Type irq);
 
+/* ---- the security unit (boot_sec.c) ---- */
+#define SEC_FLAGS 0x1FEu /* DONE and every ERR_* flag (write 1 to clear) */
+/* AES-CMAC of [src, src + length) with the key in `slot` into mac[16]: 0, or the STATUS
+ * error bits (ERR_SLOT_EMPTY, ERR_BUS, ...). */
+uint32_t sec_cmac(uint32_t slot, uint32_t src, uint32_t length, uint8_t mac[16]);
+
 /* ---- records (boot_state.c) ---- */
 /* Scan both pages for the newest valid record. */
 void boot_state_read(boot_state_t *state);

@@ -21,10 +21,6 @@
 #include "uart.h"
 
 #define IMAGE_KEY_SLOT 0u
-#define SEC_OP_CMAC 4u
-#define SEC_FLAGS 0x1FEu /* DONE and every ERR_* flag (write 1 to clear) */
-#define SEC_FINISHED (SEC_STATUS_DONE_Msk | SEC_STATUS_ERR_SLOT_EMPTY_Msk | \
-                      SEC_STATUS_ERR_PARAM_Msk | SEC_STATUS_ERR_BUSY_Msk)
 #define WDG_KEY_UNLOCK 0xC0DEu
 #define WDG_KEY_START 0x57A7u
 #define WDG_KEY_SERVICE_1 0xA5A5u
@@ -127,25 +123,10 @@ static void wdg_start(void) {
 
 /* AES-CMAC of [src, src + length) with the image key into mac[16]: a verdict. */
 static uint8_t cmac(uint32_t src, uint32_t length, uint8_t mac[BOOT_MAC_SIZE]) {
-    SEC->STATUS = SEC_FLAGS;
-    SEC->SRC = src;
-    SEC->LEN = length;
-    SEC->IE = SEC_IE_DONE_Msk | SEC_IE_ERR_Msk;
-    SEC->CTRL = SEC_OP_CMAC << SEC_CTRL_OP_Pos | IMAGE_KEY_SLOT << SEC_CTRL_KEYSLOT_Pos |
-                SEC_CTRL_START_Msk;
-    boot_sleep_until(&SEC->STATUS, SEC_FINISHED, SEC_IRQn);
-    SEC->IE = 0;
-    uint32_t status = SEC->STATUS;
-    SEC->STATUS = SEC_FLAGS;
-    if (status & SEC_STATUS_ERR_SLOT_EMPTY_Msk) return BOOT_VERDICT_NO_KEY;
-    if (status & SEC_STATUS_ERR_BUS_Msk) return BOOT_VERDICT_BUS_CMAC;
-    if (!(status & SEC_STATUS_DONE_Msk) || (status & ~SEC_STATUS_DONE_Msk & SEC_FLAGS)) {
-        return BOOT_VERDICT_BAD_HEADER;
-    }
-    for (uint32_t i = 0; i < BOOT_MAC_SIZE; i++) {
-        mac[i] = (uint8_t)(SEC->MAC[i / 4u] >> (24u - 8u * (i % 4u))); /* big-endian words */
-    }
-    return BOOT_VERDICT_OK;
+    uint32_t errors = sec_cmac(IMAGE_KEY_SLOT, src, length, mac);
+    if (errors & SEC_STATUS_ERR_SLOT_EMPTY_Msk) return BOOT_VERDICT_NO_KEY;
+    if (errors & SEC_STATUS_ERR_BUS_Msk) return BOOT_VERDICT_BUS_CMAC;
+    return errors ? BOOT_VERDICT_BAD_HEADER : BOOT_VERDICT_OK;
 }
 
 /* Everything about an image but the stored state (counter, rejected tag). */

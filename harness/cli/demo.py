@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from harness.build import build
-from harness.cli import candemo, options
+from harness.cli import bootdemo, candemo, options
 from harness.machine import Machine
 
 
@@ -55,4 +55,5 @@ def _run(args: argparse.Namespace) -> int:
         f"({args.ms / 1000 / wall:.1f}x real time, {machine.cycles / wall / 1e6:.0f} virtual MHz)"
     )
     candemo.run()
+    bootdemo.run()
     return 0
