@@ -54,7 +54,10 @@ class Target:
 
 # The A/B boot code the bootloader and the applications under it share (boot/boot.h).
 BOOT = ("boot/boot_flash.c", "boot/boot_probe.c", "boot/boot_sec.c", "boot/boot_state.c")
-ELC = (*COMMON, *BOOT, "boot/boot_app.c", "elc/main.c", "elc/e2e.c", "elc/lin_master.c")
+# ISO-TP and the UDS server (uds/), with the identification DIDs of the A/B boot state.
+UDS = ("uds/isotp.c", "uds/uds.c", "uds/boot_dids.c")
+ELC = (*COMMON, *BOOT, *UDS, "boot/boot_app.c", "elc/main.c", "elc/diag.c", "elc/e2e.c",
+       "elc/lin_master.c")
 TARGETS = (
     Target("app", (*COMMON, "app/main.c"), "the application: 1 ms tick, 10 kHz timer, GPIO"),
     Target("irqtest", (*COMMON, "tests/irqtest.c"), "exception-model scenarios for the tests"),
@@ -71,10 +74,11 @@ TARGETS = (
     Target("elc_1m", ELC, "the same on a 1 Mbit/s / 4 Mbit/s CAN bus",
            defines=("ELC_NOMINAL_BITRATE=1000000u", "ELC_DATA_BITRATE=4000000u"),
            dbc="exterior_light.dbc", ldf="exterior_light.ldf"),
-    Target("bootloader", ("startup/startup.c", "hal/hal.c", "hal/runtime.c", "hal/uart.c",
-                          *BOOT, "bootloader/main.c"),
-           "the A/B bootloader: verifies and boots bank A or B, trial boots, reverts",
-           linker_script="linker/bootloader.ld"),
+    Target("bootloader", (*COMMON, "hal/uart.c", *BOOT, *UDS, "bootloader/main.c",
+                          "bootloader/programming.c"),
+           "the A/B bootloader: verifies and boots bank A or B, trial boots, reverts; "
+           "reprogramming over UDS", linker_script="linker/bootloader.ld",
+           dbc="exterior_light.dbc"),
     Target("elc_a", ELC, "the light controller as a signed image's body for bank A "
                          "(0x0001_0200), under the bootloader",
            linker_script="linker/bank_a.ld", dbc="exterior_light.dbc", ldf="exterior_light.ldf"),

@@ -132,6 +132,20 @@ typedef struct {
     uint32_t check;           /* ~magic */
 } boot_report_t;
 
+/* ---- the programming request: the application hands over to the bootloader ----
+ * An application that gets a UDS request for the programming session writes this (after the
+ * boot report, in the 256 bytes no image links over) and resets; the bootloader, finding it,
+ * clears it, answers the session request in the frame format the tester used, and stays in
+ * its UDS server. SRAM after power-on holds a pattern, never magic and check together. */
+#define BOOT_REQUEST_ADDRESS (SRAM_BASE + 0x80u)
+#define BOOT_REQUEST_MAGIC 0x474F5250u /* "PROG" */
+typedef struct {
+    uint32_t magic;
+    uint32_t frame_flags; /* CAN_FLAG_FD / CAN_FLAG_BRS of the tester's request */
+    uint32_t check;       /* ~magic ^ frame_flags */
+} boot_request_t;
+#define BOOT_REQUEST ((volatile boot_request_t *)BOOT_REQUEST_ADDRESS)
+
 /* ---- CRC-32 (IEEE 802.3, reflected, as zlib.crc32) ---- */
 uint32_t boot_crc32(const void *data, uint32_t length);
 
@@ -159,9 +173,10 @@ void flc_lock(void);
  * operation did not end (no EOP). */
 int flc_program(uint32_t address, uint32_t lo, uint32_t hi);
 int flc_erase_sector(uint32_t index);
-/* Set (the bootloader): flash operations sleep until the controller's interrupt (with
- * PRIMASK set, so no handler runs); clear (an application): a program is polled, an erase
- * sleeps between the application's own interrupts. */
+/* Flash operations sleep until the controller's interrupt with PRIMASK set, so no handler
+ * runs meanwhile: always for a program (microseconds), and for an erase when this is set
+ * (the bootloader's decision); clear (an application, the UDS server), an erase sleeps
+ * between the interrupts that keep running. */
 extern uint8_t flc_sleep_on_irq;
 /* Sleep until (*reg & mask): the peripheral's IRQ line wakes the core, PRIMASK keeps its
  * handler from running. */

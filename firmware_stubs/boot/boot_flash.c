@@ -30,8 +30,14 @@ void flc_lock(void) { FLC->CR = FLC_CR_LOCK_Msk; }
 uint8_t flc_sleep_on_irq;
 
 void boot_sleep_until(volatile const uint32_t *reg, uint32_t mask, IRQn_Type irq) {
-    uint32_t primask;
-    __asm volatile("mrs %0, primask\n cpsid i" : "=r"(primask)::"memory");
+    uint32_t primask, basepri;
+    /* PRIMASK: no handler runs; BASEPRI: the interrupts at the usual priorities (0x40 and
+     * lower) do not even wake the core, only `irq` at priority 0 does, so a tick pending
+     * meanwhile does not turn the wait into a busy loop. */
+    __asm volatile("mrs %0, primask\n cpsid i\n mrs %1, basepri" : "=r"(primask), "=r"(basepri)
+                   ::"memory");
+    __asm volatile("msr basepri, %0" ::"r"(0x40u) : "memory");
+    ((volatile uint8_t *)&SCS->IPR[0])[irq] = 0;
     SCS->ISER[irq >> 5] = 1u << (irq & 31);
     for (;;) {
         SCS->ICPR[irq >> 5] = 1u << (irq & 31); /* a level still asserted pends again */
@@ -40,21 +46,19 @@ void boot_sleep_until(volatile const uint32_t *reg, uint32_t mask, IRQn_Type irq
     }
     SCS->ICER[irq >> 5] = 1u << (irq & 31);
     SCS->ICPR[irq >> 5] = 1u << (irq & 31);
-    __asm volatile("msr primask, %0" ::"r"(primask) : "memory");
+    __asm volatile("msr basepri, %0\n msr primask, %1" ::"r"(basepri), "r"(primask) : "memory");
 }
 
 static int run(uint32_t cr, int long_op) {
     FLC->SR = FLC_FLAGS;
-    if (flc_sleep_on_irq) {
+    if (flc_sleep_on_irq || !long_op) { /* a program is microseconds: no tick is lost */
         FLC->CR = cr | FLC_CR_START_Msk | FLC_CR_EOPIE_Msk | FLC_CR_ERRIE_Msk;
         boot_sleep_until(&FLC->SR, FLC_SR_EOP_Msk | FLC_ERRORS, FLC_IRQn);
         FLC->CR = 0; /* interrupt enables off (LOCK is not cleared by writing 0) */
     } else {
         FLC->CR = cr | FLC_CR_START_Msk;
         /* An erase takes milliseconds: sleep between the application's own interrupts. */
-        while (FLC->SR & FLC_SR_BUSY_Msk) {
-            if (long_op) __asm volatile("wfi" ::: "memory");
-        }
+        while (FLC->SR & FLC_SR_BUSY_Msk) __asm volatile("wfi" ::: "memory");
     }
     uint32_t sr = FLC->SR;
     if (sr & FLC_ERRORS) return (int)(sr & FLC_ERRORS);

@@ -12,11 +12,13 @@
  *   2. else, the other bank valid and newer than the confirmed one (or the confirmed one no
  *      longer valid): a record making it the trial bank, attempts 1, and boot it;
  *   3. else the confirmed bank if valid; no record at all (factory state): the newest valid
- *      bank, as confirmed, nothing written; else stay here ("no valid image").
+ *      bank, as confirmed, nothing written; else wait for an image over UDS (programming.c).
+ * A programming request from the application (boot.h) skips all this: the UDS server runs.
  * Then it writes the boot report at the start of SRAM, starts the watchdog (~200 ms), and
  * jumps (VTOR, MSP, reset vector). One line per decision on USART1 (115200 baud).
  */
 #include "../boot/boot.h"
+#include "bootloader.h"
 #include "hal.h"
 #include "uart.h"
 
@@ -217,19 +219,6 @@ static void __attribute__((noreturn)) jump(uint32_t b) {
     __builtin_unreachable();
 }
 
-static void __attribute__((noreturn)) stay(void) {
-    log_flush();
-    if (wdg_running()) { /* started by hardware: keep it fed */
-        systick_start(CORE_CLOCK_HZ / 10u);
-        for (;;) {
-            wait_for_interrupt();
-            wdg_service();
-        }
-    }
-    for (;;) wait_for_interrupt();
-}
-
-void SysTick_Handler(void) {}
 
 /* Any fault that is not a probe's: reset. */
 __asm__(
@@ -258,6 +247,60 @@ __asm__(
 /* ---- the decision ---- */
 
 static boot_state_t state;
+
+/* The newest record, or the factory state's. */
+static int current_record(boot_record_t *s) {
+    boot_state_read(&state);
+    if (state.found) {
+        *s = state.newest;
+        return 1;
+    }
+    s->confirmed = BOOT_BANK_NONE;
+    s->trial = BOOT_BANK_NONE;
+    s->attempts = 0;
+    s->counter = 0;
+    for (uint32_t i = 0; i < BOOT_TAG_SIZE; i++) s->tag[i] = 0xFFu;
+    return 0;
+}
+
+/* ---- for the UDS server (bootloader.h) ---- */
+
+uint8_t bootloader_judge(uint32_t b) {
+    boot_record_t s;
+    int have = current_record(&s);
+    banks[b].verdict = judge(b, &s, have);
+    return banks[b].verdict;
+}
+
+int bootloader_has_valid_image(void) {
+    return bootloader_judge(BOOT_BANK_A) == BOOT_VERDICT_OK ||
+           bootloader_judge(BOOT_BANK_B) == BOOT_VERDICT_OK;
+}
+
+static int newer(uint32_t b) {
+    return banks[b].header.version > banks[b ^ 1u].header.version;
+}
+
+uint32_t bootloader_target_bank(void) {
+    boot_record_t s;
+    int have = current_record(&s);
+    int ok[BOOT_BANKS];
+    for (uint32_t b = 0; b < BOOT_BANKS; b++) ok[b] = bootloader_judge(b) == BOOT_VERDICT_OK;
+    if (have) return ok[s.confirmed] || !ok[s.confirmed ^ 1u] ? s.confirmed ^ 1u : s.confirmed;
+    if (ok[BOOT_BANK_A] && ok[BOOT_BANK_B]) return newer(BOOT_BANK_A) ? BOOT_BANK_B : BOOT_BANK_A;
+    return ok[BOOT_BANK_A] ? BOOT_BANK_B : BOOT_BANK_A;
+}
+
+int bootloader_would_try(uint32_t b) {
+    boot_record_t s;
+    int have = current_record(&s);
+    if (bootloader_judge(b) != BOOT_VERDICT_OK) return 0;
+    int other_ok = bootloader_judge(b ^ 1u) == BOOT_VERDICT_OK;
+    if (!have) return !other_ok || newer(b);
+    return b != s.confirmed && (!other_ok || newer(b));
+}
+
+void bootloader_service_watchdog(void) { wdg_service(); }
 
 static void write_report(uint8_t booted, uint8_t boot_state, uint8_t attempts, uint32_t causes,
                          const boot_record_t *s, uint8_t events, uint8_t reverted) {
@@ -290,18 +333,18 @@ int main(void) {
     uart_init(USART1, USART1_CLOCK_HZ, 115200u);
     log_causes(causes);
 
-    boot_state_read(&state);
-    int have = state.found;
-    boot_record_t s;
-    if (have) {
-        s = state.newest;
-    } else { /* factory state */
-        s.confirmed = BOOT_BANK_NONE;
-        s.trial = BOOT_BANK_NONE;
-        s.attempts = 0;
-        s.counter = 0;
-        for (uint32_t i = 0; i < BOOT_TAG_SIZE; i++) s.tag[i] = 0xFFu;
+    volatile boot_request_t *request = BOOT_REQUEST;
+    if (request->magic == BOOT_REQUEST_MAGIC &&
+        request->check == (~BOOT_REQUEST_MAGIC ^ request->frame_flags)) {
+        uint32_t flags = request->frame_flags;
+        request->magic = 0;
+        log_puts("boot: programming session requested\n");
+        log_flush();
+        programming_run(1, flags);
     }
+
+    boot_record_t s;
+    int have = current_record(&s);
     for (uint32_t b = 0; b < BOOT_BANKS; b++) {
         banks[b].verdict = judge(b, &s, have);
         if (banks[b].verdict != BOOT_VERDICT_OK && banks[b].verdict != BOOT_VERDICT_EMPTY) {
@@ -394,9 +437,10 @@ int main(void) {
     if (events & BOOT_EVENT_NVM_FAILED) log_puts("boot: NVM write failed\n");
 
     if (booted == BOOT_BANK_NONE) {
-        log_puts("boot: no valid image\n");
+        log_puts("boot: no valid image, waiting for UDS\n");
         write_report(booted, boot_state, 0, causes, &s, events, reverted);
-        stay();
+        log_flush();
+        programming_run(0, 0);
     }
     log_bank(booted);
     if (boot_state == BOOT_STATE_TRIAL) {

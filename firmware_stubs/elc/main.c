@@ -33,6 +33,7 @@
  * the DBC with cantools (raw values: a struct field holds what is on the bus).
  */
 #include "../boot/boot.h"
+#include "diag.h"
 #include "e2e.h"
 #include "exterior_light.h"
 #include "hal.h"
@@ -56,7 +57,6 @@ enum { HEAD_OFF, HEAD_LOW, HEAD_HIGH, HEAD_AUTO };
 /* DTC status byte (ISO 14229 bits): testFailed, and confirmedDTC (stays set). */
 #define DTC_TEST_FAILED 0x01u
 #define DTC_CONFIRMED   0x08u
-#define AUTO_ON_BELOW 40u /* AmbientLevel raw (0.5 %): lights on below 20 % */
 #define SUPPLY_VOLTAGE_RAW 135u /* LightStatus.SupplyVoltage (0.1 V): 13.5 V */
 #define NM_SOURCE_NODE 0x10u
 #define LIN_SLEEP_AFTER_MS 1000u /* VehicleState silent this long: the cluster sleeps */
@@ -92,6 +92,7 @@ volatile uint8_t dtc_vehicle_timeout; /* DTC status bytes */
 volatile uint8_t dtc_vehicle_e2e;
 volatile uint32_t e2e_errors;         /* VehicleState frames that failed the check */
 volatile uint32_t bus_off_count;      /* bus-off events; each restarts the controller */
+volatile uint8_t dtc_bus_off;
 
 /* The LIN cluster. */
 static volatile uint32_t vehicle_heard_ms; /* the last VehicleState frame, good or not */
@@ -101,13 +102,14 @@ volatile uint8_t dtc_lin[3];               /* DTC status bytes: switch, left lam
 static struct exterior_light_lin_gateway_t last_gateway;
 
 static void send(uint32_t id, uint8_t flags, const uint8_t *data, uint8_t len) {
+    if (!diag_tx_enabled()) return; /* 0x28 communication control */
     can_frame_t f = {.id = id, .len = len, .flags = flags};
     for (uint8_t i = 0; i < len; i++) f.data[i] = data[i];
     if (mcan_send(MCAN0, &f) != 0) tx_dropped++;
 }
 
 static uint8_t headlight_state(void) {
-    if (headlight_mode == HEAD_AUTO) return ambient_raw < AUTO_ON_BELOW ? HEAD_LOW : HEAD_OFF;
+    if (headlight_mode == HEAD_AUTO) return ambient_raw < diag_auto_on_below ? HEAD_LOW : HEAD_OFF;
     return headlight_mode;
 }
 
@@ -139,8 +141,17 @@ static void set_turn_request(uint8_t turn) {
     }
 }
 
-static void set_dtc(volatile uint8_t *dtc, int failed) {
-    *dtc = (uint8_t)(failed ? *dtc | DTC_TEST_FAILED | DTC_CONFIRMED : *dtc & ~DTC_TEST_FAILED);
+/* Each DTC's status byte, in diag.h's order (0x19 reads them, 0x14 clears them). */
+static volatile uint8_t *const dtc_status[DTC_COUNT] = {
+    &dtc_vehicle_timeout, &dtc_vehicle_e2e, &dtc_bus_off, &dtc_lin[0], &dtc_lin[1], &dtc_lin[2],
+};
+
+static void set_dtc(uint32_t dtc, int failed) {
+    volatile uint8_t *status = dtc_status[dtc];
+    if (!diag_dtc_setting_on()) return; /* 0x85: frozen */
+    if (failed && !(*status & DTC_CONFIRMED)) diag_snapshot(dtc, vehicle_speed_raw);
+    *status = (uint8_t)(failed ? *status | DTC_TEST_FAILED | DTC_CONFIRMED
+                               : *status & ~DTC_TEST_FAILED);
 }
 
 /* Enter or leave the safe state from the E2E state and the timeout (called on every RX and
@@ -148,8 +159,8 @@ static void set_dtc(volatile uint8_t *dtc, int failed) {
 static void supervise(void) {
     int timed_out = vehicle_seen && ms_ticks - vehicle_fresh_ms > VEHICLE_STATE_TIMEOUT_MS;
     int invalid = vehicle_e2e.state == E2E_INVALID;
-    set_dtc(&dtc_vehicle_timeout, timed_out);
-    set_dtc(&dtc_vehicle_e2e, invalid);
+    set_dtc(DTC_VEHICLE_TIMEOUT, timed_out);
+    set_dtc(DTC_VEHICLE_E2E, invalid);
     safe_state = (uint8_t)(timed_out || invalid);
     if (safe_state) {
         brake_pressed = 1u;
@@ -255,12 +266,13 @@ void MCAN0_INT0_IRQHandler(void) {
     if ((ir & MCAN_IR_BO_Msk) && (MCAN0->PSR & MCAN_PSR_BO_Msk)) {
         /* Bus-off: restart at once; the controller waits 128 x 11 recessive bits itself. */
         bus_off_count++;
+        set_dtc(DTC_BUS_OFF, 1);
         MCAN0->CCCR &= ~MCAN_CCCR_INIT_Msk;
     }
     can_frame_t f;
     while (mcan_receive(MCAN0, &f)) {
         rx_frames++;
-        if (f.flags & CAN_FLAG_EXT) continue;
+        if (diag_frame(&f) || !diag_rx_enabled() || (f.flags & CAN_FLAG_EXT)) continue;
         if (f.id == EXTERIOR_LIGHT_VEHICLE_STATE_FRAME_ID) {
             vehicle_state_received(&f);
         } else if (f.id == EXTERIOR_LIGHT_LIGHT_COMMAND_FRAME_ID && f.len >= 2) {
@@ -318,9 +330,9 @@ static void lin_gateway(void) {
         slave_status(LIN_FRAME_LAMP_RIGHT_STATUS, LIN_GET(LAMP_RIGHT_RESPONSE_ERROR));
     g.lamp_left_fault = (uint8_t)LIN_GET(LAMP_LEFT_FAULT);
     g.lamp_right_fault = (uint8_t)LIN_GET(LAMP_RIGHT_FAULT);
-    set_dtc(&dtc_lin[0], lin_failed(g.scs_lin_status));
-    set_dtc(&dtc_lin[1], lin_failed(g.lamp_left_lin_status));
-    set_dtc(&dtc_lin[2], lin_failed(g.lamp_right_lin_status));
+    set_dtc(DTC_LIN_SWITCH, lin_failed(g.scs_lin_status));
+    set_dtc(DTC_LIN_LAMP_LEFT, lin_failed(g.lamp_left_lin_status));
+    set_dtc(DTC_LIN_LAMP_RIGHT, lin_failed(g.lamp_right_lin_status));
     g.dtc_lin_scs = dtc_lin[0];
     g.dtc_lin_lamp_left = dtc_lin[1];
     g.dtc_lin_lamp_right = dtc_lin[2];
@@ -344,6 +356,7 @@ void USART2_IRQHandler(void) {
 
 void SysTick_Handler(void) {
     ms_ticks++;
+    if (!(MCAN0->PSR & MCAN_PSR_BO_Msk)) set_dtc(DTC_BUS_OFF, 0);
     lin_master_tick();
     supervise();
     if (turn_request != TURN_OFF && ++blink_ms >= BLINK_HALF_PERIOD_MS) {
@@ -371,6 +384,7 @@ int main(void) {
     for (uint32_t pin = PIN_BRAKE; pin <= PIN_FOG; pin++) gpio_output(GPIOA, pin);
     last_status = current_status();
     mcan_init(MCAN0, ELC_NOMINAL_BITRATE, ELC_DATA_BITRATE);
+    diag_init(&ms_ticks, dtc_status);
     MCAN0->IE |= MCAN_IE_BOE_Msk; /* bus-off on the same line as RX */
     /* CAN RX above the 1 ms scheduler: a frame is handled even while the tick runs. */
     nvic_set_priority(MCAN0_INT0_IRQn, 0x40);
@@ -389,5 +403,6 @@ int main(void) {
     for (;;) {
         wait_for_interrupt();
         if (boot_app_active()) boot_app_poll(ms_ticks, startup_checks());
+        diag_poll();
     }
 }
