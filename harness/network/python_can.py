@@ -64,6 +64,11 @@ class HarnessBus(can.BusABC):
             raise can.CanOperationError(f"cannot send {msg}: {err}") from err
         self._node.send(frame)
 
+    @property
+    def tx_pending(self) -> bool:
+        """Frames sent to this endpoint that are not yet on the bus (transmitted in order)."""
+        return self._node.pending_since() is not None
+
     def recv(self, timeout: float | None = None) -> can.Message | None:
         if not self.drive:
             return super().recv(timeout)  # python-can's wall-clock wait and filtering

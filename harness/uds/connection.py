@@ -148,8 +148,11 @@ class VirtualIsoTpConnection(BaseConnection):
         self.close()
 
     def specific_send(self, payload: bytes, timeout: float | None = None) -> None:
+        # sent when its last frame is on the bus (ISO-TP's N_USData.con), not merely queued:
+        # udsoncan starts P2 when this returns
         self.transport.send(payload)
-        self._pump(lambda: not self.transport.transmitting(), timeout)
+        self._pump(lambda: not self.transport.transmitting() and not self.bus.tx_pending,
+                   timeout)  # fmt: skip
 
     def specific_wait_frame(self, timeout: float | None = None) -> bytes | None:
         if not self._opened:
