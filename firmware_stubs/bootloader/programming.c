@@ -31,7 +31,7 @@
 #define BOOTLOADER_VERSION 0x01000000u /* 1.0.0 */
 
 static volatile uint32_t ticks_ms;
-static uint8_t rx_buffer[MAX_BLOCK + 2u];
+static uint8_t rx_buffer[MAX_BLOCK + 2u + 64u]; /* longer requests: 0x13, not an ISO-TP overflow */
 static uint8_t tx_buffer[64];
 static uds_server_t server;
 

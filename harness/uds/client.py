@@ -73,6 +73,8 @@ DIDS: dict[int, Any] = {
     0xFD02: _Banks(),
     0xFD03: _BootState(),
     0xFD10: "B",  # AmbientLevel below which Auto lights (writable, security access)
+    0x0101: ">I",  # DTC snapshots: uptime in ms
+    0x0102: ">H",  # DTC snapshots: vehicle speed (raw, 0.01 km/h)
 }
 
 
@@ -138,5 +140,6 @@ def uds_client(network: Network, channel: str = "can0", *, fd: bool = True,
 
 
 def isotp_address(ids: DiagIds) -> isotp.Address:
-    return isotp.Address(isotp.AddressingMode.Normal_11bits, txid=ids.request,
-                         rxid=ids.response, functional_id=ids.functional)  # fmt: skip
+    """Normal 11-bit addressing; a functional request is a client whose request ID is the
+    functional one (can-isotp's 11-bit addresses have one transmit ID)."""
+    return isotp.Address(isotp.AddressingMode.Normal_11bits, txid=ids.request, rxid=ids.response)
