@@ -154,7 +154,8 @@ static void receive_flow_control(isotp_t *t, const can_frame_t *f, uint32_t now_
         t->tx_block_size = f->data[1];
         t->tx_block_left = f->data[1];
         t->tx_stmin_ms = stmin_ms(f->data[2]);
-        t->tx_next_ms = now_ms; /* the first consecutive frame goes at once */
+        /* STmin also separates the first consecutive frame of a block from the one before */
+        t->tx_next_ms = t->tx_cf_sent && t->tx_stmin_ms ? now_ms + t->tx_stmin_ms + 1u : now_ms;
         t->tx_state = TX_SENDING;
     } else { /* overflow or reserved: the transmission ends */
         t->tx_state = TX_IDLE;
@@ -230,6 +231,7 @@ int isotp_send(isotp_t *t, uint32_t length, uint32_t now_ms) {
     t->tx_length = length;
     t->tx_position = n;
     t->tx_sequence = 1;
+    t->tx_cf_sent = 0;
     t->tx_state = TX_WAIT_FC;
     t->tx_deadline_ms = now_ms + ISOTP_N_BS_MS;
     return 0;
@@ -246,6 +248,7 @@ static void send_consecutive(isotp_t *t, uint32_t now_ms) {
         uint8_t len = (t->tx_flags & CAN_FLAG_FD) ? frame_size_for(n + 1u) : 8u;
         if (transmit(t, t->tx_flags, d, n + 1u, len) != 0) return; /* TX buffers full */
         t->tx_position += n;
+        t->tx_cf_sent = 1;
         t->tx_sequence = (uint8_t)((t->tx_sequence + 1u) & 0x0Fu);
         if (t->tx_position == t->tx_length) {
             t->tx_state = TX_IDLE;

@@ -43,6 +43,7 @@ typedef struct {
 
     /* transmission: a response, from tx_buffer */
     uint8_t tx_state, tx_sequence, tx_block_size, tx_block_left, tx_flags, tx_frame_length;
+    uint8_t tx_cf_sent; /* a consecutive frame went out: STmin applies after the next FC */
     uint32_t tx_length, tx_position, tx_deadline_ms, tx_next_ms, tx_stmin_ms;
 
     uint32_t errors; /* timeouts, wrong sequence numbers, overflows (queue_lost: overruns) */
