@@ -5,6 +5,7 @@ checked frame by frame on the bus; the client is the real can-isotp."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,9 @@ def test_the_ecu_honours_the_testers_block_size_and_stmin(
     cfs = [f.timestamp_ns for f in frames if f.data[0] >> 4 == 2]
     gap_ns = {0: 0, 1: 1_000_000, 0xF1: 100_000}[stmin]
     # separation between frame ends >= STmin (a frame lasts the same each time)
-    assert all(b - a >= gap_ns for a, b in zip(cfs, cfs[1:], strict=False))
+    assert all(b - a >= gap_ns for a, b in itertools.pairwise(cfs))
     if stmin == 0 and blocksize != 1:  # back to back: the ECU sends them at once
-        assert all(b - a < 400_000 for a, b in zip(cfs, cfs[1:], strict=False))
+        assert all(b - a < 400_000 for a, b in itertools.pairwise(cfs))
 
 
 def test_a_lost_consecutive_frame_aborts_the_reception(bench: tuple[Network, PythonNode]) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import udsoncan
 from udsoncan import MemoryLocation
 from udsoncan.client import Client
 from udsoncan.exceptions import NegativeResponseException, TimeoutException
@@ -248,9 +247,9 @@ def test_ecu_reset(rig: Rig, client: Client) -> None:
 def test_image_checks_refuse_what_the_bootloader_would_refuse(
     rig: Rig, images: dict[str, Path]
 ) -> None:
-    with uds_client(rig.network) as client:
-        with pytest.raises(FlashError, match="not newer than the ECU's confirmed image"):
-            flash(client, images["B_old"].read_bytes())
+    refused = pytest.raises(FlashError, match="not newer than the ECU's confirmed image")
+    with uds_client(rig.network) as client, refused:
+        flash(client, images["B_old"].read_bytes())
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not an image", "trailing bytes"])
