@@ -28,7 +28,8 @@ test: firmware lint
 
 # Power loss at every flash operation of the A/B update (the suite runs a sample).
 sweep: firmware
-	HARNESS_FULL_SWEEP=1 $(PY) -m pytest -n auto -q tests/test_ab_update.py tests/test_bootloader.py
+	HARNESS_FULL_SWEEP=1 $(PY) -m pytest -n auto -q tests/test_ab_update.py tests/test_bootloader.py \
+		tests/test_uds_power_loss.py
 
 bench: firmware
 	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:xdist -q \

@@ -4,8 +4,11 @@
  * Entered when the application hands over (a programming-session request, boot.h) or when no
  * bank holds a valid image. Services beyond the core's (uds.c), in the programming session
  * after security access:
- *   0x31 01 FF00  erase the target bank (0x78 pending while it runs)
- *   0x34          request download into the target bank: address = its base, size <= the bank
+ *   0x31 01 FF00  erase the target bank (0x78 pending while it runs); with an option record
+ *                 (addressAndLengthFormatIdentifier, address, size) only the sectors of that
+ *                 range of it, as an OEM's eraseMemory routine takes one
+ *   0x34          request download into the target bank: address = its base, size <= what
+ *                 was erased
  *   0x36          transfer data, block sequence counter from 1, wrapping 0xFF -> 0x00; the
  *                 last block repeated is answered again without writing
  *   0x37          request transfer exit (all announced bytes received)
@@ -36,7 +39,7 @@ static uint8_t tx_buffer[64];
 static uds_server_t server;
 
 static struct {
-    uint8_t erased;       /* the target bank is erased, not written since */
+    uint32_t erased;      /* bytes of the target bank erased from its base, not written since */
     uint8_t active;       /* a download is running */
     uint8_t suspended;    /* a programming failure stopped it */
     uint8_t sequence;     /* the counter the next 0x36 carries */
@@ -72,9 +75,8 @@ static int program_unit(uint32_t address, const uint8_t *u) {
     return flc_program(address, lo, hi);
 }
 
-static uint8_t erase_bank(uint32_t bank) {
-    uint32_t base = boot_bank_base(bank);
-    uint32_t first = flc_sector_of(base), last = flc_sector_of(base + BOOT_BANK_SIZE - 1u);
+static uint8_t erase(uint32_t base, uint32_t size) {
+    uint32_t first = flc_sector_of(base), last = flc_sector_of(base + size - 1u);
     for (uint32_t sector = first; sector <= last; sector++) {
         serve_watchdog();
         uds_keepalive(&server);
@@ -84,6 +86,12 @@ static uint8_t erase_bank(uint32_t bank) {
 }
 
 /* ---- services ---- */
+
+static uint32_t be(const uint8_t *p, uint32_t n) {
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
 
 static uint8_t routine_control(uds_server_t *s, const uint8_t *req, uint32_t len,
                                uint8_t *resp, uint32_t *resp_len) {
@@ -96,7 +104,7 @@ static uint8_t routine_control(uds_server_t *s, const uint8_t *req, uint32_t len
     }
     if (s->session != UDS_SESSION_PROGRAMMING) return NRC_SERVICE_NOT_IN_SESSION;
     if (!s->unlocked) return NRC_SECURITY_ACCESS_DENIED;
-    if (len != 4u) return NRC_INCORRECT_LENGTH;
+    if (routine != 0xFF00u && len != 4u) return NRC_INCORRECT_LENGTH;
     if (download.active) return NRC_CONDITIONS_NOT_CORRECT;
     uint32_t bank = target_bank();
     resp[1] = req[1];
@@ -105,9 +113,23 @@ static uint8_t routine_control(uds_server_t *s, const uint8_t *req, uint32_t len
     resp[4] = 0; /* routine status: 0 correct result */
     *resp_len = 5u;
     if (routine == 0xFF00u) {
-        s->pending_at_ms = uds_now(s); /* an erase takes seconds: 0x78 at once */
-        uint8_t nrc = erase_bank(bank);
-        download.erased = nrc == UDS_OK;
+        uint32_t base = boot_bank_base(bank), size = BOOT_BANK_SIZE;
+        if (len > 4u) { /* the range to erase */
+            uint32_t size_bytes = req[4] >> 4, address_bytes = req[4] & 0x0Fu;
+            if (size_bytes < 1u || size_bytes > 4u || address_bytes < 1u || address_bytes > 4u ||
+                len != 5u + address_bytes + size_bytes) {
+                return NRC_INCORRECT_LENGTH;
+            }
+            uint32_t address = be(&req[5], address_bytes);
+            size = be(&req[5 + address_bytes], size_bytes);
+            if (address != base || size == 0 || size > BOOT_BANK_SIZE) {
+                return NRC_REQUEST_OUT_OF_RANGE;
+            }
+        }
+        s->pending_at_ms = uds_now(s); /* an erase takes milliseconds per sector: 0x78 now */
+        download.erased = 0;
+        uint8_t nrc = erase(base, size);
+        if (nrc == UDS_OK) download.erased = size;
         return nrc;
     }
     uint8_t verdict = bootloader_judge(bank);
@@ -123,12 +145,6 @@ static uint8_t routine_control(uds_server_t *s, const uint8_t *req, uint32_t len
     return UDS_OK;
 }
 
-static uint32_t be(const uint8_t *p, uint32_t n) {
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < n; i++) v = v << 8 | p[i];
-    return v;
-}
-
 static uint8_t request_download(uds_server_t *s, const uint8_t *req, uint32_t len,
                                 uint8_t *resp, uint32_t *resp_len) {
     uint32_t size_bytes = req[2] >> 4, address_bytes = req[2] & 0x0Fu;
@@ -142,7 +158,7 @@ static uint8_t request_download(uds_server_t *s, const uint8_t *req, uint32_t le
     uint32_t address = be(&req[3], address_bytes), size = be(&req[3 + address_bytes], size_bytes);
     uint32_t bank = target_bank(), base = boot_bank_base(bank);
     if (address != base || size == 0 || size > BOOT_BANK_SIZE) return NRC_REQUEST_OUT_OF_RANGE;
-    if (!download.erased) return NRC_UPLOAD_DOWNLOAD_NOT_ACCEPTED; /* erase it first */
+    if (download.erased < size) return NRC_UPLOAD_DOWNLOAD_NOT_ACCEPTED; /* erase it first */
     (void)s;
     download.active = 1;
     download.suspended = 0;

@@ -1,7 +1,8 @@
 """Reprogram an ECU over UDS the way an OEM flashing tool does, with a udsoncan client:
 
 extended session, DTC setting off, communication control (normal messages off), programming
-session (the application hands over to the bootloader), security access, erase (0x31 FF00),
+session (the application hands over to the bootloader), security access, erase of the range
+the image needs (0x31 FF00 with an address and size),
 request download, transfer data in the ECU's maximum block length, transfer exit, check the
 image (0x31 FF01, the bootloader's CMAC verification) and its dependencies (FF02), reset.
 
@@ -72,7 +73,9 @@ def flash(client: Client, data: bytes, *, source: str = "image",
     client.communication_control(ENABLE_RX_DISABLE_TX, NORMAL_MESSAGES)
     client.change_session(2)  # programming: the bootloader answers
     client.unlock_security_access(1)
-    _routine(client, ERASE, "erase")
+    # erase what the image needs (the option record: address and size, 4 bytes each)
+    _routine(client, ERASE, "erase", b"\x44" + address.to_bytes(4, "big") +
+             len(data).to_bytes(4, "big"))  # fmt: skip
     memory = MemoryLocation(address, len(data), address_format=32, memorysize_format=32)
     try:
         response = _answered(client.request_download(memory))
@@ -101,8 +104,8 @@ def flash(client: Client, data: bytes, *, source: str = "image",
     return FlashResult(sent, blocks, block, address)
 
 
-def _routine(client: Client, routine: int, what: str) -> bytes:
-    response = _answered(client.start_routine(routine))
+def _routine(client: Client, routine: int, what: str, option: bytes | None = None) -> bytes:
+    response = _answered(client.start_routine(routine, data=option))
     answer: Any = response.service_data
     record = answer.routine_status_record
     if not record:
