@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from harness.cli import bench, build, compare, demo, image, regs, replay, run
+from harness.cli import bench, build, compare, demo, diag, flash, image, regs, replay, run
 from harness.errors import HarnessError
 
-SUBCOMMANDS = (build, regs, run, replay, compare, bench, image, demo)
+SUBCOMMANDS = (build, regs, run, replay, compare, bench, image, flash, diag, demo)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -54,7 +54,7 @@ def add_subparser(sub: Any) -> None:
     p.set_defaults(func=_run)  # fmt: skip
 
 
-def _open(spec: str) -> can.BusABC:
+def open_bus(spec: str) -> can.BusABC:
     interface, sep, channel = spec.partition(":")
     if not sep or not interface or not channel:
         raise HarnessError(f"--canN wants INTERFACE:CHANNEL (e.g. socketcan:vcan0), not {spec!r}")
@@ -151,7 +151,7 @@ def _run_bridged(args: argparse.Namespace, network: Network, machine: Machine) -
     for n, name in enumerate(specs):
         if specs[name]:
             network.attach(network.port("ECU", f"MCAN{n}"), name)
-    reals = {name: _open(spec) for name, spec in specs.items() if spec}
+    reals = {name: open_bus(spec) for name, spec in specs.items() if spec}
     bridges = [RealBusBridge(network, name, real) for name, real in reals.items()]
     links = ", ".join(f"{name} <-> {specs[name]}" for name in reals)
     print(f"running paced to the wall clock, bridged {links}", flush=True)  # tools wait for it

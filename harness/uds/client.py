@@ -118,7 +118,7 @@ def security_key(secret: bytes, seed: bytes) -> bytes:
     return mac.finalize()[: len(seed)]
 
 
-def _algorithm(level: int, seed: bytes, params: Any) -> bytes:
+def security_algorithm(level: int, seed: bytes, params: Any) -> bytes:
     return security_key(params, seed)
 
 
@@ -132,7 +132,7 @@ def uds_client(network: Network, channel: str = "can0", *, fd: bool = True,
     conn = VirtualIsoTpConnection(network, channel, address, isotp_params(fd, **(isotp or {})))
     settings = dict(udsoncan.configs.default_client_config)
     settings.update(
-        security_algo=_algorithm, security_algo_params=secret, data_identifiers=DIDS,
+        security_algo=security_algorithm, security_algo_params=secret, data_identifiers=DIDS,
         request_timeout=None,  # udsoncan measures it in host time: P2 / P2* are virtual
     )  # fmt: skip
     settings.update(config or {})
