@@ -15,16 +15,20 @@ Fixtures: harness_firmware (the ELF path), harness_board, harness_dbc, harness_l
 harness_network (a fresh network with can0 and lin0 at the LDF's bit rate), harness_ecu (the
 firmware booted on it, MCAN0 on can0 and its LIN USART on lin0, fresh per test), harness_can
 (a `CanTester`: send / expect / expect_cycle / expect_silence in virtual time), harness_lin (a
-`LinCluster`: the LDF's slaves as harness nodes; publish / expect / expect_schedule / inject).
+`LinCluster`: the LDF's slaves as harness nodes; publish / expect / expect_schedule / inject),
+harness_uds (an opened udsoncan `Client` on the ECU's diagnostic IDs, in virtual time).
 Every test gets its own network and machine: nothing is shared between tests or xdist workers.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from udsoncan.client import Client
 
 from harness.board import Board
 from harness.boards import BOARDS, DEFAULT_BOARD
@@ -34,7 +38,9 @@ from harness.ldf import PROJECT_LDF, Ldf
 from harness.lin_testing import LinCluster
 from harness.machine import Machine
 from harness.network import Network
+from harness.peripherals.security import KeysLocked
 from harness.testing import CanTester
+from harness.uds import SECURITY_KEY_SLOT, TEST_SECURITY_SECRET, diag_ids, uds_client
 
 BOOT_TIMEOUT_MS = 100
 
@@ -170,6 +176,22 @@ def harness_ecu(pytestconfig: pytest.Config, harness_network: Network, harness_f
 @pytest.fixture
 def harness_can(harness_network: Network, harness_dbc: Dbc, harness_ecu: Machine) -> CanTester:
     return CanTester(harness_network, harness_dbc)
+
+
+@pytest.fixture
+def harness_uds(harness_network: Network, harness_dbc: Dbc,
+                harness_ecu: Machine) -> Iterator[Client]:  # fmt: skip
+    """An opened `udsoncan.Client` on the ECU over ISO-TP (can-isotp) on can0, in virtual
+    time: the diagnostic IDs of the DBC (DiagRequest_<ECU> / DiagResponse_<ECU>), CAN FD when
+    the DBC's request message is FD; the test security-access secret is provisioned into the
+    ECU's key slot 1 unless its keys are already locked."""
+    ids = diag_ids(harness_dbc)
+    request = next(m for m in harness_dbc.database.messages if m.frame_id == ids.request)
+    with contextlib.suppress(KeysLocked):
+        harness_ecu.peripheral("SEC").provision_key(  # type: ignore[attr-defined]
+            SECURITY_KEY_SLOT, TEST_SECURITY_SECRET)
+    with uds_client(harness_network, ids=ids, fd=bool(request.is_fd)) as client:
+        yield client
 
 
 @pytest.fixture

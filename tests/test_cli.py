@@ -105,3 +105,31 @@ def test_regs_writes_header_and_svd_where_asked(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "inc" / "asilb_m4.h").read_text().startswith("/*")
     assert "<device" in (tmp_path / "inc" / "asilb_m4.svd").read_text()
+
+
+def test_flash_reprograms_the_emulated_ecu(tmp_path: Path, firmware: dict[str, Path]) -> None:
+    key = tmp_path / "image.key"
+    key.write_text("2b7e151628aed2a6abf7158809cf4f3c\n")
+    new = tmp_path / "b.bin"
+    signed = harness("image", "sign", str(firmware["elc_b"]), "--key", str(key),
+                     "--load-address", "0x100200", "--version", "1.1.0", "--counter", "2",
+                     "-o", str(new))  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    result = harness("flash", str(new), "--key", str(key), "--no-progress", "--classic")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^[\d,]+ bytes in \d+ blocks of 4096 to 0x00100000$", result.stdout, re.M)
+    assert re.search(r"frames sent, .* ms of virtual time in", result.stdout)
+    assert "the ECU booted bank B 1.1.0 as trial, and it confirmed itself" in result.stdout
+    truncated = tmp_path / "cut.bin"
+    truncated.write_bytes(new.read_bytes()[:1000])
+    bad = harness("flash", str(truncated), "--key", str(key))
+    assert bad.returncode == 2 and bad.stderr.startswith(f"error: {truncated}: the header says")
+
+
+def test_diag_reads_dids_and_dtcs(firmware: dict[str, Path]) -> None:
+    result = harness("diag", "--read", "F187", "F189", "--dtcs")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["F187  ELC-ASILB-M4-001", "F189  0.0.0"]
+    assert "C20100  status 0x09 (testFailed, confirmedDTC)" in result.stdout
+    nobody = harness("diag", "--can0", "virtual:harness-test-nobody", "--read", "F187")
+    assert nobody.returncode == 2 and "error: the ECU: Did not receive response" in nobody.stderr

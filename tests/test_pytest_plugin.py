@@ -29,13 +29,23 @@ def test_other_firmware(harness_network, harness_ecu):
     node.send(CanFrame(0x40, b"ok"))
     harness_network.run_for(ms=2)
     assert node.received[0].arbitration_id == 0x41
+
+def test_diagnostics(harness_uds, harness_network):
+    values = harness_uds.read_data_by_identifier([0xF187]).service_data.values
+    assert values[0xF187] == "ELC-ASILB-M4-001"
+    harness_uds.change_session(3)
+    harness_uds.unlock_security_access(1)  # the fixture provisioned the test secret
+    harness_uds.write_data_by_identifier(0xFD10, 30)
+    harness_network.run_for(ms=200)
+    dtcs = harness_uds.get_dtc_by_status_mask(0x08).service_data.dtcs
+    assert [d.id for d in dtcs] == [0xC20100]  # no LIN cluster: the switch is missing
 """
 
 
 def test_fixtures_and_helpers_pass(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_failed_expectation_shows_what_was_seen(pytester: pytest.Pytester) -> None:
@@ -101,7 +111,7 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
 def test_parallel_workers_share_nothing(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_board_by_option_and_marker(pytester: pytest.Pytester) -> None:

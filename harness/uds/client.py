@@ -85,15 +85,23 @@ class DiagIds:
     functional: int | None
 
 
-def diag_ids(dbc: Dbc | None = None, ecu: str = "ELC") -> DiagIds:
+def diag_ids(dbc: Dbc | None = None, ecu: str | None = None) -> DiagIds:
     """The ECU's diagnostic request / response IDs from the DBC: DiagRequest_<ECU> and
-    DiagResponse_<ECU>, and DiagFunctionalRequest if the DBC has it."""
-    db = (dbc or Dbc.load()).database
-    names = {m.name: m.frame_id for m in db.messages}
+    DiagResponse_<ECU> (`ecu` None: the DBC's only such pair), and DiagFunctionalRequest if
+    the DBC has it."""
+    db = dbc or Dbc.load()
+    names = {m.name: m.frame_id for m in db.database.messages}
+    if ecu is None:
+        ecus = sorted(n.removeprefix("DiagRequest_") for n in names
+                      if n.startswith("DiagRequest_"))  # fmt: skip
+        if len(ecus) != 1:
+            raise HarnessError(f"{db.source}: {len(ecus)} DiagRequest_<ECU> messages "
+                               f"({', '.join(ecus) or 'none'}); say which ECU")  # fmt: skip
+        ecu = ecus[0]
     missing = [n for n in (f"DiagRequest_{ecu}", f"DiagResponse_{ecu}") if n not in names]
     if missing:
-        raise HarnessError(f"the DBC has no {' or '.join(missing)}: the diagnostic IDs of "
-                           f"{ecu} (or give them explicitly)")  # fmt: skip
+        raise HarnessError(f"{db.source}: no {' or '.join(missing)}, the diagnostic IDs of "
+                           f"{ecu}")  # fmt: skip
     return DiagIds(names[f"DiagRequest_{ecu}"], names[f"DiagResponse_{ecu}"],
                    names.get("DiagFunctionalRequest"))  # fmt: skip
 
