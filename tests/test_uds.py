@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from udsoncan import MemoryLocation
@@ -147,6 +148,18 @@ def test_download_sequence_errors(rig: Rig, client: Client) -> None:
     assert rig.ecu.read_memory(BANK["B"], 16) == b"\x11" * 16
     assert nrc_of(lambda: client.request_transfer_exit()) == 0x24  # bytes still missing
     assert nrc_of(lambda: client.request_download(memory)) == 0x22  # one is running
+
+
+def test_a_programming_failure_suspends_the_download(rig: Rig, client: Client) -> None:
+    programming(client)
+    client.start_routine(0xFF00)
+    client.request_download(MemoryLocation(BANK["B"], 8192, 32, 32))
+    client.transfer_data(1, b"\x22" * 4096)
+    flc: Any = rig.ecu.peripheral("FLC")
+    flc.protected = (*flc.protected, (BANK["B"] + 4096, 4096))  # the next block's flash fails
+    assert nrc_of(lambda: client.transfer_data(2, b"\x33" * 4096)) == 0x72  # programming failure
+    assert nrc_of(lambda: client.transfer_data(3, b"\x33" * 16)) == 0x71  # suspended since
+    assert rig.ecu.read_memory(BANK["B"], 4096) == b"\x22" * 4096  # the first block stands
 
 
 def test_sessions_and_what_they_allow(rig: Rig, client: Client) -> None:
