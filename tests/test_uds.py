@@ -269,7 +269,7 @@ def test_image_checks_refuse_what_the_bootloader_would_refuse(
 def test_a_bad_image_file_is_refused_before_anything_is_sent(rig: Rig, images: dict[str, Path],
                                                              damage: str) -> None:  # fmt: skip
     data = images["B2"].read_bytes()
-    bad, why = {"truncated": (data[:-100], "the header says 22\\d+ body bytes and a 16-byte CMAC"),
+    bad, why = {"truncated": (data[:-100], "the header says \\d+ body bytes and a 16-byte CMAC"),
                 "not an image": (b"\x7fELF" + data[4:], "not a signed image"),
                 "trailing bytes": (data + b"\x00", "the header says 2\\d+ \\(header")}[damage]
     before = len(rig.spy.received)

@@ -24,7 +24,7 @@
 #include "../boot/boot.h"
 #include "../uds/boot_dids.h"
 #include "bootloader.h"
-#include "exterior_light.h"
+#include "../uds/elc_channel.h"
 #include "hal.h"
 #include "mcan.h"
 
@@ -264,23 +264,9 @@ void __attribute__((noreturn)) programming_run(int requested, uint32_t frame_fla
     mcan_init(MCAN0, 500000u, 2000000u);
     nvic_enable(MCAN0_INT0_IRQn);
     irq_enable();
-    server.tp.can = MCAN0;
-    server.tp.rx_physical_id = EXTERIOR_LIGHT_DIAG_REQUEST_ELC_FRAME_ID;
-    server.tp.rx_functional_id = EXTERIOR_LIGHT_DIAG_FUNCTIONAL_REQUEST_FRAME_ID;
-    server.tp.tx_id = EXTERIOR_LIGHT_DIAG_RESPONSE_ELC_FRAME_ID;
-    server.tp.block_size = 0;
-    server.tp.stmin = 0;
-    server.tp.rx_buffer = rx_buffer;
-    server.tp.rx_size = sizeof rx_buffer;
-    server.tp.tx_buffer = tx_buffer;
-    server.tp.tx_size = sizeof tx_buffer;
-    server.services = services;
-    server.service_count = sizeof services / sizeof services[0];
-    server.dids = dids;
-    server.did_count = sizeof dids / sizeof dids[0];
-    server.session_changing = session_changing;
-    server.reset = reset;
-    server.ms = &ticks_ms;
+    elc_diag_channel(&server.tp, rx_buffer, sizeof rx_buffer, tx_buffer, sizeof tx_buffer, 0);
+    uds_configure(&server, services, sizeof services / sizeof services[0], dids,
+                  sizeof dids / sizeof dids[0], session_changing, reset, &ticks_ms);
     uds_init(&server, requested ? UDS_SESSION_PROGRAMMING : UDS_SESSION_DEFAULT);
     if (requested) {
         server.tp.rx_flags = (uint8_t)frame_flags; /* answer as the tester asked */

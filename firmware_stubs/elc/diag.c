@@ -1,7 +1,7 @@
 #include "diag.h"
 #include "../boot/boot.h"
 #include "../uds/boot_dids.h"
-#include "exterior_light.h"
+#include "../uds/elc_channel.h"
 #include "hal.h"
 
 #define STATUS_AVAILABILITY 0x09u /* testFailed, confirmedDTC */
@@ -183,23 +183,9 @@ static void reset(uint8_t kind) {
 
 void diag_init(volatile const uint32_t *ms_ticks, volatile uint8_t *const dtc_status[DTC_COUNT]) {
     status_of = dtc_status;
-    server.tp.can = MCAN0;
-    server.tp.rx_physical_id = EXTERIOR_LIGHT_DIAG_REQUEST_ELC_FRAME_ID;
-    server.tp.rx_functional_id = EXTERIOR_LIGHT_DIAG_FUNCTIONAL_REQUEST_FRAME_ID;
-    server.tp.tx_id = EXTERIOR_LIGHT_DIAG_RESPONSE_ELC_FRAME_ID;
-    server.tp.block_size = 8;
-    server.tp.stmin = 0;
-    server.tp.rx_buffer = rx_buffer;
-    server.tp.rx_size = sizeof rx_buffer;
-    server.tp.tx_buffer = tx_buffer;
-    server.tp.tx_size = sizeof tx_buffer;
-    server.services = services;
-    server.service_count = sizeof services / sizeof services[0];
-    server.dids = dids;
-    server.did_count = sizeof dids / sizeof dids[0];
-    server.session_changing = session_changing;
-    server.reset = reset;
-    server.ms = ms_ticks;
+    elc_diag_channel(&server.tp, rx_buffer, sizeof rx_buffer, tx_buffer, sizeof tx_buffer, 8);
+    uds_configure(&server, services, sizeof services / sizeof services[0], dids,
+                  sizeof dids / sizeof dids[0], session_changing, reset, ms_ticks);
     uds_init(&server, UDS_SESSION_DEFAULT);
 }
 

@@ -5,6 +5,19 @@
 
 uint32_t uds_now(const uds_server_t *s) { return *s->ms; }
 
+void uds_configure(uds_server_t *s, const uds_service_t *services, uint32_t service_count,
+                   const uds_did_t *dids, uint32_t did_count,
+                   uint8_t (*session_changing)(uds_server_t *s, uint8_t session),
+                   void (*reset)(uint8_t kind), volatile const uint32_t *ms) {
+    s->services = services;
+    s->service_count = service_count;
+    s->dids = dids;
+    s->did_count = did_count;
+    s->session_changing = session_changing;
+    s->reset = reset;
+    s->ms = ms;
+}
+
 void uds_init(uds_server_t *s, uint8_t session) {
     isotp_init(&s->tp);
     s->session = session;

@@ -101,7 +101,12 @@ struct uds_server {
     uint8_t handling_sid, reset_kind; /* reset_kind: an ECU reset after the response */
 };
 
-/* Call once the tp fields and tables are set. */
+/* The image's services and DIDs, its hooks and its millisecond tick. */
+void uds_configure(uds_server_t *s, const uds_service_t *services, uint32_t service_count,
+                   const uds_did_t *dids, uint32_t did_count,
+                   uint8_t (*session_changing)(uds_server_t *s, uint8_t session),
+                   void (*reset)(uint8_t kind), volatile const uint32_t *ms);
+/* Call once the channel (tp) is set and the server configured. */
 void uds_init(uds_server_t *s, uint8_t session);
 /* Thread mode, on every wake-up: receive, answer, S3. */
 void uds_poll(uds_server_t *s);
