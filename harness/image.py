@@ -139,11 +139,16 @@ def body_of(firmware: str | Path, load_address: int) -> bytes:
 
 def read_key(path: str | Path) -> bytes:
     """A key file: 32 hex digits (whitespace allowed)."""
-    text = "".join(Path(path).read_text().split())
+    return parse_key(Path(path).read_text(), str(path))
+
+
+def parse_key(text: str, source: str) -> bytes:
+    """An AES-128 key written as 32 hex digits (whitespace allowed); `source` names it in
+    the error."""
     try:
-        key = bytes.fromhex(text)
+        key = bytes.fromhex("".join(text.split()))
     except ValueError:
-        raise ImageError(f"{path}: a key file holds 32 hex digits") from None
+        raise ImageError(f"{source}: an AES-128 key is 32 hex digits") from None
     if len(key) != 16:
-        raise ImageError(f"{path}: {len(key)} bytes; an AES-128 key is 16 (32 hex digits)")
+        raise ImageError(f"{source}: {len(key)} bytes; an AES-128 key is 16 (32 hex digits)")
     return key

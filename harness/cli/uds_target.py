@@ -63,16 +63,6 @@ class Target:
     ecu: Machine | None
 
 
-def _secret(text: str) -> bytes:
-    try:
-        secret = bytes.fromhex(text)
-    except ValueError:
-        raise HarnessError(f"--secret: 32 hex digits, not {text!r}") from None
-    if len(secret) != 16:
-        raise HarnessError(f"--secret: {len(secret)} bytes; AES-128 takes 16 (32 hex digits)")
-    return secret
-
-
 def _emulated_ecu(args: argparse.Namespace, default_firmware: str, folder: Path) -> Machine:
     name = "bootloader" if args.app else default_firmware  # an application under it
     firmware = args.firmware or build([name])[name]
@@ -94,7 +84,7 @@ def _emulated_ecu(args: argparse.Namespace, default_firmware: str, folder: Path)
     sec: Any = ecu.peripheral("SEC")
     if key is not None:
         sec.provision_key(0, key)
-    sec.provision_key(SECURITY_KEY_SLOT, _secret(args.secret))
+    sec.provision_key(SECURITY_KEY_SLOT, image.parse_key(args.secret, "--secret"))
     sec.lock()
     return ecu
 
@@ -120,8 +110,8 @@ def _target(args: argparse.Namespace, default_firmware: str) -> Iterator[Target]
         ids = diag_ids()
         stack = isotp.CanStack(bus, address=isotp_address(ids), params=isotp_params(fd))
         config = dict(udsoncan.configs.default_client_config)
-        config.update(security_algo=security_algorithm, security_algo_params=_secret(args.secret),
-                      data_identifiers=DIDS)  # fmt: skip
+        config.update(security_algo=security_algorithm, data_identifiers=DIDS,
+                      security_algo_params=image.parse_key(args.secret, "--secret"))  # fmt: skip
         try:
             with Client(PythonIsoTpConnection(stack), config=cast(ClientConfig, config)) as c:
                 yield Target(c, None, None)
