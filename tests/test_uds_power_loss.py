@@ -125,9 +125,9 @@ def test_power_loss_at_flash_operations_of_a_download(
     assert settle(probe) == ("B", "confirmed") and count > 1000
     if FULL_SWEEP:
         sample = list(range(count))
-    else:  # the erase's sectors, the first units, one in the middle, the CMAC trailer's units
-        # and the records of the trial boot and confirm (the last 8 operations)
-        sample = sorted({0, 1, 2, count // 2, *range(count - 12, count)})
+    else:  # the erase's sectors, the first units, one near the start of each 4 KB block, the
+        # CMAC trailer's units and the records of the trial boot and confirm (the last 8)
+        sample = sorted({0, 1, 2, *range(0, count, 512), *range(count - 12, count)})
     for index in sample[part::PARTS]:
         for phase in (BEFORE, DURING, AFTER):
             rig = make_rig(firmware, update_images.bank_a)
