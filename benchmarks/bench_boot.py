@@ -35,9 +35,8 @@ ROUNDS = 5
 
 
 def _signed(elf: Path, base: int, version: tuple[int, int, int], counter: int) -> bytes:
-    load = base + image.HEADER_SIZE
-    return image.sign(image.body_of(elf, load), load_address=load, version=version,
-                      security_counter=counter, key=KEY)  # fmt: skip
+    return image.sign_firmware(elf, load_address=base + image.HEADER_SIZE, version=version,
+                               security_counter=counter, key=KEY)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,11 @@ _REPORT = struct.Struct("<IBBBBIIBBBBIIIIII")
 _RECORD = struct.Struct("<IIBBBBI8sII")
 
 
+def verdict_name(code: int) -> str:
+    """A bank's verdict (BOOT_VERDICT_* of boot.h) by name."""
+    return VERDICTS[code] if code < len(VERDICTS) else f"verdict {code}"
+
+
 def _bank(value: int) -> str | None:
     return BANKS[value] if value < len(BANKS) else None
 
@@ -59,12 +64,9 @@ def report(machine: Machine, address: int | None = None) -> BootReport | None:
     if magic != REPORT_MAGIC or check != magic ^ 0xFFFFFFFF:
         return None
 
-    def verdict(v: int) -> str:
-        return VERDICTS[v] if v < len(VERDICTS) else f"verdict {v}"
-
     return BootReport(
         _bank(booted), STATES.get(state, f"state {state}"), attempts, causes, counter, seq,
-        (verdict(verdict_a), verdict(verdict_b)),
+        (verdict_name(verdict_a), verdict_name(verdict_b)),
         tuple(name for bit, name in EVENTS.items() if events & bit), _bank(reverted),
         tuple(unpack_version(v) if v else None for v in (version_a, version_b)),
         (counter_a, counter_b), ecc_faults,

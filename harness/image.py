@@ -88,6 +88,21 @@ def sign(body: bytes, *, load_address: int, version: tuple[int, int, int],
     return signed + _cmac(key, signed)
 
 
+def sign_firmware(firmware: str | Path, *, load_address: int, version: tuple[int, int, int],
+                  security_counter: int, key: bytes) -> bytes:  # fmt: skip
+    """`sign` the flash bytes of a firmware file (ELF, HEX, S19, BIN) linked at `load_address`."""
+    return sign(body_of(firmware, load_address), load_address=load_address, version=version,
+                security_counter=security_counter, key=key)  # fmt: skip
+
+
+def read_file(path: str | Path) -> bytes:
+    """A signed image file's bytes (checked with `parse` by the caller)."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read: {err.strerror}") from None
+
+
 def parse(data: bytes, source: str = "image") -> ImageHeader:
     """The header of an image, with what is wrong with it named."""
     if len(data) < HEADER_SIZE:

@@ -16,9 +16,8 @@ BANKS = {"A": 0x0001_0000, "B": 0x0010_0000}
 
 
 def _signed(elf: Path, bank: str, version: tuple[int, int, int], counter: int) -> bytes:
-    load = BANKS[bank] + image.HEADER_SIZE
-    return image.sign(image.body_of(elf, load), load_address=load, version=version,
-                      security_counter=counter, key=DEMO_KEY)  # fmt: skip
+    return image.sign_firmware(elf, load_address=BANKS[bank] + image.HEADER_SIZE,
+                               version=version, security_counter=counter, key=DEMO_KEY)
 
 
 def _state(m: Machine) -> str:

@@ -11,9 +11,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness import boot
+from harness import boot, image
 from harness.cli import uds_target
-from harness.errors import HarnessError
 from harness.uds.connection import VirtualIsoTpConnection
 from harness.uds.flash import checked_image, flash
 
@@ -28,10 +27,7 @@ def add_subparser(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     path = Path(args.image)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read: {err.strerror}") from None
+    data = image.read_file(path)
     header = checked_image(data, str(path))  # before anything is started
     with uds_target.target(args, "bootloader") as ecu:
         start_ns = ecu.network.now_ns if ecu.network else 0

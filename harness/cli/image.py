@@ -60,10 +60,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     path = Path(args.image)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise HarnessError(f"{path}: cannot read: {err.strerror}") from None
+    data = image.read_file(path)
     header = image.parse(data, str(path))
     print(f"{path}: version {header.version_text}, security counter {header.security_counter}, "
           f"{header.body_size} body bytes at 0x{header.load_address:08X}, CMAC "

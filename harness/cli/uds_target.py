@@ -74,11 +74,10 @@ def _emulated_ecu(args: argparse.Namespace, default_firmware: str, folder: Path)
         if args.app:
             app = Path(args.app)
         else:
-            elf = build(["elc_a"])["elc_a"]
-            load = BANK_A + image.HEADER_SIZE
             app = folder / "bank_a.bin"
-            app.write_bytes(image.sign(image.body_of(elf, load), load_address=load,
-                                       version=(1, 0, 0), security_counter=1, key=key))  # fmt: skip
+            app.write_bytes(image.sign_firmware(build(["elc_a"])["elc_a"],
+                                                load_address=BANK_A + image.HEADER_SIZE,
+                                                version=(1, 0, 0), security_counter=1, key=key))
         images.append((app, BANK_A))
     ecu = Machine(firmware, images=images, faults="firmware")
     sec: Any = ecu.peripheral("SEC")

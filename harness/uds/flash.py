@@ -20,7 +20,7 @@ from udsoncan import MemoryLocation
 from udsoncan.client import Client
 from udsoncan.Response import Response
 
-from harness import image
+from harness import boot, image
 from harness.errors import HarnessError
 
 ERASE = 0xFF00
@@ -30,9 +30,6 @@ NORMAL_MESSAGES = 0x01  # 0x28 communicationType: normal communication messages
 ENABLE_RX_DISABLE_TX = 0x01  # 0x28 controlType
 DTC_SETTING_OFF = 0x02  # 0x85
 HARD_RESET = 0x01  # 0x11
-VERDICTS = ("unchecked", "ok", "empty", "bad magic", "bad header", "wrong load address",
-            "oversized", "ECC error", "bus error in CMAC", "bad CMAC", "old counter",
-            "rejected", "bad vector table", "no key")  # fmt: skip (firmware_stubs/boot/boot.h)
 
 
 class FlashError(HarnessError):
@@ -95,7 +92,7 @@ def flash(client: Client, data: bytes, *, source: str = "image",
     client.request_transfer_exit()
     status = _routine(client, CHECK_IMAGE, "check the image")
     if status[0] != 0:
-        verdict = VERDICTS[status[1]] if len(status) > 1 and status[1] < len(VERDICTS) else "?"
+        verdict = boot.verdict_name(status[1]) if len(status) > 1 else "no verdict given"
         raise FlashError(f"the ECU's check of the downloaded image failed: {verdict}")
     if _routine(client, CHECK_DEPENDENCIES, "check dependencies")[0] != 0:
         raise FlashError("the image is valid but not newer than the ECU's confirmed image: "
