@@ -7,6 +7,7 @@ they were scheduled, which keeps runs bit-for-bit repeatable.
 
 from __future__ import annotations
 
+import ctypes
 import heapq
 from collections.abc import Callable
 from typing import Protocol
@@ -86,6 +87,14 @@ class VirtualClock:
     @cycles.setter
     def cycles(self, value: int) -> None:
         self._counter.cycles = value
+
+    def counter_address(self) -> int | None:
+        """Where native code can read the cycle count (a counter in a ctypes structure, as
+        the CPU's native context is); None for a plain counter."""
+        counter = self._counter
+        if not isinstance(counter, ctypes.Structure):
+            return None
+        return ctypes.addressof(counter) + type(counter).cycles.offset
 
     @property
     def ns(self) -> int:

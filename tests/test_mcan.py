@@ -8,9 +8,11 @@ import pytest
 from irq_line import Line
 
 from harness.clock import VirtualClock
+from harness.core import native
 from harness.network import CanFrame, Network, PythonNode
 from harness.peripherals.mcan.message_ram import read_rx_element, write_tx_element
 from harness.peripherals.mcan.model import Mcan
+from harness.peripherals.mcan.native import NativeMcan
 from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
 
 CAN_CLOCK = 40_000_000
@@ -49,13 +51,15 @@ def configure(m: Mcan, fifo0: int = 4, fifo1: int = 4, overwrite: bool = False) 
     w("CCCR", 1 << 8 | 1 << 9)  # leave INIT: on the bus
 
 
-@pytest.fixture
-def setup() -> tuple[Network, Mcan, PythonNode, tuple[Line, Line]]:
+@pytest.fixture(params=[Mcan, NativeMcan], ids=["python", "native"])
+def setup(request: pytest.FixtureRequest) -> tuple[Network, Mcan, PythonNode, tuple[Line, Line]]:
+    """The controller on a bus: the Python model, and the one with its data path in C."""
     net = Network()
     bus = net.can_bus("can0", 500_000, 2_000_000)
     lines = (Line(), Line())
-    mcan = Mcan("MCAN0", 0x4000_6000, VirtualClock(120_000_000), lines,
-                memoryview(bytearray(0x2000)), CAN_CLOCK)  # fmt: skip
+    clock = VirtualClock(120_000_000, native.new_context())  # the C side reads its counter
+    mcan = request.param("MCAN0", 0x4000_6000, clock, lines, memoryview(bytearray(0x2000)),
+                         CAN_CLOCK)  # fmt: skip
     mcan.name = "ecu"
     bus.attach(mcan)
     mcan.bus_request.append(bus.request)

@@ -12,6 +12,7 @@ import logging
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from unicorn import (
     UC_ARCH_ARM,
@@ -44,6 +45,31 @@ from harness.peripherals.base import Peripheral
 log = logging.getLogger(__name__)
 
 PAGE = 0x1000
+
+
+@runtime_checkable
+class NativeMmio(Protocol):
+    """A peripheral that serves some of its registers in C (see `MmioPage`)."""
+
+    base: int
+    size: int
+    stop_core: Callable[[BaseException], None] | None
+
+    def native_mmio(self) -> tuple[int, int, int]:
+        """(read function, write function, state) addresses, as native.c's mmio_page takes."""
+
+
+class MmioPage(ctypes.Structure):
+    """Mirror of `mmio_page` in native.c."""
+
+    _fields_ = [
+        ("read", ctypes.c_void_p * (PAGE // 4)),
+        ("write", ctypes.c_void_p * (PAGE // 4)),
+        ("state", ctypes.c_void_p * (PAGE // 4)),
+        ("start", ctypes.c_uint32 * (PAGE // 4)),
+        ("py_read", ctypes.c_void_p),
+        ("py_write", ctypes.c_void_p),
+    ]
 _WORD = struct.Struct("<I")
 
 ACCESS_NAMES = {
@@ -209,9 +235,37 @@ class Cpu:
 
         callbacks = (MMIO_READ_CFUNC(read), MMIO_WRITE_CFUNC(write))
         self._mmio_callbacks.append(callbacks)  # ctypes callbacks must outlive the mapping
-        status = uclib.uc_mmio_map(self.uch, page, PAGE, callbacks[0], None, callbacks[1], None)
+        native_owners = [p for p in owners if isinstance(p, NativeMmio)]
+        if not native_owners:
+            status = uclib.uc_mmio_map(self.uch, page, PAGE, callbacks[0], None, callbacks[1],
+                                       None)  # fmt: skip
+        else:
+            table = self._native_page(page, native_owners, callbacks)
+            for p in native_owners:
+                p.stop_core = failed
+            read_fn, write_fn = (ctypes.cast(f, ctypes.c_void_p) for f in
+                                 (self.lib.harness_page_read, self.lib.harness_page_write))
+            status = uclib.uc_mmio_map(self.uch, page, PAGE, read_fn, ctypes.byref(table),
+                                       write_fn, ctypes.byref(table))  # fmt: skip
         if status != UC_ERR_OK:
             raise UcError(status)
+
+    def _native_page(self, page: int, owners: Sequence[NativeMmio],
+                     callbacks: tuple[Any, Any]) -> MmioPage:  # fmt: skip
+        """The C dispatch table of a page whose owners serve some registers natively; the
+        page's Python callbacks take every access they decline."""
+        table = MmioPage()
+        assert ctypes.sizeof(table) == self.lib.harness_sizeof_page(), "MmioPage != native.c"
+        for p in owners:
+            read_fn, write_fn, state = p.native_mmio()
+            first = (p.base - page) // 4
+            for w in range(max(first, 0), min(first + p.size // 4, PAGE // 4)):
+                table.read[w], table.write[w] = read_fn, write_fn
+                table.state[w], table.start[w] = state, p.base - page
+        table.py_read = ctypes.cast(callbacks[0], ctypes.c_void_p).value
+        table.py_write = ctypes.cast(callbacks[1], ctypes.c_void_p).value
+        self._mmio_callbacks.append((table, owners))  # the table must outlive the mapping
+        return table
 
     # ---- watched memory ----
 

@@ -472,3 +472,41 @@ int harness_install(uc_engine *uc, harness_ctx *c) {
     if (err) return err;
     return c->hook_add(uc, &h2, UC_HOOK_INTR, (void *)intr_hook, c, (uint64_t)1, (uint64_t)0);
 }
+
+/* ---- MMIO pages with registers served in C ----
+ * A peripheral may serve some of its registers natively (the M_CAN data path): its read and
+ * write functions return 0 when they served the access and nonzero when the Python model
+ * must (which then sees the same state). A page maps each word to such a peripheral or to
+ * nothing; every access the native side declines goes to the page's Python callbacks. */
+typedef int (*native_read_fn)(void *state, uint32_t offset, uint32_t size, uint32_t *out);
+typedef int (*native_write_fn)(void *state, uint32_t offset, uint32_t size, uint32_t value);
+typedef uint64_t (*mmio_read_cb)(uc_engine *, uint64_t, unsigned, void *);
+typedef void (*mmio_write_cb)(uc_engine *, uint64_t, unsigned, uint64_t, void *);
+
+#define PAGE_WORDS 1024
+typedef struct {
+    native_read_fn read[PAGE_WORDS];
+    native_write_fn write[PAGE_WORDS];
+    void *state[PAGE_WORDS];
+    uint32_t start[PAGE_WORDS];
+    mmio_read_cb py_read;
+    mmio_write_cb py_write;
+} mmio_page;
+
+uint32_t harness_sizeof_page(void) { return sizeof(mmio_page); }
+
+uint64_t harness_page_read(uc_engine *uc, uint64_t offset, unsigned size, void *user) {
+    mmio_page *p = user;
+    uint32_t w = (uint32_t)(offset >> 2) & (PAGE_WORDS - 1), value;
+    if (p->read[w] && !p->read[w](p->state[w], (uint32_t)offset - p->start[w], size, &value))
+        return value;
+    return p->py_read(uc, offset, size, NULL);
+}
+
+void harness_page_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *user) {
+    mmio_page *p = user;
+    uint32_t w = (uint32_t)(offset >> 2) & (PAGE_WORDS - 1);
+    if (p->write[w] && !p->write[w](p->state[w], (uint32_t)offset - p->start[w], size, (uint32_t)value))
+        return;
+    p->py_write(uc, offset, size, value, NULL);
+}

@@ -13,9 +13,15 @@ from unicorn import arm_const
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
 from harness.errors import BuildError
-from harness.paths import build_dir, make_dir, require
+from harness.paths import build_dir, bundled, make_dir, require
 
-_SOURCE = Path(__file__).with_name("native.c")
+# The library holds the core's hot path and the peripherals' native data paths (they include
+# the board header that `harness regs` generates, so register layouts are declared once).
+_SOURCES = (
+    Path(__file__).with_name("native.c"),
+    Path(__file__).parents[1] / "peripherals" / "mcan" / "native.c",
+)
+_INCLUDE = ("include", "asilb_m4.h")
 
 # Order matches the enum in native.c.
 REG_ORDER = (
@@ -101,14 +107,14 @@ class NativeContext(ctypes.Structure):
     ]
 
 
-def _compile(out: Path) -> None:
+def _compile(out: Path, include: Path) -> None:
     make_dir(out.parent)
     tmp = out.with_suffix(f".{os.getpid()}.tmp")  # parallel test workers may build it at once
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-o", str(tmp),
-           str(_SOURCE)]  # fmt: skip
+    cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-I", str(include),
+           "-o", str(tmp), *map(str, _SOURCES)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BuildError(f"building {_SOURCE.name} failed:\n{result.stderr}")
+        raise BuildError(f"building the native helper failed:\n{result.stderr}")
     tmp.replace(out)  # atomic: parallel test workers never see a half-written library
 
 
@@ -119,11 +125,13 @@ def library() -> ctypes.CDLL:
     """The helper library, compiled on first use and cached by the hash of its source."""
     global _lib
     if _lib is None:
-        source = require(_SOURCE, "the emulator's native helper source")
-        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-        path = build_dir() / "native" / f"libharness_native-{digest}.so"
+        header = require(bundled("firmware_stubs").joinpath(*_INCLUDE), "the board header")
+        digest = hashlib.sha256()
+        for source in (*_SOURCES, header):
+            digest.update(require(source, "the emulator's native helper source").read_bytes())
+        path = build_dir() / "native" / f"libharness_native-{digest.hexdigest()[:16]}.so"
         if not path.exists():
-            _compile(path)
+            _compile(path, header.parent)
         lib = ctypes.CDLL(str(path))
         lib.harness_resume_pc.restype = ctypes.c_uint32
         _lib = lib

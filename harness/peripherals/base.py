@@ -56,7 +56,8 @@ class Peripheral:
 
     def restore(self, state: Any) -> None:
         values, deadlines, extra = state
-        self.regs.values = {name: list(v) for name, v in values.items()}
+        for name, v in values.items():
+            self.regs.values[name][:] = v  # in place: a native model's values are views
         for d, s in zip(self._deadlines, deadlines, strict=True):
             d.restore(s)
         for k, v in extra.items():

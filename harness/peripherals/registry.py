@@ -14,6 +14,7 @@ from harness.peripherals.base import Peripheral
 from harness.peripherals.flash import FLASH_BLOCK, FlashController
 from harness.peripherals.gpio import GPIO_BLOCK, Gpio
 from harness.peripherals.mcan.model import Mcan
+from harness.peripherals.mcan.native import NativeMcan, native_enabled
 from harness.peripherals.mcan.regs import MCAN_BLOCK
 from harness.peripherals.security import SECURITY_BLOCK, SecurityUnit
 from harness.peripherals.sysctl import SYSCTL_BLOCK, SysCtl
@@ -72,7 +73,8 @@ def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
     line0, line1 = _irqs(spec, 2)
     lines = (ctx.nvic.line(line0), ctx.nvic.line(line1))
     p: dict[str, Any] = spec.param_dict
-    return Mcan(spec.name, spec.base, ctx.clock, lines, ctx.memory(p["message_ram"]),
+    kind = NativeMcan if native_enabled() and ctx.clock.counter_address() else Mcan
+    return kind(spec.name, spec.base, ctx.clock, lines, ctx.memory(p["message_ram"]),
                 p["kernel_clock_hz"])  # fmt: skip
 
 

@@ -326,7 +326,11 @@ class RegisterFile:
 
     def reset(self) -> None:
         for reg in self.block.registers:
-            self.values[reg.name] = [reg.reset] * reg.count
+            self.values[reg.name][:] = [reg.reset] * reg.count  # in place: values may be views
+
+    def word_masks(self) -> dict[int, _Masks]:
+        """Each register word's access masks by offset (a native model serves some words)."""
+        return dict(self._by_offset)
 
     def register_at(self, offset: int) -> Register | None:
         entry = self._by_offset.get(offset & ~3)
@@ -374,7 +378,7 @@ class RegisterFile:
 
     def reset_register(self, reg: str) -> None:
         r = self.register(reg)
-        self.values[reg] = [r.reset] * r.count
+        self.values[reg][:] = [r.reset] * r.count
 
     def read(self, offset: int, size: int = 4) -> int:
         word_offset = offset & ~3

@@ -1,0 +1,241 @@
+"""The native M_CAN data path against the Python model (the specification), op for op.
+
+Two controllers, one `Mcan` and one `NativeMcan`, each with its own message RAM and clock,
+get the same random configuration and the same random traffic: register reads and writes of
+any size, TX elements written by "firmware", frames from the bus, arbitration rounds won,
+lost or destroyed by error frames, time passing. After every step the two must agree on
+every register, every byte of message RAM, the TX requests, the error counters, the FIFO
+indices, every value read, every frame offered and every interrupt-line and bus-request call.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.clock import VirtualClock
+from harness.core import native
+from harness.frames.can import FD_LENGTHS, CanFrame
+from harness.peripherals.mcan.message_ram import write_tx_element
+from harness.peripherals.mcan.model import Mcan
+from harness.peripherals.mcan.native import NativeMcan
+from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
+
+HZ = 120_000_000
+RAM = 0x4000
+SID, XID, FIFO0, FIFO1, TXB, EVENTS = 0x000, 0x040, 0x080, 0x300, 0x500, 0x800
+HOT = ("IR", "IE", "ILS", "ILE", "TXBTIE", "TXBCIE", "RXF0A", "RXF1A", "TXEFA", "TXBAR",
+       "TXBCR", "RXF0S", "RXF1S", "TXFQS", "TXBRP", "TXBTO", "TXBCF", "TXEFS", "PSR", "ECR",
+       "CCCR")  # fmt: skip
+OFFSETS = {r.name: r.offset for r in MCAN_BLOCK.registers}
+
+
+class Recorder:
+    """An interrupt line or a bus that writes down every call with an effect: as for the
+    NVIC's level-sensitive lines, setting a low line low again does nothing, while every
+    high level pends the interrupt."""
+
+    def __init__(self, log: list[Any], name: str) -> None:
+        self.log, self.name, self.level = log, name, False
+
+    def set(self, level: bool) -> None:
+        if level or self.level:
+            self.log.append((self.name, level))
+        self.level = level
+
+    def __call__(self, at_ns: int) -> None:
+        self.log.append((self.name, at_ns))
+
+
+def controller(kind: type[Mcan]) -> tuple[Mcan, list[Any]]:
+    log: list[Any] = []
+    clock = VirtualClock(HZ, native.new_context())
+    m = kind("MCAN0", 0x4000_6000, clock, (Recorder(log, "line0"), Recorder(log, "line1")),
+             memoryview(bytearray(RAM)), 40_000_000)  # fmt: skip
+    m.bus_request.append(Recorder(log, "bus"))
+    return m, log
+
+
+def pack(reg: str, **fields: int) -> int:
+    return MCAN_BLOCK.register(reg).pack(**fields)
+
+
+ids = st.one_of(st.tuples(st.just(False), st.integers(0, 0x7FF)),
+                st.tuples(st.just(True), st.integers(0, 0x1FFFFFFF)))  # fmt: skip
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> CanFrame:
+    extended, ident = draw(ids)
+    if draw(st.booleans()):  # FD
+        n = draw(st.sampled_from(FD_LENGTHS))
+        return CanFrame(ident, draw(st.binary(min_size=n, max_size=n)), extended, True,
+                        draw(st.booleans()), draw(st.booleans()))  # fmt: skip
+    if draw(st.integers(0, 7)) == 0:
+        return CanFrame(ident, b"", extended, is_remote=True, remote_length=draw(st.integers(0, 8)))
+    return CanFrame(ident, draw(st.binary(max_size=8)), extended)
+
+
+@st.composite
+def configurations(draw: st.DrawFn) -> list[tuple[str, int]]:
+    """Register writes from INIT to running, and the filter elements."""
+    n = st.integers
+    fd, brs = draw(st.booleans()), draw(st.booleans())
+    test_mode = draw(st.sampled_from(["none", "none", "none", "external", "internal", "monitor"]))
+    cccr = pack("CCCR", INIT=1, CCE=1, FDOE=int(fd), BRSE=int(brs),
+                TEST=int(test_mode != "none"), MON=int(test_mode in ("internal", "monitor")))
+    writes = [
+        ("CCCR", pack("CCCR", INIT=1, CCE=1)), ("CCCR", cccr),
+        ("SIDFC", pack("SIDFC", FLSSA=SID // 4, LSS=draw(n(0, 12)))),
+        ("XIDFC", pack("XIDFC", FLESA=XID // 4, LSE=draw(n(0, 6)))),
+        ("GFC", draw(n(0, 0x3F))),
+        ("XIDAM", draw(st.sampled_from([0x1FFFFFFF, 0x1FFFFF00, draw(n(0, 0x1FFFFFFF))]))),
+        ("RXF0C", pack("RXF0C", F0SA=FIFO0 // 4, F0S=draw(n(0, 8)), F0WM=draw(n(0, 8)),
+                       F0OM=int(draw(st.booleans())))),
+        ("RXF1C", pack("RXF1C", F1SA=FIFO1 // 4, F1S=draw(n(0, 6)), F1WM=draw(n(0, 6)),
+                       F1OM=int(draw(st.booleans())))),
+        ("RXESC", pack("RXESC", F0DS=draw(n(0, 7)), F1DS=draw(n(0, 7)))),
+        ("TXBC", pack("TXBC", TBSA=TXB // 4, NDTB=draw(n(0, 4)), TFQS=draw(n(0, 4)),
+                      TFQM=int(draw(st.booleans())))),
+        ("TXESC", pack("TXESC", TBDS=draw(n(0, 7)))),
+        ("TXEFC", pack("TXEFC", EFSA=EVENTS // 4, EFS=draw(n(0, 4)), EFWM=draw(n(0, 4)))),
+    ]  # fmt: skip
+    if test_mode in ("external", "internal"):
+        writes.append(("TEST", pack("TEST", LBCK=1)))
+    writes += [
+        ("IE", draw(n(0, 0xFFFFFFFF)) & MCAN_BLOCK.register("IE").defined_mask),
+        ("ILS", draw(n(0, 0xFFFFFFFF)) & MCAN_BLOCK.register("ILS").defined_mask),
+        ("ILE", draw(n(0, 3))), ("TXBTIE", draw(n(0, 0xFF))),
+        ("CCCR", cccr & ~pack("CCCR", INIT=1, CCE=1)),  # leave INIT: on the bus
+    ]  # fmt: skip
+    return writes
+
+
+@st.composite
+def filters(draw: st.DrawFn) -> bytes:
+    standard = [draw(st.integers(0, 0xFFFFFFFF)) for _ in range(12)]
+    extended = [draw(st.integers(0, 0xFFFFFFFF)) for _ in range(12)]
+    return struct.pack("<12I", *standard) + struct.pack("<12I", *extended)
+
+
+LANES = [(0, 4), (0, 1), (1, 1), (2, 2), (0, 2), (3, 1)]  # (byte offset, size) of an access
+operations = st.one_of(
+    st.tuples(st.just("write"), st.sampled_from(HOT), st.sampled_from(LANES),
+              st.integers(0, 0xFFFFFFFF)),
+    st.tuples(st.just("read"), st.sampled_from(sorted(OFFSETS)), st.sampled_from([1, 2, 4])),
+    st.tuples(st.just("element"), st.integers(0, 7), frames(), st.integers(0, 255),
+              st.booleans()),
+    st.tuples(st.just("receive"), frames()),
+    st.tuples(st.just("arbitrate"), st.sampled_from(["sent", "sent", "lost", "error"])),
+    st.tuples(st.just("error"), st.booleans()),
+    st.tuples(st.just("time"), st.integers(0, 2_000_000)),
+)
+
+
+def state(m: Mcan, log: list[Any]) -> dict[str, Any]:
+    return {
+        "regs": {name: list(v) for name, v in m.regs.values.items()},
+        "ram": bytes(m.ram),
+        "pending": dict(m._pending),
+        "counters": (m._tec, m._rec, m._fifo_get, m._fifo_used, m._offered, m._looping),
+        "log": list(log),
+        "recovery": m._recovery.at,
+    }
+
+
+def step(m: Mcan, op: tuple[Any, ...]) -> Any:
+    kind = op[0]
+    if kind == "write":
+        _, reg, (lane, size), value = op
+        m.write(OFFSETS[reg] + lane, size, value & ((1 << 8 * size) - 1))
+        return None
+    if kind == "read":
+        return m.read(OFFSETS[op[1]], op[2])
+    if kind == "element":
+        _, index, frame, marker, event = op
+        write_tx_element(m.ram, TXB + 72 * index, frame, marker, event)
+        return None
+    now = m.clock.ns
+    if kind == "receive":
+        m.receive(op[1].stamped(now, "can0"))
+        return None
+    if kind == "arbitrate":
+        offered = m.offer(now)
+        if offered is not None:
+            if op[1] == "sent":
+                m.transmitted(offered.stamped(now, "can0"))
+            elif op[1] == "error":
+                m.bus_error(transmitting=True)
+        return offered
+    if kind == "error":
+        m.bus_error(transmitting=op[1])
+        return None
+    m.clock.advance_to(m.clock.cycles + op[1])
+    return m.pending_since()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_native_path_equals_the_model(data: st.DataObject) -> None:
+    config = data.draw(configurations())
+    filter_bytes = data.draw(filters())
+    ops = data.draw(st.lists(operations, min_size=1, max_size=60))
+    python, python_log = controller(Mcan)
+    fast, fast_log = controller(NativeMcan)
+    for m in (python, fast):
+        m.ram[SID : SID + len(filter_bytes)] = filter_bytes
+        for reg, value in config:
+            m.write(OFFSETS[reg], 4, value)
+    assert state(fast, fast_log) == state(python, python_log)
+    for i, op in enumerate(ops):
+        expected, got = step(python, op), step(fast, op)
+        assert got == expected, f"step {i} {op}"
+        assert state(fast, fast_log) == state(python, python_log), f"after step {i} {op}"
+
+
+def test_snapshot_restores_the_native_state() -> None:
+    m, log = controller(NativeMcan)
+    for reg, value in [("CCCR", 3), ("RXF0C", pack("RXF0C", F0SA=FIFO0 // 4, F0S=4)),
+                       ("GFC", 0), ("TXBC", pack("TXBC", TBSA=TXB // 4, NDTB=2)),
+                       ("IE", 1), ("ILE", 1), ("CCCR", 0)]:  # fmt: skip
+        m.write(OFFSETS[reg], 4, value)
+    snap = m.snapshot()
+    before = state(m, log)
+    write_tx_element(m.ram, TXB, CanFrame(0x123, b"\x01"))
+    m.write(OFFSETS["TXBAR"], 4, 1)
+    m.receive(CanFrame(0x10, b"\x02", timestamp_ns=5))
+    assert m.regs["RXF0S"] & 0x7F == 1 and m.regs["TXBRP"] == 1
+    m.restore(snap)
+    after = state(m, log)
+    assert after["regs"] == before["regs"] and after["pending"] == before["pending"] == {}
+    m.receive(CanFrame(0x10, b"\x02", timestamp_ns=5))
+    assert m.regs["RXF0S"] & 0x7F == 1  # the restored controller still runs natively
+
+
+def test_the_message_loop_runs_in_c() -> None:
+    """A configured controller's per-frame work is served natively, none of it declined."""
+    m, log = controller(NativeMcan)
+    for reg, value in [("CCCR", 3), ("RXF0C", pack("RXF0C", F0SA=FIFO0 // 4, F0S=4)),
+                       ("GFC", 0), ("TXBC", pack("TXBC", TBSA=TXB // 4, TFQS=4)),
+                       ("TXEFC", pack("TXEFC", EFSA=EVENTS // 4, EFS=4)),
+                       ("IE", IR["RF0N"] | IR["TEFN"]), ("ILE", 1), ("CCCR", 0)]:  # fmt: skip
+        m.write(OFFSETS[reg], 4, value)
+    before = m.native_counts
+    for n in range(20):
+        m.receive(CanFrame(0x100 + n, bytes([n]), timestamp_ns=1000 * n))  # the bus delivers
+        status = m.read(OFFSETS["RXF0S"], 4)  # the ISR: RX FIFO status, acknowledge, clear IR
+        m.write(OFFSETS["RXF0A"], 4, status >> 8 & 0x3F)
+        put = m.read(OFFSETS["TXFQS"], 4) >> 16 & 0x1F  # answer through the TX FIFO
+        write_tx_element(m.ram, TXB + 16 * put, CanFrame(0x200 + n, bytes([n])), n, True)
+        m.write(OFFSETS["TXBAR"], 4, 1 << put)
+        m.write(OFFSETS["IR"], 4, m.read(OFFSETS["IR"], 4))
+        sent = m.offer(m.clock.ns)  # the bus takes the answer
+        assert sent == CanFrame(0x200 + n, bytes([n]))
+        m.transmitted(sent.stamped(2000 * n, "can0"))
+        m.write(OFFSETS["TXEFA"], 4, m.read(OFFSETS["TXEFS"], 4) >> 8 & 0x1F)
+    served, declined = (now - then for now, then in zip(m.native_counts, before, strict=True))
+    assert (served, declined) == (20 * 10, 0)  # 8 register accesses and 2 bus events per frame
+    assert ("line0", True) in log and m.regs["TXEFS"] & 0x3F == 0
