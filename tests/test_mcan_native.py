@@ -23,10 +23,10 @@ from harness import Machine
 from harness.clock import VirtualClock
 from harness.core import native
 from harness.frames.can import FD_LENGTHS, CanFrame
+from harness.network import Network, PythonNode
 from harness.peripherals.mcan.message_ram import write_tx_element
 from harness.peripherals.mcan.model import Mcan
 from harness.peripherals.mcan.native import NativeMcan
-from harness.network import Network, PythonNode
 from harness.peripherals.mcan.regs import IR, MCAN_BLOCK
 from harness.replay import replay
 
