@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench firmware lint clean conformance debian-deps sweep
+.PHONY: test-reference demo test bench firmware lint clean conformance debian-deps sweep
 
 # The Debian tools of the conformance sweep (tests/test_conformance.py needs them too).
 DEBIAN_PACKAGES := qemu-system-arm csmith libcsmith-dev gcc-arm-none-eabi libnewlib-arm-none-eabi
@@ -25,6 +25,12 @@ demo: firmware
 
 test: firmware lint
 	$(PY) -m pytest -n auto -q tests benchmarks
+	# the golden traces and the ECU tests again on the Python models (the reference)
+	HARNESS_NATIVE=0 $(PY) -m pytest -n auto -q tests/test_golden_traces.py tests/test_can_ecu.py
+
+# The whole suite on the Python models alone (the native data paths' reference).
+test-reference: firmware lint
+	HARNESS_NATIVE=0 $(PY) -m pytest -n auto -q tests benchmarks
 
 # Power loss at every flash operation of the A/B update and of a UDS download (the suite
 # runs a sample); its parts run longer than the suite's 300 s test timeout.
