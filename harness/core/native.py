@@ -1,27 +1,16 @@
-"""Build (once, cached by source hash) and bind the C helper that forms the CPU hot path."""
+"""The C helper that forms the CPU hot path: its context, shared with the hooks."""
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from unicorn import arm_const
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
-from harness.errors import BuildError
-from harness.paths import build_dir, bundled, make_dir, require
+from harness.nativelib import library
 
-# The library holds the core's hot path and the peripherals' native data paths (they include
-# the board header that `harness regs` generates, so register layouts are declared once).
-_SOURCES = (
-    Path(__file__).with_name("native.c"),
-    Path(__file__).parents[1] / "peripherals" / "mcan" / "native.c",
-)
-_INCLUDE = ("include", "asilb_m4.h")
+__all__ = ["NativeContext", "library", "new_context"]
+
 
 # Order matches the enum in native.c.
 REG_ORDER = (
@@ -105,37 +94,6 @@ class NativeContext(ctypes.Structure):
         ("emu_start", ctypes.c_void_p),
         ("ctl", ctypes.c_void_p),
     ]
-
-
-def _compile(out: Path, include: Path) -> None:
-    make_dir(out.parent)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # parallel test workers may build it at once
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-I", str(include),
-           "-o", str(tmp), *map(str, _SOURCES)]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BuildError(f"building the native helper failed:\n{result.stderr}")
-    tmp.replace(out)  # atomic: parallel test workers never see a half-written library
-
-
-_lib: ctypes.CDLL | None = None
-
-
-def library() -> ctypes.CDLL:
-    """The helper library, compiled on first use and cached by the hash of its source."""
-    global _lib
-    if _lib is None:
-        header = require(bundled("firmware_stubs").joinpath(*_INCLUDE), "the board header")
-        digest = hashlib.sha256()
-        for source in (*_SOURCES, header):
-            digest.update(require(source, "the emulator's native helper source").read_bytes())
-        path = build_dir() / "native" / f"libharness_native-{digest.hexdigest()[:16]}.so"
-        if not path.exists():
-            _compile(path, header.parent)
-        lib = ctypes.CDLL(str(path))
-        lib.harness_resume_pc.restype = ctypes.c_uint32
-        _lib = lib
-    return _lib
 
 
 def _fn(name: str) -> int:

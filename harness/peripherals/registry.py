@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness import nativelib
 from harness.clock import VirtualClock
 from harness.core.nvic import Nvic
 from harness.errors import BoardError
@@ -14,7 +15,7 @@ from harness.peripherals.base import Peripheral
 from harness.peripherals.flash import FLASH_BLOCK, FlashController
 from harness.peripherals.gpio import GPIO_BLOCK, Gpio
 from harness.peripherals.mcan.model import Mcan
-from harness.peripherals.mcan.native import NativeMcan, native_enabled
+from harness.peripherals.mcan.native import NativeMcan
 from harness.peripherals.mcan.regs import MCAN_BLOCK
 from harness.peripherals.security import SECURITY_BLOCK, SecurityUnit
 from harness.peripherals.sysctl import SYSCTL_BLOCK, SysCtl
@@ -73,7 +74,7 @@ def _mcan(spec: PeripheralSpec, ctx: BuildContext) -> Peripheral:
     line0, line1 = _irqs(spec, 2)
     lines = (ctx.nvic.line(line0), ctx.nvic.line(line1))
     p: dict[str, Any] = spec.param_dict
-    kind = NativeMcan if native_enabled() and ctx.clock.counter_address() else Mcan
+    kind = NativeMcan if nativelib.enabled() and ctx.clock.counter_address() else Mcan
     return kind(spec.name, spec.base, ctx.clock, lines, ctx.memory(p["message_ram"]),
                 p["kernel_clock_hz"])  # fmt: skip
 

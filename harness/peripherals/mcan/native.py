@@ -13,7 +13,6 @@ traffic and requires identical registers, message RAM, TX requests and interrupt
 from __future__ import annotations
 
 import ctypes
-import os
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, ClassVar
 
@@ -27,11 +26,6 @@ EXT, FD, BRS, ESI, REMOTE = 1, 2, 4, 8, 16
 WORDS = 256
 TXFQS_OFFSET = 0x0C4  # served natively although the model has a read hook for it
 NATIVE_WRITES = ("IR", "IE", "ILS", "ILE", "TXBTIE", "RXF0A", "RXF1A", "TXEFA", "TXBAR")
-
-
-def native_enabled() -> bool:
-    """`HARNESS_NATIVE=0` selects the pure-Python models (the reference)."""
-    return os.environ.get("HARNESS_NATIVE", "1") != "0"
 
 
 class NativeFrame(ctypes.Structure):
