@@ -302,3 +302,20 @@ def test_a_golden_replay_is_identical_on_both_paths(
         replay(stimulus, firmware=firmware["elc"], output=out)
         outputs.append(out.read_text().splitlines()[1:])  # the header line holds the date
     assert len(outputs[0]) > 50 and outputs[0] == outputs[1]
+
+
+def test_an_exception_in_a_callback_from_c_is_raised_not_lost() -> None:
+    class BrokenLine:
+        def set(self, level: bool) -> None:
+            if level:
+                raise RuntimeError("the interrupt line broke")
+
+    clock = VirtualClock(HZ, native.new_context())
+    m = NativeMcan("MCAN0", 0, clock, (BrokenLine(), BrokenLine()), memoryview(bytearray(RAM)),
+                   40_000_000)  # fmt: skip
+    for reg, value in [("CCCR", 3), ("RXF0C", pack("RXF0C", F0SA=FIFO0 // 4, F0S=4)),
+                       ("GFC", 0), ("IE", IR["RF0N"]), ("ILE", 1), ("CCCR", 0)]:  # fmt: skip
+        m.write(OFFSETS[reg], 4, value)
+    with pytest.raises(RuntimeError, match="line broke"):
+        m.receive(CanFrame(0x10, b"\x01"))
+    m.write(OFFSETS["IE"], 4, 0)  # the error was raised once, not kept for a later call

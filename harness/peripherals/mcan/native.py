@@ -221,10 +221,11 @@ class NativeMcan(Mcan):
         self._state = McanState()
         self._requests = PendingRequests(self._state.core)
         self._setup_cache: Setup | None = None
-        # An exception in a callback from C must not unwind through C: it is kept, raised
-        # after a direct call, and handed to `stop_core` (the CPU sets it: it stops the core
-        # and raises the exception from its run) for one raised during an MMIO access.
+        # An exception in a callback from C must not unwind through C. Under a call made here
+        # (`_c`) it is raised when C returns; under an MMIO access that C serves for the CPU
+        # it goes to `stop_core` (set by the CPU: it stops the core and raises it from run).
         self._error: BaseException | None = None
+        self._calls = 0  # calls into C made here, in progress
         self.stop_core: Callable[[BaseException], None] | None = None
         super().__init__(name, base, clock, lines, message_ram, can_clock_hz)
         st, core = self._state, self._state.core
@@ -300,15 +301,22 @@ class NativeMcan(Mcan):
     # ---- callbacks from C ----
 
     def _keep_error(self, err: BaseException) -> None:
-        if self._error is None:
-            self._error = err
-        if self.stop_core is not None:
+        if self._calls or self.stop_core is None:
+            self._error = self._error or err
+        else:
             self.stop_core(err)
 
-    def _raise_kept(self) -> None:
+    def _c(self, fn: Any, *args: Any) -> Any:
+        """Call C on this controller; raise what a callback from it raised."""
+        self._calls += 1
+        try:
+            result = fn(self._address, *args)
+        finally:
+            self._calls -= 1
         err, self._error = self._error, None
         if err is not None:
             raise err
+        return result
 
     def _lines_from_c(self, levels: int) -> None:
         try:
@@ -339,48 +347,38 @@ class NativeMcan(Mcan):
 
     def read(self, offset: int, size: int) -> int:
         value = _U32()
-        if not self._lib.mcan_mmio_read(self._address, offset, size, ctypes.byref(value)):
-            self._raise_kept()
+        if not self._c(self._lib.mcan_mmio_read, offset, size, ctypes.byref(value)):
             return int(value.value)
         return super().read(offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        if not self._lib.mcan_mmio_write(self._address, offset, size, value):
-            self._raise_kept()
-            return
-        self.python_write(offset, size, value)
-
-    def python_write(self, offset: int, size: int, value: int) -> None:
-        """A write the C side declined (also the CPU's fallback for a native page)."""
-        super().write(offset, size, value)
-        self._sync()
+        if self._c(self._lib.mcan_mmio_write, offset, size, value):
+            super().write(offset, size, value)  # declined: the model does it
+            self._sync()
 
     def update_interrupts(self) -> None:
-        self._lib.mcan_update_interrupts(self._address)
-        self._raise_kept()
+        self._c(self._lib.mcan_update_interrupts)
 
     @property
     def txfqs(self) -> int:
         _ = self.setup
-        return int(self._lib.mcan_txfqs(self._address))
+        return int(self._c(self._lib.mcan_txfqs))
 
     def offer(self, now_ns: int) -> CanFrame | None:
-        index = self._lib.mcan_offer(self._address, now_ns, ctypes.byref(self._frame))
+        index = self._c(self._lib.mcan_offer, now_ns, ctypes.byref(self._frame))
         return None if index < 0 else self._frame.frame()
 
     def pending_since(self) -> int | None:
-        at = int(self._lib.mcan_pending_since(self._address))
+        at = int(self._c(self._lib.mcan_pending_since))
         return None if at == 2**64 - 1 else at
 
     def transmitted(self, frame: CanFrame) -> None:
-        if self._lib.mcan_transmitted(self._address, ctypes.byref(self._frame.fill(frame))):
+        if self._c(self._lib.mcan_transmitted, ctypes.byref(self._frame.fill(frame))):
             super().transmitted(frame)
-        self._raise_kept()
 
     def receive(self, frame: CanFrame) -> None:
-        if self._lib.mcan_receive(self._address, ctypes.byref(self._frame.fill(frame))):
+        if self._c(self._lib.mcan_receive, ctypes.byref(self._frame.fill(frame))):
             super().receive(frame)
-        self._raise_kept()
 
     # ---- Python paths that change what C derives ----
 
