@@ -508,12 +508,14 @@ static int acknowledge_events(mcan_state *m, uint32_t index, int commit) {
 int mcan_transmitted(mcan_state *m, const mcan_frame *f) {
     int32_t index = m->s.offered;
     if (index < 0) return count(m, SERVED);
-    if (!m->s.setup_valid) return count(m, DECLINED);
+    if (!m->s.setup_valid || !(m->s.pending >> index & 1)) return count(m, DECLINED);
     const mcan_tx *t = &m->s.tx[index];
     uint32_t fifo_mode = m->s.fifo_queue && !m->s.queue_mode;
-    if (t->event && m->s.event_size && !in_ram(m, m->s.event_start + m->s.event_size * 8, 0))
-        return count(m, DECLINED);
-    if (m->s.loopback && accept(m, f, 0) == DECLINED) return count(m, DECLINED);
+    uint32_t event = t->event && m->s.event_size;
+    if (event && !in_ram(m, m->s.event_start + m->s.event_size * 8, 0)) return count(m, DECLINED);
+    /* In loopback the frame is also received: decided before anything changes, so the TX
+     * event (which may overwrite filters or FIFO elements) must not come first. */
+    if (m->s.loopback && (event || accept(m, f, 0) == DECLINED)) return count(m, DECLINED);
     m->s.offered = -1;
     uint32_t bit = 1u << index, *r = m->s.regs;
     m->s.pending &= ~bit;
@@ -544,7 +546,7 @@ static int written_value(const mcan_state *m, uint32_t w, uint32_t value, uint32
 
 static int mmio_write(mcan_state *m, uint32_t offset, uint32_t size, uint32_t value) {
     uint32_t w = offset >> 2;
-    if (w >= WORDS || !m->served_write[w]) return DECLINED;
+    if (w >= WORDS || !m->served_write[w] || (offset & 3) + size > 4) return DECLINED;
     uint32_t lanes = lane_mask(offset, size), new;
     value = (value << (8 * (offset & 3))) & lanes;
     if (written_value(m, w, value, lanes, &new) == DECLINED) return DECLINED;
@@ -568,7 +570,7 @@ static int mmio_write(mcan_state *m, uint32_t offset, uint32_t size, uint32_t va
 
 static int mmio_read(mcan_state *m, uint32_t offset, uint32_t size, uint32_t *out) {
     uint32_t w = offset >> 2;
-    if (w >= WORDS || !m->served_read[w]) return DECLINED;
+    if (w >= WORDS || !m->served_read[w] || (offset & 3) + size > 4) return DECLINED;
     if (w == W(TXFQS) && !m->s.setup_valid) return DECLINED;
     uint32_t value = w == W(TXFQS) ? mcan_txfqs(m) : m->s.regs[w];
     uint32_t lanes = lane_mask(offset, size), clear = m->read_clear[w] & lanes;

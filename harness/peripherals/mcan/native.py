@@ -154,6 +154,8 @@ class PendingRequests(MutableMapping[int, TxRequest]):
         return TxRequest(index, t.requested_at, t.frame.frame(), t.marker, bool(t.event))
 
     def __setitem__(self, index: int, request: TxRequest) -> None:
+        if not 0 <= index < 32:
+            raise KeyError(index)
         t = self._core.tx[index]
         t.requested_at, t.marker, t.event = request.requested_at, request.marker, request.event
         t.frame.fill(request.frame)
@@ -353,8 +355,10 @@ class NativeMcan(Mcan):
 
     def write(self, offset: int, size: int, value: int) -> None:
         if self._c(self._lib.mcan_mmio_write, offset, size, value):
-            super().write(offset, size, value)  # declined: the model does it
-            self._sync()
+            try:
+                super().write(offset, size, value)  # declined: the model does it
+            finally:
+                self._sync()
 
     def update_interrupts(self) -> None:
         self._c(self._lib.mcan_update_interrupts)
@@ -383,24 +387,35 @@ class NativeMcan(Mcan):
     # ---- Python paths that change what C derives ----
 
     def bus_error(self, transmitting: bool) -> None:
-        super().bus_error(transmitting)
-        self._sync()
+        try:
+            super().bus_error(transmitting)
+        finally:
+            self._sync()
 
     def transmit_error(self) -> None:
-        super().transmit_error()
-        self._sync()
+        try:
+            super().transmit_error()
+        finally:
+            self._sync()
 
     def receive_error(self) -> None:
-        super().receive_error()
-        self._sync()
+        try:
+            super().receive_error()
+        finally:
+            self._sync()
 
     def _recovered(self) -> None:
-        super()._recovered()
-        self._sync()
+        self._state.core.recovering = 0  # the bus sees it on the bus again at once
+        try:
+            super()._recovered()
+        finally:
+            self._sync()
 
     def reset(self) -> None:
-        super().reset()
-        self._sync()
+        try:
+            super().reset()
+        finally:
+            self._sync()
 
     def snapshot(self) -> Any:
         return super().snapshot(), bytes(self._state.core)
