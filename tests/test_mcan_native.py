@@ -35,7 +35,8 @@ RAM = 0x4000
 SID, XID, FIFO0, FIFO1, TXB, EVENTS = 0x000, 0x040, 0x080, 0x300, 0x500, 0x800
 HOT = ("IR", "IE", "ILS", "ILE", "TXBTIE", "TXBCIE", "RXF0A", "RXF1A", "TXEFA", "TXBAR",
        "TXBCR", "RXF0S", "RXF1S", "TXFQS", "TXBRP", "TXBTO", "TXBCF", "TXEFS", "PSR", "ECR",
-       "CCCR", "CCCR", "TEST", "TXBC", "RXF0C", "RXF1C", "RXESC", "TXEFC", "SIDFC", "GFC")  # fmt: skip
+       "CCCR", "CCCR", "TEST", "TXBC", "RXF0C", "RXF1C", "RXESC", "TXEFC", "SIDFC",
+       "GFC")  # fmt: skip
 OFFSETS = {r.name: r.offset for r in MCAN_BLOCK.registers}
 
 
