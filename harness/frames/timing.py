@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import nativelib
-from harness.frames.can import CanFrame
+from harness.frames.can import FD_LENGTHS, CanFrame
 
 # After the CRC: CRC delimiter, ACK slot, ACK delimiter, EOF (7), intermission (3).
 TRAILER_BITS = 1 + 1 + 1 + 7 + 3
@@ -89,15 +89,13 @@ def _header(frame: CanFrame) -> list[int]:
     return bits
 
 
-_NATIVE = nativelib.enabled()  # read once: this runs for every frame on every bus
 _native_out = (ctypes.c_uint32 * 3)()
 _native_fn: Any = None
 
 
-def frame_bits(frame: CanFrame) -> FrameBits:
-    """The frame's bits, computed natively (see the module's docstring)."""
-    if not _NATIVE:
-        return reference_frame_bits(frame)
+@functools.lru_cache(maxsize=4096)
+def _native_frame_bits(ident: int, data: bytes, extended: bool, fd: bool, brs: bool,
+                       esi: bool, remote: bool, remote_length: int) -> FrameBits:  # fmt: skip
     global _native_fn
     if _native_fn is None:
         fn = nativelib.library().harness_frame_bits
@@ -105,16 +103,23 @@ def frame_bits(frame: CanFrame) -> FrameBits:
         fn.argtypes = (ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_char_p,
                        ctypes.c_uint32, ctypes.c_void_p)  # fmt: skip
         _native_fn = fn
-    flags = (frame.is_extended | frame.is_fd << 1 | frame.brs << 2 | frame.esi << 3
-             | frame.is_remote << 4)  # fmt: skip
+    flags = extended | fd << 1 | brs << 2 | esi << 3 | remote << 4
+    n = len(data)
+    dlc = remote_length if remote else n if n <= 8 else FD_LENGTHS.index(n)
     out = _native_out
-    _native_fn(frame.arbitration_id, flags, frame.dlc, frame.data, len(frame.data), out)
+    _native_fn(ident, flags, dlc, data, n, out)
     return FrameBits(out[0], out[1], out[2])
 
 
+def frame_bits(frame: CanFrame) -> FrameBits:
+    """Cached by content, as a bus carries the same frames again and again; computed in C
+    (see the module's docstring), or by this module with `HARNESS_NATIVE=0`."""
+    return _BITS(frame.arbitration_id, frame.data, frame.is_extended, frame.is_fd, frame.brs,
+                 frame.esi, frame.is_remote, frame.remote_length)  # fmt: skip
+
+
 def reference_frame_bits(frame: CanFrame) -> FrameBits:
-    """The bits as this module builds them; cached by content, as a bus carries the same
-    frames again and again."""
+    """The bits as this module builds them (the specification)."""
     return _frame_bits(frame.arbitration_id, frame.data, frame.is_extended, frame.is_fd,
                        frame.brs, frame.esi, frame.is_remote, frame.remote_length)  # fmt: skip
 
@@ -141,6 +146,10 @@ def _frame_bits(ident: int, data: bytes, extended: bool, fd: bool, brs: bool, es
     before_brs, _ = _stuffed_length(header[: brs_index + 1])
     nominal = before_brs + TRAILER_BITS
     return FrameBits(nominal, total - nominal, stuff)
+
+
+# read once, at import: this runs for every frame on every bus
+_BITS = _native_frame_bits if nativelib.enabled() else _frame_bits
 
 
 def format_bitrate(rate: int) -> str:
