@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import can
 import pytest
+from can_strategies import can_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,21 +111,8 @@ def test_arbitration_order() -> None:
     assert low.arbitration_key() < remote.arbitration_key() < extended.arbitration_key()
 
 
-@st.composite
-def any_frames(draw: st.DrawFn) -> CanFrame:
-    extended = draw(st.booleans())
-    ident = draw(st.integers(0, 0x1FFFFFFF if extended else 0x7FF))
-    if draw(st.booleans()):
-        n = draw(st.sampled_from(FD_LENGTHS))
-        return CanFrame(ident, draw(st.binary(min_size=n, max_size=n)), extended, True,
-                        draw(st.booleans()), draw(st.booleans()))  # fmt: skip
-    if draw(st.booleans()):
-        return CanFrame(ident, b"", extended, is_remote=True, remote_length=draw(st.integers(0, 8)))
-    return CanFrame(ident, draw(st.binary(max_size=8)), extended)
-
-
 @settings(max_examples=3000, deadline=None)
-@given(any_frames())
+@given(can_frames())
 def test_native_timing_equals_the_specification(frame: CanFrame) -> None:
     """timing.c against timing.py: every frame kind, both ID kinds, every FD length."""
     fields = (frame.arbitration_id, frame.data, frame.is_extended, frame.is_fd, frame.brs,

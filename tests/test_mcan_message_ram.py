@@ -5,10 +5,11 @@ from __future__ import annotations
 import struct
 
 import pytest
+from can_strategies import can_frames
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.frames.can import FD_LENGTHS, CanFrame
+from harness.frames.can import CanFrame
 from harness.peripherals.mcan.message_ram import (
     Filter,
     FilterAction,
@@ -25,28 +26,14 @@ from harness.peripherals.mcan.message_ram import (
 )
 
 
-@st.composite
-def frames(draw: st.DrawFn) -> CanFrame:
-    extended = draw(st.booleans())
-    ident = draw(st.integers(0, 0x1FFFFFFF if extended else 0x7FF))
-    if draw(st.booleans()):
-        n = draw(st.sampled_from(FD_LENGTHS))
-        return CanFrame(ident, draw(st.binary(min_size=n, max_size=n)), is_extended=extended,
-                        is_fd=True, brs=draw(st.booleans()), esi=draw(st.booleans()))  # fmt: skip
-    if draw(st.booleans()):
-        return CanFrame(ident, is_extended=extended, is_remote=True,
-                        remote_length=draw(st.integers(0, 8)))  # fmt: skip
-    return CanFrame(ident, draw(st.binary(max_size=8)), is_extended=extended)
-
-
-@given(frames(), st.integers(0, 255), st.booleans())
+@given(can_frames(), st.integers(0, 255), st.booleans())
 def test_tx_element_round_trip(frame: CanFrame, marker: int, event: bool) -> None:
     ram = bytearray(72)
     write_tx_element(ram, 0, frame, marker, event)
     assert read_tx_element(ram, 0) == (frame, marker, event)
 
 
-@given(frames(), st.none() | st.integers(0, 127), st.integers(0, 0xFFFF))
+@given(can_frames(), st.none() | st.integers(0, 127), st.integers(0, 0xFFFF))
 def test_rx_element_round_trip(frame: CanFrame, index: int | None, stamp: int) -> None:
     ram = bytearray(72)
     write_rx_element(ram, 0, frame, index, stamp)

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from can_strategies import can_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import Machine
 from harness.clock import VirtualClock
 from harness.core import native
-from harness.frames.can import FD_LENGTHS, CanFrame
+from harness.frames.can import CanFrame
 from harness.network import Network, PythonNode
 from harness.peripherals.mcan.message_ram import write_tx_element
 from harness.peripherals.mcan.model import Mcan
@@ -69,21 +70,6 @@ def controller(kind: type[Mcan]) -> tuple[Mcan, list[Any]]:
 def pack(reg: str, **fields: int) -> int:
     return MCAN_BLOCK.register(reg).pack(**fields)
 
-
-ids = st.one_of(st.tuples(st.just(False), st.integers(0, 0x7FF)),
-                st.tuples(st.just(True), st.integers(0, 0x1FFFFFFF)))  # fmt: skip
-
-
-@st.composite
-def frames(draw: st.DrawFn) -> CanFrame:
-    extended, ident = draw(ids)
-    if draw(st.booleans()):  # FD
-        n = draw(st.sampled_from(FD_LENGTHS))
-        return CanFrame(ident, draw(st.binary(min_size=n, max_size=n)), extended, True,
-                        draw(st.booleans()), draw(st.booleans()))  # fmt: skip
-    if draw(st.integers(0, 7)) == 0:
-        return CanFrame(ident, b"", extended, is_remote=True, remote_length=draw(st.integers(0, 8)))
-    return CanFrame(ident, draw(st.binary(max_size=8)), extended)
 
 
 @st.composite
@@ -144,9 +130,9 @@ operations = st.one_of(
     st.tuples(st.just("write"), st.sampled_from(HOT), st.sampled_from(LANES),
               st.integers(0, 0xFFFFFFFF)),
     st.tuples(st.just("read"), st.sampled_from(sorted(OFFSETS)), st.sampled_from(LANES)),
-    st.tuples(st.just("element"), st.integers(0, 7), frames(), st.integers(0, 255),
+    st.tuples(st.just("element"), st.integers(0, 7), can_frames(), st.integers(0, 255),
               st.booleans()),
-    st.tuples(st.just("receive"), frames()),
+    st.tuples(st.just("receive"), can_frames()),
     st.tuples(st.just("arbitrate"), st.sampled_from(["sent", "sent", "lost", "error"])),
     st.tuples(st.just("error"), st.booleans(), st.sampled_from([1, 1, 1, 13, 40])),
     st.tuples(st.just("time"), st.integers(0, 2_000_000)),

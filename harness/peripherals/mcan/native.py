@@ -384,13 +384,7 @@ class NativeMcan(Mcan):
         if self._c(self._lib.mcan_receive, ctypes.byref(self._frame.fill(frame))):
             super().receive(frame)
 
-    # ---- Python paths that change what C derives ----
-
-    def bus_error(self, transmitting: bool) -> None:
-        try:
-            super().bus_error(transmitting)
-        finally:
-            self._sync()
+    # ---- Python paths that change what C derives (bus_error goes through the two errors) ----
 
     def transmit_error(self) -> None:
         try:
