@@ -70,6 +70,8 @@ class MmioPage(ctypes.Structure):
         ("py_read", ctypes.c_void_p),
         ("py_write", ctypes.c_void_p),
     ]
+
+
 _WORD = struct.Struct("<I")
 
 ACCESS_NAMES = {
