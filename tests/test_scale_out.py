@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from harness.paths import build_dir
 
 ROOT = Path(__file__).parent.parent
