@@ -21,10 +21,11 @@ from harness.core import native
 from harness.frames.can import CanFrame
 from harness.peripherals.base import IrqLine
 from harness.peripherals.mcan.model import Mcan, Setup, TxRequest
+from harness.peripherals.mcan.regs import MCAN_BLOCK
 
 EXT, FD, BRS, ESI, REMOTE = 1, 2, 4, 8, 16
-WORDS = 256
-TXFQS_OFFSET = 0x0C4  # served natively although the model has a read hook for it
+WORDS = MCAN_BLOCK.size // 4  # native.c's WORDS
+TXFQS_OFFSET = MCAN_BLOCK.register("TXFQS").offset  # served in C despite the model's read hook
 NATIVE_WRITES = ("IR", "IE", "ILS", "ILE", "TXBTIE", "RXF0A", "RXF1A", "TXEFA", "TXBAR")
 
 
