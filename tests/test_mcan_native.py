@@ -1,9 +1,11 @@
 """The native M_CAN data path against the Python model (the specification), op for op.
 
 Two controllers, one `Mcan` and one `NativeMcan`, each with its own message RAM and clock,
-get the same random configuration and the same random traffic: register reads and writes of
-any size, TX elements written by "firmware", frames from the bus, arbitration rounds won,
-lost or destroyed by error frames, time passing. After every step the two must agree on
+get the same random configuration (message-RAM regions misplaced, overlapping or oversized
+now and then) and the same random traffic: register reads and writes of any size and lane,
+TX elements written by "firmware", frames from the bus, arbitration rounds won, lost or
+destroyed by error frames, bursts of errors, reconfiguration, snapshot, restore and reset,
+time passing. After every step the two must agree on
 every register, every byte of message RAM, the TX requests, the error counters, the FIFO
 indices, every value read, every frame offered and every interrupt-line and bus-request call.
 """
@@ -69,7 +71,6 @@ def controller(kind: type[Mcan]) -> tuple[Mcan, list[Any]]:
 
 def pack(reg: str, **fields: int) -> int:
     return MCAN_BLOCK.register(reg).pack(**fields)
-
 
 
 @st.composite
