@@ -58,6 +58,12 @@ class NativeMmio(Protocol):
     def native_mmio(self) -> tuple[int, int, int]:
         """(read function, write function, state) addresses, as native.c's mmio_page takes."""
 
+    def model_read(self, offset: int, size: int) -> int:
+        """A read the native side declined (the page's Python fallback)."""
+
+    def model_write(self, offset: int, size: int, value: int) -> None:
+        """A write the native side declined (the page's Python fallback)."""
+
 
 class MmioPage(ctypes.Structure):
     """Mirror of `mmio_page` in native.c."""
@@ -205,7 +211,10 @@ class Cpu:
         for p in reversed(owners):  # largest first: a nested block overrides its parent
             first = (p.base - page) // 4
             lo, hi = max(first, 0), min(first + p.size // 4, words)
-            readers[lo:hi], writers[lo:hi] = [p.read] * (hi - lo), [p.write] * (hi - lo)
+            # a native owner's C side has declined what reaches Python: straight to its model
+            reader, writer = ((p.model_read, p.model_write) if isinstance(p, NativeMmio)
+                              else (p.read, p.write))  # fmt: skip
+            readers[lo:hi], writers[lo:hi] = [reader] * (hi - lo), [writer] * (hi - lo)
             starts[lo:hi] = [p.base - page] * (hi - lo)
         uc = self.uc
 

@@ -352,14 +352,22 @@ class NativeMcan(Mcan):
         value = _U32()
         if not self._c(self._lib.mcan_mmio_read, offset, size, ctypes.byref(value)):
             return int(value.value)
-        return super().read(offset, size)
+        return self.model_read(offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if self._c(self._lib.mcan_mmio_write, offset, size, value):
-            try:
-                super().write(offset, size, value)  # declined: the model does it
-            finally:
-                self._sync()
+            self.model_write(offset, size, value)
+
+    def model_read(self, offset: int, size: int) -> int:
+        """A read the C side declined, done by the model (the CPU's page fallback too)."""
+        return super().read(offset, size)
+
+    def model_write(self, offset: int, size: int, value: int) -> None:
+        """A write the C side declined, done by the model (the CPU's page fallback too)."""
+        try:
+            super().write(offset, size, value)
+        finally:
+            self._sync()
 
     def update_interrupts(self) -> None:
         self._c(self._lib.mcan_update_interrupts)
