@@ -2,7 +2,9 @@
 
 The counter lives in the native context (the CPU's block hook advances it), so every reader
 sees the same value. Deadlines are whole cycles; events at the same cycle run in the order
-they were scheduled, which keeps runs bit-for-bit repeatable.
+they were scheduled, which keeps runs bit-for-bit repeatable. With the native exception path
+some events (SysTick's) are queued in C: they take their sequence numbers from the same
+counter, and the two queues are merged by (cycle, sequence number).
 """
 
 from __future__ import annotations
@@ -12,16 +14,29 @@ import heapq
 from collections.abc import Callable
 from typing import Protocol
 
+NEVER = 2**64 - 1
+
 
 class CycleCounter(Protocol):
     cycles: int
     deadline: int
+    seq: int
+
+
+class NativeQueue(Protocol):
+    """Where the native event queue meets this one (the CPU's native context)."""
+
+    py_next_cycle: int  # this queue's earliest event, published for the native loop
+    py_next_seq: int
+    native_next_cycle: int  # the native queue's earliest event; NEVER if none
+    native_next_seq: int
 
 
 class _PlainCounter:
     def __init__(self) -> None:
         self.cycles = 0
-        self.deadline = 2**64 - 1
+        self.deadline = NEVER
+        self.seq = 0
 
 
 Event = tuple[int, int, Callable[[], None]]  # (cycle, sequence number, callback)
@@ -70,13 +85,17 @@ class VirtualClock:
     """Cycles since the machine was created (resets do not rewind time) at `hz`, plus a
     min-heap of pending events."""
 
-    def __init__(self, hz: int, counter: CycleCounter | None = None) -> None:
+    def __init__(self, hz: int, counter: CycleCounter | None = None,
+                 native: tuple[NativeQueue, Callable[[], None]] | None = None) -> None:  # fmt: skip
+        """`native`: the native queue's shared fields and the function that runs its
+        earliest event."""
         if hz <= 0:
             raise ValueError(f"clock frequency must be positive, got {hz}")
         self.hz = hz
         self._counter: CycleCounter = counter if counter is not None else _PlainCounter()
         self._events: list[Event] = []
-        self._seq = 0
+        self._native: NativeQueue | None = native[0] if native else None
+        self._fire_native: Callable[[], None] | None = native[1] if native else None
 
     @property
     def cycles(self) -> int:
@@ -109,26 +128,55 @@ class VirtualClock:
         return round(total_ns * self.hz / 1e9)
 
     def schedule_at(self, cycle: int, callback: Callable[[], None]) -> None:
-        self._seq += 1
-        cycle = max(cycle, self.cycles)
-        heapq.heappush(self._events, (cycle, self._seq, callback))
-        if cycle < self._counter.deadline:
-            self._counter.deadline = cycle  # a running core must stop in time for it
+        counter = self._counter
+        counter.seq = seq = counter.seq + 1
+        cycle = max(cycle, counter.cycles)
+        heapq.heappush(self._events, (cycle, seq, callback))
+        if cycle < counter.deadline:
+            counter.deadline = cycle  # a running core must stop in time for it
+        if self._native is not None and self._events[0][1] == seq:
+            self._native.py_next_cycle, self._native.py_next_seq = cycle, seq
+
+    def _publish(self) -> None:
+        """Tell the native loop when this queue's earliest event falls."""
+        if self._native is not None:
+            events = self._events
+            self._native.py_next_cycle, self._native.py_next_seq = (
+                events[0][:2] if events else (NEVER, 0))
 
     def deadline(self, callback: Callable[[], None]) -> Deadline:
         return Deadline(self, callback)
 
     def next_deadline(self) -> int | None:
-        return self._events[0][0] if self._events else None
+        nxt = self._events[0][0] if self._events else None
+        native = self._native
+        if native is not None and native.native_next_cycle != NEVER and (
+                nxt is None or native.native_next_cycle < nxt):
+            return int(native.native_next_cycle)
+        return nxt
 
     def fire_due(self) -> bool:
-        """Run every event whose deadline has passed; True if any ran."""
+        """Run every event whose deadline has passed, in order; True if any ran."""
         fired = False
         events = self._events
-        while events and events[0][0] <= self._counter.cycles:
-            heapq.heappop(events)[2]()
+        native = self._native
+        if native is None:
+            while events and events[0][0] <= self._counter.cycles:
+                heapq.heappop(events)[2]()
+                fired = True
+            return fired
+        assert self._fire_native is not None
+        while True:
+            now = self._counter.cycles
+            at, seq = native.native_next_cycle, native.native_next_seq
+            if events and events[0][0] <= now and (events[0][0], events[0][1]) < (at, seq):
+                heapq.heappop(events)[2]()
+                self._publish()
+            elif at <= now:
+                self._fire_native()
+            else:
+                return fired
             fired = True
-        return fired
 
     def advance_to(self, cycle: int) -> None:
         """Move time forward to `cycle`, running each event at its own time, in order.
@@ -143,8 +191,9 @@ class VirtualClock:
         self._counter.cycles = max(self._counter.cycles, cycle)
 
     def state(self) -> tuple[int, int, list[Event]]:
-        return self.cycles, self._seq, list(self._events)
+        return self.cycles, self._counter.seq, list(self._events)
 
     def restore(self, state: tuple[int, int, list[Event]]) -> None:
-        self.cycles, self._seq, events = state
+        self.cycles, self._counter.seq, events = state
         self._events = list(events)
+        self._publish()

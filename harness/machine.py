@@ -13,6 +13,7 @@ from typing import Any
 from unicorn import UC_ERR_EXCEPTION, UC_ERR_INSN_INVALID, UcError
 from unicorn.unicorn import UcContext
 
+from harness import nativelib
 from harness.board import DWT_BASE, SCS_BASE, SYSTICK_BASE, Board
 from harness.boards import DEFAULT_BOARD
 from harness.clock import VirtualClock
@@ -32,6 +33,7 @@ from harness.core.nvic import (
     USAGEFAULT,
     Nvic,
 )
+from harness.core.scs_native import NativeNvic, NativeScs, NativeSysTick
 from harness.core.semihosting import SEMIHOSTING_BKPT, Semihosting, UnsupportedCall
 from harness.core.systick import SysTick
 from harness.errors import FirmwareFault, FirmwareLoadError, SimulationError, VirtualTimeout
@@ -152,24 +154,31 @@ class Machine:
             )
         self.cpu = Cpu(self.board)
         self.cpu.imprecise_bus_errors = faults == "firmware"
-        self.clock = VirtualClock(self.board.core_clock_hz, self.cpu.ctx)
+        ctx = self.cpu.ctx
+        # Native: the NVIC, SysTick and the run loop in C (HARNESS_NATIVE=0: the Python models)
+        scs = NativeScs(self.cpu.lib, ctx, self.board.num_irqs) if nativelib.enabled() else None
+        self._scs = scs
+        self.clock = VirtualClock(self.board.core_clock_hz, ctx, (ctx, lambda: (
+            self.cpu.lib.harness_fire_native(self.cpu.ctxp))) if scs else None)
         self._reset_requested = False
         self._reset_cause = "software"
         self.seed = seed  # for what real parts leave random: SRAM after a power cycle
         self.powered = True
         self.power_cycles = 0
-        self.sleeping = False
-        self.idle_cycles = 0  # virtual cycles spent asleep in WFI (skipped, not simulated)
         self._stalled = False  # a read of the flash bank being written waits for the end
         self.stall_cycles = 0  # virtual cycles spent so
         self.semihosting = Semihosting(
             self.read_memory, lambda: self.clock.cycles * 100 // self.clock.hz, bytearray()
         )
-        self.nvic = Nvic(
-            "SCS", SCS_BASE, self.clock, self.board.num_irqs,
-            self.request_stop, self._request_reset, self._sync_returns,
-        )  # fmt: skip
-        self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock, lambda: self.nvic.pend(SYSTICK))
+        if scs is not None:
+            self.nvic: Nvic = NativeNvic("SCS", SCS_BASE, self.clock, scs, self._request_reset,
+                                         self._sync_returns)  # fmt: skip
+            self.systick: SysTick = NativeSysTick("SysTick", SYSTICK_BASE, self.clock, scs)
+        else:
+            self.nvic = Nvic("SCS", SCS_BASE, self.clock, self.board.num_irqs, self.request_stop,
+                             self._request_reset, self._sync_returns)  # fmt: skip
+            self.systick = SysTick("SysTick", SYSTICK_BASE, self.clock,
+                                   lambda: self.nvic.pend(SYSTICK))  # fmt: skip
         self.peripherals: dict[str, Peripheral] = {
             "SCS": self.nvic,
             "SysTick": self.systick,
@@ -348,9 +357,7 @@ class Machine:
         self.sleeping = True
         # A cut inside a run (a flash operation's START) ends it before the next instruction:
         # whatever the core still had in flight never happens.
-        ctx = self.cpu.ctx
-        ctx.stopping = 1
-        self.cpu.uc.emu_stop()
+        self.cpu.stop_now()
 
     def power_on(self) -> None:
         """Power up: SRAM comes up holding a pattern drawn from the machine's seed and the
@@ -402,6 +409,24 @@ class Machine:
     @property
     def cycles(self) -> int:
         return self.clock.cycles
+
+    @property
+    def sleeping(self) -> bool:
+        """The core sleeps in WFI/WFE until an interrupt (or is off)."""
+        return bool(self.cpu.ctx.sleeping)
+
+    @sleeping.setter
+    def sleeping(self, value: bool) -> None:
+        self.cpu.ctx.sleeping = int(value)
+
+    @property
+    def idle_cycles(self) -> int:
+        """Virtual cycles spent asleep in WFI (skipped, not simulated)."""
+        return int(self.cpu.ctx.idle_cycles)
+
+    @idle_cycles.setter
+    def idle_cycles(self, value: int) -> None:
+        self.cpu.ctx.idle_cycles = value
 
     @property
     def busy_cycles(self) -> int:
@@ -461,7 +486,7 @@ class Machine:
     @property
     def awake(self) -> bool:
         """Running code, or about to (an interrupt is pending): it may act at any moment."""
-        return self.powered and (not self.sleeping or bool(self.nvic.pending))
+        return self.powered and (not self.sleeping or self.nvic.has_pending())
 
     def next_event_ns(self) -> int | None:
         """While asleep: when its next scheduled event (a timer, a wake-up) falls, in ns,
@@ -478,7 +503,7 @@ class Machine:
         if self.exit_code is not None:  # halted after SYS_EXIT: time passes, nothing runs
             ctx.cycles = max(ctx.cycles, target)
             return
-        if self.sleeping and not self.nvic.pending and not self._reset_requested:
+        if self.sleeping and not self.nvic.has_pending() and not self._reset_requested:
             nxt = clock.next_deadline()
             if nxt is None or nxt > target:  # asleep until after `target`: nothing to do
                 if target > ctx.cycles:
@@ -497,6 +522,10 @@ class Machine:
                 return
             stalled = self._stalled and self._flc is not None and self._flc.busy
             self._stalled = stalled
+            if self._scs is not None and not stalled:
+                if self._advance_natively(target):
+                    return
+                continue
             if not stalled:  # a stalled access holds the core: no exception entry either
                 self._take_exceptions()
                 if self._reset_requested:  # a lockup
@@ -516,21 +545,40 @@ class Machine:
             if self._watch_dirty:
                 self._refresh_watch()
             ctx.deadline = deadline
-            try:
-                cpu.run()
-            except UcError as err:
-                if not self.powered:
-                    continue
-                self._sync_returns()
-                fault, pc = self._memory_fault(err)
-                try:
-                    self._firmware_fault(fault, pc)
-                except FirmwareFault as stop:
-                    raise stop from err
-                continue
-            self._after_run()
-            if self.exit_code is not None:
+            if self._run_core(cpu.run):
                 return
+
+    def _advance_natively(self, target: int) -> bool:
+        """One call of the native loop and what Python does after it; True: stop here."""
+        cpu = self.cpu
+        if self._watch_dirty:
+            self._refresh_watch()
+        result = cpu.advance(target)
+        if result == native.ADV_TARGET:
+            return True
+        if result == native.ADV_TAKE:  # a vector to check, or a stacking fault to report
+            self._take_exceptions()
+        elif result == native.ADV_STOP:
+            return self._run_core(lambda: cpu.raise_run_errors(cpu.ctx.run_error))
+        return False  # ADV_EVENT: Python's events are due
+
+    def _run_core(self, run: Callable[[], None]) -> bool:
+        """Run the core (or take the result of a native run) and handle why it stopped;
+        True when the firmware has exited."""
+        try:
+            run()
+        except UcError as err:
+            if not self.powered:
+                return False
+            self._sync_returns()
+            fault, pc = self._memory_fault(err)
+            try:
+                self._firmware_fault(fault, pc)
+            except FirmwareFault as stop:
+                raise stop from err
+            return False
+        self._after_run()
+        return self.exit_code is not None
 
     def _sync_returns(self) -> None:
         """Retire in the NVIC the exception returns the native hook completed."""
@@ -608,7 +656,7 @@ class Machine:
     def _take_exceptions(self) -> None:
         nvic, cpu = self.nvic, self.cpu
         ctx = cpu.ctx
-        if not nvic.pending:
+        if not nvic.has_pending():
             ctx.stop_on_return = ctx.watch_masks = 0
             return
         masks = cpu.sample_masks(watch=True)  # exception entry leaves the masks unchanged
@@ -634,11 +682,11 @@ class Machine:
                 raise self._fault(fault.kind, cpu.pc, ctx.fault_addr)
             nvic.activate(exc)
             self.sleeping = False
-            if not nvic.pending:
+            if not nvic.has_pending():
                 break
         # Something stays pending: let the core stop when a return or a mask change may
         # allow it, so that it is taken at the right instruction.
-        pending = int(bool(nvic.pending) and nvic.highest_pending() is not None)
+        pending = int(nvic.has_pending() and nvic.highest_pending() is not None)
         ctx.stop_on_return = ctx.watch_masks = pending
 
     def _vector_problem(self, handler: int | None) -> str | None:

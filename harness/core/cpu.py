@@ -194,8 +194,7 @@ class Cpu:
             return
         pc = int(self.uc.reg_read(arm.UC_ARM_REG_PC))
         self.memory_fault = MemoryFault(kind, address, pc)
-        self.ctx.stopping = 1  # blocks entered before the stop lands are not counted
-        self.uc.emu_stop()
+        self.stop_now()  # blocks entered before the stop lands are not counted
 
     def _map_page(self, page: int, owners: list[Peripheral]) -> None:
         """Map one peripheral page with callbacks that go straight to the owning block.
@@ -221,6 +220,7 @@ class Cpu:
         def failed(err: BaseException) -> None:
             if uc._hook_exception is None:
                 uc._hook_exception = err
+            self.ctx.stop_reasons |= native.STOP_REQUEST  # for Python to raise it
             uc.emu_stop()
 
         def read(_uc: object, offset: int, size: int, _ud: object) -> int:
@@ -319,9 +319,7 @@ class Cpu:
                 self.uc._hook_exception = err
             stop = True
         if stop:
-            ctx.stopping = 1
-            ctx.stop_reasons |= native.STOP_REQUEST
-            self.uc.emu_stop()
+            self.stop_now()
 
     # ---- registers ----
 
@@ -360,16 +358,34 @@ class Cpu:
         binding's contract (unicorn==2.1.4 is pinned): errors raise UcError, and an
         exception raised in a Python hook (an MMIO callback) is re-raised here.
         """
-        uc = self.uc
-        uc._hook_exception = None
+        self.uc._hook_exception = None
         self.memory_fault = None
-        status = self.lib.harness_run(self.uch, self.ctxp)
+        self.raise_run_errors(self.lib.harness_run(self.uch, self.ctxp))
+
+    def raise_run_errors(self, status: int) -> None:
+        uc = self.uc
         if uc._hook_exception is not None:
             raise uc._hook_exception
         if status:
             raise UcError(status)
         if self.memory_fault is not None:
             raise UcError(UC_ERR_EXCEPTION)  # a bus error or ECC error seen by a hook
+
+    def advance(self, target: int) -> int:
+        """The native run loop (with the native NVIC and SysTick): run towards cycle
+        `target` until something needs Python; returns native.ADV_*. After ADV_STOP,
+        `raise_run_errors(ctx.run_error)` then the machine's usual handling of the stop."""
+        self.uc._hook_exception = None
+        self.memory_fault = None
+        return int(self.lib.harness_advance(self.uch, self.ctxp, target))
+
+    def stop_now(self) -> None:
+        """Stop a running core from a Python hook, before anything else runs; the native
+        loop hands the stop to Python."""
+        ctx = self.ctx
+        ctx.stopping = 1
+        ctx.stop_reasons |= native.STOP_REQUEST
+        self.uc.emu_stop()
 
     def enter_exception(self, exc: int, handler: int) -> bool:
         return bool(self.lib.harness_exc_entry(self.uch, self.ctxp, exc, handler) == 0)

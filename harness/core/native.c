@@ -41,7 +41,7 @@ enum { R0, R1, R2, R3, R12, LR, PC, XPSR, SP, IPSR, CONTROL, PSP, MSP, PRIMASK, 
 
 /* Stop reasons (bit mask), mirrored in native.py. */
 enum { STOP_DEADLINE = 1, STOP_TRAP = 2, STOP_RETURN = 4, STOP_MASK = 8, STOP_FAULT = 16,
-       STOP_REQUEST = 32, STOP_SLEEP = 64, STOP_RETRANSLATE = 128 };
+       STOP_REQUEST = 32, STOP_SLEEP = 64, STOP_RETRANSLATE = 128, STOP_NVIC = 256 };
 
 /* Fault kinds detected here, mirrored in native.py. */
 enum { FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP,
@@ -105,7 +105,41 @@ typedef struct {
     uc_hook_add_fn hook_add;
     uc_emu_start_fn emu_start;
     uc_ctl_fn ctl;
+    /* The scheduler's sequence counter: events at the same cycle run in the order they were
+     * scheduled, whether Python's or native ones (ordered by (cycle, seq)). */
+    uint64_t seq;
+    uint64_t py_next_cycle, py_next_seq;         /* Python's earliest event; NEVER if none */
+    uint64_t native_next_cycle, native_next_seq; /* the earliest native event; NEVER if none */
+    uint64_t idle_cycles;    /* cycles skipped asleep */
+    uint32_t sleeping;       /* the core sleeps in WFI/WFE */
+    int32_t run_error;       /* Unicorn's error from the last run of harness_advance */
+    struct scs_state *scs;   /* NVIC and SysTick in C; NULL while Python models them */
 } harness_ctx;
+
+#define NEVER UINT64_MAX
+
+/* The system control space in C (NVIC and SysTick), for the native exception path. The
+ * Python models (core/nvic.py, core/systick.py) stay the reference: NativeNvic and
+ * NativeSysTick read and write this state, and tests/test_scs_native.py holds both to the
+ * same results. Exception numbers index `pending` and `prio`; IRQ numbers `enabled`/`lines`. */
+#define SCS_EXCEPTIONS 256
+#define SCS_WORDS (SCS_EXCEPTIONS / 32)
+#define FIRST_IRQ 16
+#define THREAD_PRIORITY 256
+typedef struct scs_state {
+    uint32_t enabled[SCS_WORDS], pending[SCS_WORDS], lines[SCS_WORDS];
+    int32_t prio[SCS_EXCEPTIONS];
+    uint32_t active[SCS_EXCEPTIONS]; /* nesting order, innermost last */
+    uint32_t n_active;
+    uint32_t prigroup;
+    uint32_t vtor;           /* the VTOR register's storage */
+    uint32_t num_irqs;
+    uint32_t changed;        /* pended or re-prioritised: a running core stops to look */
+    uint32_t systick[4];     /* CSR, RVR, CVR, CALIB: the SysTick registers' storage */
+    /* SysTick's reload deadline, as clock.Deadline keeps it: `at` (NEVER: disarmed), the
+     * cycle and sequence number it was queued with, and when the last firing was due. */
+    uint64_t systick_at, systick_when, systick_seq, systick_due;
+} scs_state;
 
 static uint32_t rd(harness_ctx *c, uc_engine *uc, int reg) {
     uint32_t v = 0;
@@ -285,6 +319,11 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
         stop(c, uc, STOP_REQUEST);
         return;
     }
+    if (c->scs && c->scs->changed) {
+        c->scs->changed = 0;
+        stop(c, uc, STOP_NVIC);
+        return;
+    }
     if (c->watch_masks &&
         (rd(c, uc, PRIMASK) != c->watched_primask || rd(c, uc, BASEPRI) != c->watched_basepri ||
          rd(c, uc, FAULTMASK) != c->watched_faultmask)) {
@@ -333,6 +372,8 @@ static void block_hook(uc_engine *uc, uint64_t address, uint32_t size, void *use
     c->sleep_pc = (last == THUMB_WFI || last == THUMB_WFE) ? (uint32_t)address + size : 0;
 }
 
+void scs_returned(scs_state *s);
+
 static int fail(harness_ctx *c, uint32_t kind, uint32_t addr) {
     c->fault_kind = kind;
     c->fault_addr = addr;
@@ -380,7 +421,8 @@ static int exception_return(harness_ctx *c, uc_engine *uc, uint32_t exc_return) 
     wr(c, uc, XPSR, xpsr & ~(1u << 9));
     wr(c, uc, PC, f[6] | 1);
     c->active_depth--;
-    c->returned_count++;
+    if (c->scs) scs_returned(c->scs);
+    else c->returned_count++; /* retired by the Python NVIC when it next looks */
     return 0;
 }
 
@@ -440,6 +482,7 @@ int harness_exc_entry(uc_engine *uc, harness_ctx *c, uint32_t exc, uint32_t hand
 int harness_run(uc_engine *uc, harness_ctx *c) {
     int err;
     c->stop_request = 0;
+    if (c->scs) c->scs->changed = 0;
     for (;;) {
         c->stop_reasons = 0;
         c->stopping = 0;
@@ -472,6 +515,211 @@ int harness_install(uc_engine *uc, harness_ctx *c) {
     if (err) return err;
     return c->hook_add(uc, &h2, UC_HOOK_INTR, (void *)intr_hook, c, (uint64_t)1, (uint64_t)0);
 }
+
+/* ---- the exception model in C (native mode) ----
+ * Exact replicas of the Python reference: Nvic.group_priority, execution_priority,
+ * highest_pending, exception_to_take, pend, set_line, activate and exception_returned;
+ * SysTick's reload deadline; and Machine.run_to_cycle's loop for everything that needs no
+ * Python: native events, exception entry, exception return, sleep. A native event is ordered
+ * against Python's by (cycle, seq), the one sequence counter both take numbers from. */
+
+#define PRIORITY_MASK 0xF0u
+#define SYSTICK_EXC 15
+enum { SYSTICK_CSR, SYSTICK_RVR, SYSTICK_CVR };
+#define SYSTICK_TICKINT 2u
+#define SYSTICK_COUNTFLAG (1u << 16)
+#define VTOR_TBLOFF 0xFFFFFF80u
+
+static int bit_of(const uint32_t *words, uint32_t n) { return (int)(words[n >> 5] >> (n & 31) & 1); }
+static void set_bit(uint32_t *words, uint32_t n) { words[n >> 5] |= 1u << (n & 31); }
+
+static int32_t group_priority(const scs_state *s, int32_t p) {
+    return p < 0 ? p : (int32_t)((uint32_t)p & (0xFFu << (s->prigroup + 1)) & 0xFFu);
+}
+
+static int is_active(const scs_state *s, uint32_t exc) {
+    for (uint32_t i = 0; i < s->n_active; i++)
+        if (s->active[i] == exc) return 1;
+    return 0;
+}
+
+static int any_pending(const scs_state *s) {
+    for (uint32_t w = 0; w < SCS_WORDS; w++)
+        if (s->pending[w]) return 1;
+    return 0;
+}
+
+int32_t scs_execution_priority(const scs_state *s, uint32_t primask, uint32_t basepri,
+                               uint32_t faultmask) {
+    int32_t current = THREAD_PRIORITY, g;
+    for (uint32_t i = 0; i < s->n_active; i++)
+        if ((g = group_priority(s, s->prio[s->active[i]])) < current) current = g;
+    if (basepri & PRIORITY_MASK && (g = group_priority(s, (int32_t)(basepri & PRIORITY_MASK))) < current)
+        current = g;
+    if (primask & 1 && current > 0) current = 0;
+    if (faultmask & 1 && current > -1) current = -1;
+    return current;
+}
+
+/* The pending, enabled exception of highest priority (lowest number on a tie); -1 if none. */
+int32_t scs_highest_pending(const scs_state *s) {
+    int32_t best = -1;
+    for (uint32_t w = 0; w < SCS_WORDS; w++) {
+        for (uint32_t bits = s->pending[w]; bits; bits &= bits - 1) {
+            uint32_t e = w * 32 + (uint32_t)__builtin_ctz(bits);
+            if (e >= FIRST_IRQ && !bit_of(s->enabled, e - FIRST_IRQ)) continue;
+            if (best < 0 || s->prio[e] < s->prio[best]) best = (int32_t)e;
+        }
+    }
+    return best;
+}
+
+int32_t scs_exception_to_take(const scs_state *s, uint32_t primask, uint32_t basepri,
+                              uint32_t faultmask) {
+    int32_t e = scs_highest_pending(s);
+    if (e < 0) return -1;
+    return group_priority(s, s->prio[e]) < scs_execution_priority(s, primask, basepri, faultmask)
+               ? e : -1;
+}
+
+void scs_pend(scs_state *s, uint32_t exc) {
+    /* Level-sensitive: an active IRQ whose line is still asserted re-pends on return. */
+    if (!(exc >= FIRST_IRQ && is_active(s, exc) && bit_of(s->lines, exc - FIRST_IRQ)))
+        set_bit(s->pending, exc);
+    s->changed = 1;
+}
+
+void scs_set_line(scs_state *s, uint32_t irq, uint32_t level) {
+    if (level) {
+        set_bit(s->lines, irq);
+        scs_pend(s, FIRST_IRQ + irq);
+    } else {
+        s->lines[irq >> 5] &= ~(1u << (irq & 31));
+    }
+}
+
+void scs_activate(scs_state *s, uint32_t exc) {
+    s->pending[exc >> 5] &= ~(1u << (exc & 31));
+    s->active[s->n_active++] = exc;
+}
+
+void scs_returned(scs_state *s) {
+    if (!s->n_active) return;
+    uint32_t e = s->active[--s->n_active];
+    if (e >= FIRST_IRQ && bit_of(s->lines, e - FIRST_IRQ)) set_bit(s->pending, e);
+}
+
+/* ---- SysTick's reload deadline: the one native event so far ---- */
+
+static void publish_native_next(harness_ctx *c) {
+    scs_state *s = c->scs;
+    int armed = s && s->systick_at != NEVER;
+    c->native_next_cycle = armed ? s->systick_when : NEVER;
+    c->native_next_seq = armed ? s->systick_seq : 0;
+}
+
+/* Deadline.arm_at: queued at max(at, now), with the next sequence number. */
+void scs_systick_arm(harness_ctx *c, uint64_t at) {
+    scs_state *s = c->scs;
+    uint64_t when = at > c->cycles ? at : c->cycles;
+    s->systick_at = at;
+    s->systick_when = when;
+    s->systick_seq = ++c->seq;
+    if (when < c->deadline) c->deadline = when; /* a running core stops in time for it */
+    publish_native_next(c);
+}
+
+void scs_systick_disarm(harness_ctx *c) {
+    c->scs->systick_at = NEVER;
+    publish_native_next(c);
+}
+
+void harness_fire_native(harness_ctx *c) {
+    scs_state *s = c->scs;
+    if (!s || s->systick_at == NEVER) return;
+    uint64_t due = s->systick_at; /* SysTick._reached_zero */
+    s->systick_at = NEVER;
+    s->systick_due = due;
+    s->systick[SYSTICK_CSR] |= SYSTICK_COUNTFLAG;
+    uint32_t reload = s->systick[SYSTICK_RVR];
+    if (reload) scs_systick_arm(c, due + reload + 1);
+    else publish_native_next(c);
+    if (s->systick[SYSTICK_CSR] & SYSTICK_TICKINT) scs_pend(s, SYSTICK_EXC);
+}
+
+void harness_publish_native(harness_ctx *c) { publish_native_next(c); }
+
+/* Machine._take_exceptions for the common case. -1 when done; else the exception Python must
+ * take itself (its vector needs Python's checks, or stacking failed: Python reports it). */
+static int32_t take_exceptions(uc_engine *uc, harness_ctx *c, scs_state *s) {
+    if (!any_pending(s)) {
+        c->stop_on_return = c->watch_masks = 0;
+        return -1;
+    }
+    harness_watch_masks(uc, c, 1); /* exception entry leaves the masks unchanged */
+    uint32_t pm = c->watched_primask, bp = c->watched_basepri, fm = c->watched_faultmask;
+    if (c->sleeping && pm & 1 && scs_exception_to_take(s, 0, bp, fm) >= 0)
+        c->sleeping = 0; /* WFI wakes even while PRIMASK holds the interrupt off */
+    int32_t exc;
+    while ((exc = scs_exception_to_take(s, pm, bp, fm)) >= 0) {
+        const uint8_t *v = host_code(c, (s->vtor & VTOR_TBLOFF) + 4 * (uint32_t)exc, 4);
+        if (!v) return exc;
+        uint32_t handler = (uint32_t)v[0] | (uint32_t)v[1] << 8 | (uint32_t)v[2] << 16 |
+                           (uint32_t)v[3] << 24;
+        if (!(handler & 1) || !host_code(c, handler & ~1u, 1)) return exc;
+        if (harness_exc_entry(uc, c, (uint32_t)exc, handler) != 0) return exc;
+        scs_activate(s, (uint32_t)exc);
+        c->sleeping = 0;
+        if (!any_pending(s)) break;
+    }
+    /* Something stays pending: stop when a return or a mask change may allow it. */
+    uint32_t waiting = any_pending(s) && scs_highest_pending(s) >= 0;
+    c->stop_on_return = c->watch_masks = waiting;
+    return -1;
+}
+
+enum { ADV_TARGET, ADV_EVENT, ADV_TAKE, ADV_STOP };
+#define HANDLED_HERE (STOP_DEADLINE | STOP_RETURN | STOP_MASK | STOP_SLEEP | STOP_NVIC)
+
+static int native_first(const harness_ctx *c) {
+    return c->native_next_cycle < c->py_next_cycle ||
+           (c->native_next_cycle == c->py_next_cycle && c->native_next_seq < c->py_next_seq);
+}
+
+/* Run to cycle `target` as Machine.run_to_cycle does, returning to Python when a Python event
+ * is due (ADV_EVENT), an exception needs Python (ADV_TAKE), the run stopped for anything
+ * else (ADV_STOP: trap, fault, Python's request, an error in run_error) or at the target. */
+int harness_advance(uc_engine *uc, harness_ctx *c, uint64_t target) {
+    scs_state *s = c->scs;
+    c->run_error = 0;
+    for (;;) {
+        while (c->native_next_cycle <= c->cycles && native_first(c)) harness_fire_native(c);
+        if (c->py_next_cycle <= c->cycles) return ADV_EVENT;
+        if (take_exceptions(uc, c, s) >= 0) return ADV_TAKE;
+        uint64_t now = c->cycles;
+        if (now >= target) return ADV_TARGET;
+        uint64_t deadline = target;
+        if (c->py_next_cycle < deadline) deadline = c->py_next_cycle;
+        if (c->native_next_cycle < deadline) deadline = c->native_next_cycle;
+        if (c->sleeping) { /* nothing runs until the next event */
+            c->idle_cycles += deadline - now;
+            c->cycles = deadline;
+            continue;
+        }
+        c->deadline = deadline;
+        int err = harness_run(uc, c);
+        if (err) {
+            c->run_error = err;
+            return ADV_STOP;
+        }
+        uint32_t reasons = c->stop_reasons;
+        if (!reasons || reasons & ~(uint32_t)HANDLED_HERE) return ADV_STOP;
+        if (reasons & STOP_SLEEP) c->sleeping = 1;
+    }
+}
+
+uint32_t harness_sizeof_scs(void) { return sizeof(scs_state); }
+uint32_t harness_sizeof_ctx(void) { return sizeof(harness_ctx); }
 
 /* ---- MMIO pages with registers served in C ----
  * A peripheral may serve some of its registers natively (the M_CAN data path): its read and

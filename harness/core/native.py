@@ -24,7 +24,10 @@ REG_ORDER = (
 assert arm_const.UC_ARM_REG_S15 == arm_const.UC_ARM_REG_S0 + 15  # native.c indexes S0 + i
 
 STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK = 1, 2, 4, 8
-STOP_FAULT, STOP_REQUEST, STOP_SLEEP = 16, 32, 64
+STOP_FAULT, STOP_REQUEST, STOP_SLEEP, STOP_NVIC = 16, 32, 64, 256
+NEVER = 2**64 - 1  # no event
+# harness_advance's results
+ADV_TARGET, ADV_EVENT, ADV_TAKE, ADV_STOP = 0, 1, 2, 3
 FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP = 0, 1, 2, 3, 4
 FAULT_UNALIGNED, FAULT_TOO_MANY_CHECKS = 5, 6
 ALIGN_SET_SIZE = 16384
@@ -93,6 +96,15 @@ class NativeContext(ctypes.Structure):
         ("hook_add", ctypes.c_void_p),
         ("emu_start", ctypes.c_void_p),
         ("ctl", ctypes.c_void_p),
+        ("seq", ctypes.c_uint64),
+        ("py_next_cycle", ctypes.c_uint64),
+        ("py_next_seq", ctypes.c_uint64),
+        ("native_next_cycle", ctypes.c_uint64),
+        ("native_next_seq", ctypes.c_uint64),
+        ("idle_cycles", ctypes.c_uint64),
+        ("sleeping", ctypes.c_uint32),
+        ("run_error", ctypes.c_int32),
+        ("scs", ctypes.c_void_p),
     ]
 
 
@@ -103,6 +115,8 @@ def _fn(name: str) -> int:
 
 
 def new_context() -> NativeContext:
+    lib = library()
+    assert lib.harness_sizeof_ctx() == ctypes.sizeof(NativeContext), "NativeContext != native.c"
     ctx = NativeContext()
     for i, reg in enumerate(REG_ORDER):
         ctx.regs[i] = reg
@@ -116,6 +130,6 @@ def new_context() -> NativeContext:
     ctx.ctl = _fn("uc_ctl")
     for i, reg in enumerate(GPR_ORDER):
         ctx.gpr[i] = reg
-    ctx.deadline = 2**64 - 1
+    ctx.deadline = ctx.py_next_cycle = ctx.native_next_cycle = NEVER
     ctx.code_generation = 1  # the zeroed cache entries belong to no generation
     return ctx

@@ -107,6 +107,12 @@ class _Line:
     def set(self, level: bool) -> None:
         self._nvic.set_line(self._irq, level)
 
+    def native_target(self) -> tuple[int, int] | None:
+        """(address of the native NVIC state, IRQ) for native peripherals to set the line
+        without Python; None with the Python NVIC."""
+        address = self._nvic.native_address()
+        return None if address is None else (address, self._irq)
+
 
 class Nvic(Peripheral):
     extra_state: ClassVar[tuple[str, ...]] = (
@@ -149,7 +155,7 @@ class Nvic(Peripheral):
         self._aircr = block.register("AIRCR")
         self._tbloff = block.register("VTOR").field("TBLOFF")
         intid = block.register("STIR").field("INTID")
-        r.on_write["STIR"] = lambda _i, written, _n: self.pend(FIRST_IRQ + intid.get(written))
+        r.on_write["STIR"] = lambda _i, written, _n: self._trigger(intid.get(written))
         r.on_write["VTOR"] = lambda _i, _w, _n: None
         # System handler priorities: field PRI_<n> of SHPR1..3 is exception n's.
         self._shpr = {
@@ -192,6 +198,23 @@ class Nvic(Peripheral):
             self.pend(FIRST_IRQ + irq)
         else:
             self.lines &= ~bit
+
+    def native_address(self) -> int | None:
+        return None
+
+    def has_pending(self) -> bool:
+        return bool(self.pending)
+
+    def _implemented(self, i: int, written: int) -> int:
+        """The bits of word `i` of ISER/ISPR/... that name implemented IRQs (others RAZ/WI)."""
+        return written & ((1 << max(0, min(32, self.num_irqs - 32 * i))) - 1)
+
+    def _trigger(self, irq: int) -> None:
+        self._pend_irqs(irq >> 5, 1 << (irq & 31))
+
+    def _pend_irqs(self, i: int, written: int) -> None:
+        for n in _set_bits(self._implemented(i, written)):
+            self.pend(FIRST_IRQ + 32 * i + n)
 
     def pend(self, exc: int) -> None:
         if exc in self.active and exc >= FIRST_IRQ:
@@ -275,7 +298,7 @@ class Nvic(Peripheral):
     _read_ICER = _read_ISER
 
     def _write_ISER(self, i: int, written: int, _new: int) -> None:
-        self.enabled |= written << (32 * i)
+        self.enabled |= self._implemented(i, written) << (32 * i)
         self._request_stop()
 
     def _write_ICER(self, i: int, written: int, _new: int) -> None:
@@ -287,11 +310,10 @@ class Nvic(Peripheral):
     _read_ICPR = _read_ISPR
 
     def _write_ISPR(self, i: int, written: int, _new: int) -> None:
-        for n in _set_bits(written):
-            self.pend(FIRST_IRQ + 32 * i + n)
+        self._pend_irqs(i, written)
 
     def _write_ICPR(self, i: int, written: int, _new: int) -> None:
-        for n in _set_bits(written):
+        for n in _set_bits(self._implemented(i, written)):
             irq = 32 * i + n
             self.unpend(FIRST_IRQ + irq)
             if self.lines >> irq & 1 and FIRST_IRQ + irq not in self.active:

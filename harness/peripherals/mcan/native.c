@@ -80,7 +80,11 @@ typedef struct {
     void (*set_lines)(uint32_t levels); /* the interrupt lines' new levels (Python: NVIC) */
     void (*wake_bus)(void);             /* TX requests were added */
     uint64_t served, declined; /* accesses and bus events handled here / left to Python */
+    struct scs_state *nvic;    /* the native NVIC the lines go to (then not set_lines) */
+    uint32_t irqs[2];          /* its IRQ numbers of lines 0 and 1 */
 } mcan_state;
+
+void scs_set_line(struct scs_state *s, uint32_t irq, uint32_t level); /* core/native.c */
 
 static int count(mcan_state *m, int result) {
     if (result == SERVED) m->served++;
@@ -118,7 +122,12 @@ void mcan_update_interrupts(mcan_state *m) {
     /* the Python model sets both lines on every update; setting a low line again is a no-op */
     if (levels != m->s.lines || levels) {
         m->s.lines = levels;
-        m->set_lines(levels);
+        if (m->nvic) {
+            scs_set_line(m->nvic, m->irqs[0], levels & 1);
+            scs_set_line(m->nvic, m->irqs[1], levels >> 1 & 1);
+        } else {
+            m->set_lines(levels);
+        }
     }
 }
 

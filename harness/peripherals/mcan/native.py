@@ -114,6 +114,8 @@ class McanState(ctypes.Structure):
         ("wake_bus", _WAKE_CB),
         ("served", ctypes.c_uint64),
         ("declined", ctypes.c_uint64),
+        ("nvic", ctypes.c_void_p),
+        ("irqs", _U32 * 2),
     ]  # fmt: skip
 
 
@@ -244,6 +246,10 @@ class NativeMcan(Mcan):
         st.cycles, st.hz = cycles_address, clock.hz
         self._callbacks = (_LINES_CB(self._lines_from_c), _WAKE_CB(self._wake_from_c))
         st.set_lines, st.wake_bus = self._callbacks
+        targets = [getattr(line, "native_target", lambda: None)() for line in lines]
+        if all(targets):  # lines of the native NVIC: C sets them itself
+            st.nvic = targets[0][0]  # type: ignore[index]
+            st.irqs[:] = [t[1] for t in targets]  # type: ignore[index]
         core.lines = 0
         self._address = ctypes.addressof(st)
         self._frame = NativeFrame()
