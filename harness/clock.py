@@ -185,10 +185,27 @@ class VirtualClock:
         advanced by its core instead.
         """
         events = self._events
-        while events and events[0][0] <= cycle:
-            self._counter.cycles = max(self._counter.cycles, events[0][0])
-            heapq.heappop(events)[2]()
-        self._counter.cycles = max(self._counter.cycles, cycle)
+        counter = self._counter
+        native = self._native
+        if native is None:
+            while events and events[0][0] <= cycle:
+                counter.cycles = max(counter.cycles, events[0][0])
+                heapq.heappop(events)[2]()
+            counter.cycles = max(counter.cycles, cycle)
+            return
+        assert self._fire_native is not None
+        while True:
+            at, seq = native.native_next_cycle, native.native_next_seq
+            if events and events[0][0] <= cycle and (events[0][0], events[0][1]) < (at, seq):
+                counter.cycles = max(counter.cycles, events[0][0])
+                heapq.heappop(events)[2]()
+                self._publish()
+            elif at <= cycle:
+                counter.cycles = max(counter.cycles, at)
+                self._fire_native()
+            else:
+                break
+        counter.cycles = max(counter.cycles, cycle)
 
     def state(self) -> tuple[int, int, list[Event]]:
         return self.cycles, self._counter.seq, list(self._events)

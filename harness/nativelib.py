@@ -2,9 +2,10 @@
 bundled zig toolchain, and loaded with ctypes.
 
 One shared library holds every native part, lowest layer first: the frame timing
-(`frames/timing.c`), the CPU's hot path (`core/native.c`) and the peripherals' data paths
-(`peripherals/mcan/native.c`). The peripheral code includes the board header that `harness
-regs` generates, so register layouts stay declared once.
+(`frames/timing.c`), the CPU's hot path with the NVIC and SysTick (`core/native.c`), the
+peripherals' data paths (`peripherals/mcan/native.c`) and the CAN bus (`network/bus.c`).
+The peripheral code includes the board header that `harness regs` generates, so register
+layouts stay declared once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SOURCES = (
     _PACKAGE / "frames" / "timing.c",
     _PACKAGE / "core" / "native.c",
     _PACKAGE / "peripherals" / "mcan" / "native.c",
+    _PACKAGE / "network" / "bus.c",
 )
 _HEADER = ("include", "asilb_m4.h")
 

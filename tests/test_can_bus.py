@@ -8,10 +8,23 @@ from harness.clock import VirtualClock
 from harness.errors import VirtualTimeout
 from harness.frames.can import CanFrame
 from harness.network.can import CanBus, PythonNode
+from harness.network.can_native import NativeCanBus, NativeNetClock
 from harness.network.network import Network
+
+KIND = "python"
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def bus_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test on the Python bus (the reference) and on the native one (bus.c)."""
+    global KIND
+    KIND = request.param
+    monkeypatch.setenv("HARNESS_NATIVE", "1" if KIND == "native" else "0")  # for Networks
 
 
 def bus(bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
+    if KIND == "native":
+        return NativeCanBus("can0", NativeNetClock(1_000_000_000), bitrate, data_bitrate)
     return CanBus("can0", VirtualClock(1_000_000_000), bitrate, data_bitrate)
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from harness import nativelib
 from harness.clock import VirtualClock
 from harness.errors import HarnessError, VirtualTimeout
 from harness.network.can import CanBus
+from harness.network.can_native import NativeCanBus, NativeNetClock
 from harness.network.lin import LinBus
 from harness.network.ports import CanPort, LinPort, Lockstep
 
@@ -29,7 +31,9 @@ STEP_BITS = 29
 
 class Network:
     def __init__(self, start_ns: int = 0) -> None:
-        self.clock = VirtualClock(NS_PER_S)
+        # Native: the CAN buses run in C on this clock (HARNESS_NATIVE=0: the Python buses)
+        self._native = NativeNetClock(NS_PER_S) if nativelib.enabled() else None
+        self.clock = self._native.clock if self._native else VirtualClock(NS_PER_S)
         self.clock.cycles = start_ns
         self.buses: dict[str, CanBus] = {}
         self.lin_buses: dict[str, LinBus] = {}
@@ -39,7 +43,8 @@ class Network:
     def can_bus(self, name: str, bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
         if name in self.buses or name in self.lin_buses:
             raise ValueError(f"the network already has a bus named {name!r}")
-        bus = CanBus(name, self.clock, bitrate, data_bitrate)
+        bus = (NativeCanBus(name, self._native, bitrate, data_bitrate) if self._native
+               else CanBus(name, self.clock, bitrate, data_bitrate))  # fmt: skip
         self.buses[name] = bus
         self.step_ns = STEP_BITS * NS_PER_S // max(b.bitrate for b in self.buses.values())
         return bus

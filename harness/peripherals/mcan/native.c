@@ -82,7 +82,10 @@ typedef struct {
     uint64_t served, declined; /* accesses and bus events handled here / left to Python */
     struct scs_state *nvic;    /* the native NVIC the lines go to (then not set_lines) */
     uint32_t irqs[2];          /* its IRQ numbers of lines 0 and 1 */
+    struct can_bus *bus;       /* the native bus it is on (then TX requests go there, not Python) */
 } mcan_state;
+
+void bus_request(struct can_bus *b, uint64_t at_ns); /* network/bus.c */
 
 void scs_set_line(struct scs_state *s, uint32_t irq, uint32_t level); /* core/native.c */
 
@@ -102,6 +105,13 @@ static int on_bus(const mcan_state *m) {
 
 static uint64_t now_ns(const mcan_state *m) {
     return (uint64_t)((unsigned __int128)*m->cycles * 1000000000u / m->hz);
+}
+
+/* Mcan._wake_bus: TX requests were added. On a native bus (and not in internal loopback,
+ * which the Python model runs) the bus hears it here. */
+static void wake_bus(mcan_state *m) {
+    if (!m->bus || m->s.monitoring) m->wake_bus();
+    else if (m->s.pending && on_bus(m)) bus_request(m->bus, now_ns(m));
 }
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -421,11 +431,11 @@ static int txbar(mcan_state *m, uint32_t written, int commit) {
     r[W(TXBRP)] |= requested;
     r[W(TXBTO)] &= ~requested;
     r[W(TXBCF)] &= ~requested;
-    if (requested) m->wake_bus();
+    if (requested) wake_bus(m);
     return SERVED;
 }
 
-static uint64_t arbitration_key(const mcan_frame *f) {
+uint64_t can_arbitration_key(const mcan_frame *f) {
     uint32_t rtr = !!(f->flags & F_REMOTE);
     if (f->flags & F_EXT)
         return (uint64_t)(f->id >> 18) << 21 | 1u << 20 | 1u << 19 | (f->id & 0x3FFFF) << 1 | rtr;
@@ -446,7 +456,7 @@ int32_t mcan_offer(mcan_state *m, uint64_t now, mcan_frame *out) {
         const mcan_tx *t = &m->s.tx[i];
         if (t->requested_at > now) continue;
         if (fifo_mode && i >= m->s.dedicated && i != oldest) continue;
-        uint64_t key = arbitration_key(&t->frame);
+        uint64_t key = can_arbitration_key(&t->frame);
         if (best < 0 || key < best_key) best = (int32_t)i, best_key = key;
     }
     if (best < 0) return -1;

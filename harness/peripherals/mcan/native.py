@@ -19,41 +19,14 @@ from typing import Any, ClassVar
 from harness.clock import VirtualClock
 from harness.core import native
 from harness.frames.can import CanFrame
+from harness.frames.native import NativeFrame
 from harness.peripherals.base import IrqLine
 from harness.peripherals.mcan.model import Mcan, Setup, TxRequest
 from harness.peripherals.mcan.regs import MCAN_BLOCK
 
-EXT, FD, BRS, ESI, REMOTE = 1, 2, 4, 8, 16
 WORDS = MCAN_BLOCK.size // 4  # native.c's WORDS
 TXFQS_OFFSET = MCAN_BLOCK.register("TXFQS").offset  # served in C despite the model's read hook
 NATIVE_WRITES = ("IR", "IE", "ILS", "ILE", "TXBTIE", "RXF0A", "RXF1A", "TXEFA", "TXBAR")
-
-
-class NativeFrame(ctypes.Structure):
-    _fields_ = [
-        ("timestamp_ns", ctypes.c_uint64),
-        ("id", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("length", ctypes.c_uint32),
-        ("remote_length", ctypes.c_uint32),
-        ("data", ctypes.c_uint8 * 64),
-    ]
-
-    def fill(self, frame: CanFrame) -> NativeFrame:
-        self.timestamp_ns = frame.timestamp_ns
-        self.id = frame.arbitration_id
-        self.flags = (frame.is_extended | frame.is_fd << 1 | frame.brs << 2 | frame.esi << 3
-                      | frame.is_remote << 4)  # fmt: skip
-        self.length = len(frame.data)
-        self.remote_length = frame.remote_length
-        ctypes.memmove(self.data, frame.data, len(frame.data))
-        return self
-
-    def frame(self) -> CanFrame:
-        f = self.flags
-        return CanFrame(self.id, bytes(self.data[: self.length]), bool(f & EXT), bool(f & FD),
-                        bool(f & BRS), bool(f & ESI), bool(f & REMOTE),
-                        self.remote_length)  # fmt: skip
 
 
 class _Tx(ctypes.Structure):
@@ -116,6 +89,7 @@ class McanState(ctypes.Structure):
         ("declined", ctypes.c_uint64),
         ("nvic", ctypes.c_void_p),
         ("irqs", _U32 * 2),
+        ("bus", ctypes.c_void_p),
     ]  # fmt: skip
 
 
@@ -398,6 +372,22 @@ class NativeMcan(Mcan):
     def receive(self, frame: CanFrame) -> None:
         if self._c(self._lib.mcan_receive, ctypes.byref(self._frame.fill(frame))):
             super().receive(frame)
+
+    # ---- on a native bus (network/bus.c), which calls the C side itself ----
+
+    def join_native_bus(self, bus_address: int) -> int:
+        """TX requests now go to that bus in C; returns this controller's C state, for the
+        bus to offer, deliver and confirm frames with."""
+        self._state.bus = bus_address
+        return self._address
+
+    def model_transmitted(self, frame: CanFrame) -> None:
+        """A confirmation the C side declined, done by the model."""
+        super().transmitted(frame)
+
+    def model_receive(self, frame: CanFrame) -> None:
+        """A frame the C side declined, taken by the model."""
+        super().receive(frame)
 
     # ---- Python paths that change what C derives (bus_error goes through the two errors) ----
 

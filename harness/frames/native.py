@@ -1,0 +1,43 @@
+"""A CAN frame as the native code holds it (`mcan_frame` / `bus_frame` in the C sources)."""
+
+from __future__ import annotations
+
+import ctypes
+
+from harness.frames.can import CanFrame
+
+EXT, FD, BRS, ESI, REMOTE = 1, 2, 4, 8, 16
+
+
+class NativeFrame(ctypes.Structure):
+    _fields_ = [
+        ("timestamp_ns", ctypes.c_uint64),
+        ("id", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("length", ctypes.c_uint32),
+        ("remote_length", ctypes.c_uint32),
+        ("data", ctypes.c_uint8 * 64),
+    ]
+
+    def fill(self, frame: CanFrame) -> NativeFrame:
+        self.timestamp_ns = frame.timestamp_ns
+        self.id = frame.arbitration_id
+        self.flags = (frame.is_extended | frame.is_fd << 1 | frame.brs << 2 | frame.esi << 3
+                      | frame.is_remote << 4)  # fmt: skip
+        self.length = len(frame.data)
+        self.remote_length = frame.remote_length
+        ctypes.memmove(self.data, frame.data, len(frame.data))
+        return self
+
+    def frame(self) -> CanFrame:
+        f = self.flags
+        return CanFrame(self.id, bytes(self.data[: self.length]), bool(f & EXT), bool(f & FD),
+                        bool(f & BRS), bool(f & ESI), bool(f & REMOTE),
+                        self.remote_length)  # fmt: skip
+
+    def delivered(self, channel: str) -> CanFrame:
+        """The frame as a bus delivers it: stamped with its time, on `channel`."""
+        f = self.flags
+        return CanFrame(self.id, bytes(self.data[: self.length]), bool(f & EXT), bool(f & FD),
+                        bool(f & BRS), bool(f & ESI), bool(f & REMOTE), self.remote_length,
+                        self.timestamp_ns, channel)  # fmt: skip

@@ -1,0 +1,255 @@
+"""The CAN bus with its arbitration, timing, delivery and statistics in C (bus.c).
+
+`NativeCanBus` is `CanBus` (can.py, the reference) run natively: its events are queued in C
+on the network clock, merged with the clock's Python events by (time, sequence number);
+native M_CANs are offered, confirmed and fed frames from C; Python nodes (trace players,
+testers, python-can endpoints) and whatever an M_CAN's C side declines are called back.
+`HARNESS_NATIVE=0` gives every network the Python bus; tests/test_can_bus_native.py drives
+both with the same random traffic and requires the same frames, timestamps and statistics.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
+
+from harness.clock import NEVER, VirtualClock
+from harness.core import native
+from harness.frames.can import CanFrame
+from harness.frames.ids import normalise
+from harness.frames.native import NativeFrame
+from harness.network.can import BusStats, CanBus, CanNode
+
+_U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
+MAX_NODES, MAX_BUSES, MAX_ERROR_IDS, LOG_SIZE = 32, 16, 64, 256  # as bus.c
+OP_OFFER, OP_PENDING_SINCE, OP_TRANSMITTED, OP_RECEIVE, OP_BUS_ERROR = range(5)
+
+_CALL = ctypes.CFUNCTYPE(_U64, _U32, _U32, _U64, ctypes.c_void_p)
+_DRAIN = ctypes.CFUNCTYPE(None)
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("at", _U64), ("when", _U64), ("seq", _U64)]
+
+
+class BusState(ctypes.Structure):
+    """Mirror of `can_bus` in bus.c."""
+
+    _fields_ = [
+        ("bitrate", _U64),
+        ("data_bitrate", _U64),
+        ("n_nodes", _U32),
+        ("mcan", ctypes.c_void_p * MAX_NODES),
+        ("call", _CALL),
+        ("busy", _U32),
+        ("sender", _U32),
+        ("frame_start", _U64),
+        ("arbitration", _Event),
+        ("deliver", _Event),
+        ("error", _Event),
+        ("intermission", _Event),
+        ("frame", NativeFrame),
+        ("errors_to_inject", _U64),
+        ("any_id", _U32),
+        ("n_error_ids", _U32),
+        ("error_ids", _U32 * MAX_ERROR_IDS),
+        ("frames", _U64),
+        ("errors", _U64),
+        ("busy_ns", _U64),
+        ("n_logged", _U32),
+        ("logged", _U32 * LOG_SIZE),
+        ("drain", _DRAIN),
+        ("clock", ctypes.c_void_p),
+    ]
+
+
+class NetClockState(ctypes.Structure):
+    """Mirror of `net_clock` in bus.c: the network clock's counter and native queue."""
+
+    _fields_ = [
+        *((name, _U64) for name in ("cycles", "deadline", "seq", "py_next_cycle", "py_next_seq",
+                                    "native_next_cycle", "native_next_seq")),
+        ("failed", _U32),
+        ("n_buses", _U32),
+        ("buses", ctypes.c_void_p * MAX_BUSES),
+    ]  # fmt: skip
+
+
+_bound: set[int] = set()
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    if id(lib) not in _bound:
+        assert lib.bus_sizeof_bus() == ctypes.sizeof(BusState), "BusState differs from bus.c"
+        assert lib.bus_sizeof_clock() == ctypes.sizeof(NetClockState), "net_clock != bus.c"
+        ptr = ctypes.c_void_p
+        for name, restype, argtypes in (
+            ("bus_request", None, (ptr, _U64)),
+            ("bus_fire_next", None, (ptr,)),
+            ("bus_publish", None, (ptr,)),
+            ("bus_duration_ns", _U64, (ptr, ptr)),
+        ):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+        _bound.add(id(lib))
+    return lib
+
+
+@runtime_checkable
+class NativeBusNode(Protocol):
+    """A controller whose C side the native bus calls directly (NativeMcan)."""
+
+    def join_native_bus(self, bus_address: int) -> int: ...
+
+    def model_transmitted(self, frame: CanFrame) -> None: ...
+
+    def model_receive(self, frame: CanFrame) -> None: ...
+
+
+class NativeNetClock:
+    """A network's clock whose counter is the C `net_clock`, so native buses can queue
+    their events on it."""
+
+    def __init__(self, hz: int) -> None:
+        self.lib = _bind(native.library())
+        self.state = NetClockState()
+        s = self.state
+        s.deadline = s.py_next_cycle = s.native_next_cycle = NEVER
+        self.address = ctypes.addressof(s)
+        self.error: BaseException | None = None
+        self.clock = VirtualClock(hz, s, (s, self._fire))
+
+    def _fire(self) -> None:
+        self.lib.bus_fire_next(self.address)
+        self.raise_error()
+
+    def raise_error(self) -> None:
+        """Raise what a Python node raised under a call from C (it cannot unwind C)."""
+        err, self.error = self.error, None
+        if err is not None:
+            self.state.failed = 0
+            raise err
+
+    def add(self, bus: BusState) -> None:
+        s = self.state
+        if s.n_buses == MAX_BUSES:
+            raise ValueError(f"a network takes at most {MAX_BUSES} native CAN buses "
+                             "(HARNESS_NATIVE=0 runs Python buses, without a limit)")  # fmt: skip
+        s.buses[s.n_buses] = ctypes.addressof(bus)
+        s.n_buses += 1
+
+
+class NativeCanBus(CanBus):
+    """A `CanBus` whose hot path is bus.c; every public attribute behaves as the reference's."""
+
+    def __init__(self, name: str, net: NativeNetClock, bitrate: int = 500_000,
+                 data_bitrate: int | None = None) -> None:  # fmt: skip
+        super().__init__(name, net.clock, bitrate, data_bitrate)
+        self._net = net
+        self._lib = net.lib
+        st = self._state = BusState()
+        st.bitrate, st.data_bitrate = self.bitrate, self.data_bitrate
+        for event in (st.arbitration, st.deliver, st.error, st.intermission):
+            event.at = NEVER
+        st.clock = net.address
+        self._callbacks = (_CALL(self._call), _DRAIN(self._drain_from_c))
+        st.call, st.drain = self._callbacks
+        self._address = ctypes.addressof(st)
+        self._delivered: tuple[int, CanFrame | None] = (0, None)
+        net.add(st)
+
+    # ---- the reference's interface ----
+
+    @property
+    def stats(self) -> BusStats:
+        """The counts so far (one object, brought up to date on every read)."""
+        self._drain()
+        s, st = self._stats, self._state
+        s.frames, s.errors, s.busy_ns = st.frames, st.errors, st.busy_ns
+        return s
+
+    @stats.setter
+    def stats(self, value: BusStats) -> None:
+        self._stats = value
+
+    def attach(self, node: CanNode) -> None:
+        if len(self.nodes) == MAX_NODES:
+            raise ValueError(f"{self.name}: a native bus takes at most {MAX_NODES} nodes "
+                             "(HARNESS_NATIVE=0 runs the Python bus, without a limit)")  # fmt: skip
+        super().attach(node)
+        # A controller already on another bus keeps asking that one through Python.
+        st = self._state
+        if isinstance(node, NativeBusNode) and not getattr(node, "bus_request", None):
+            st.mcan[st.n_nodes] = node.join_native_bus(self._address)
+        st.n_nodes += 1
+
+    def request(self, at_ns: int | None = None) -> None:
+        self._lib.bus_request(self._address, self.clock.cycles if at_ns is None else at_ns)
+
+    def inject_errors(self, count: int = 1, ids: Iterable[int] | None = None) -> None:
+        keys = sorted(set(map(normalise, ids))) if ids is not None else None
+        if keys is not None and len(keys) > MAX_ERROR_IDS:
+            raise ValueError(f"{self.name}: at most {MAX_ERROR_IDS} IDs to destroy at once")
+        st = self._state
+        st.errors_to_inject += count
+        st.any_id = keys is None
+        st.n_error_ids = len(keys or ())
+        st.error_ids[: len(keys or ())] = keys or []
+
+    def duration_ns(self, frame: CanFrame) -> int:
+        native_frame = ctypes.byref(NativeFrame().fill(frame))
+        return int(self._lib.bus_duration_ns(self._address, native_frame))
+
+    # ---- callbacks from C ----
+
+    def _drain(self) -> None:
+        st = self._state
+        self._stats.per_id.update(st.logged[: st.n_logged])
+        st.n_logged = 0
+
+    def _drain_from_c(self) -> None:
+        try:
+            self._drain()
+        except BaseException as err:  # must not unwind through C: raised when C returns
+            self._failed(err)
+
+    def _failed(self, err: BaseException) -> None:
+        if self._net.error is None:
+            self._net.error = err
+        self._net.state.failed = 1
+
+    def _call(self, index: int, op: int, arg: int, frame: Any) -> int:
+        try:
+            node = self.nodes[index]
+            if op == OP_OFFER:
+                offered = node.offer(arg)
+                if offered is None:
+                    return 0
+                NativeFrame.from_address(frame).fill(offered)
+                return 1
+            if op == OP_PENDING_SINCE:
+                since = node.pending_since()
+                return NEVER if since is None else since
+            if op == OP_BUS_ERROR:
+                node.bus_error(transmitting=bool(arg))
+                return 0
+            # One frame object per delivery, as the reference passes to every node (the
+            # recorder tells the replayed frames by identity).
+            number, delivered = self._delivered
+            if number != self._state.frames or delivered is None:
+                delivered = NativeFrame.from_address(frame).delivered(self.name)
+                self._delivered = (self._state.frames, delivered)
+            if self._state.mcan[index] is not None:  # the controller's C side declined it
+                assert isinstance(node, NativeBusNode)
+                if op == OP_TRANSMITTED:
+                    node.model_transmitted(delivered)
+                else:
+                    node.model_receive(delivered)
+            elif op == OP_TRANSMITTED:
+                node.transmitted(delivered)
+            else:
+                node.receive(delivered)
+        except BaseException as err:  # must not unwind through C: raised when C returns
+            self._failed(err)
+        return 0
