@@ -24,18 +24,18 @@ demo: firmware
 	$(PY) -m harness.cli.main demo
 
 test: firmware lint
-	$(PY) -m pytest -n auto -q tests benchmarks
+	$(PY) -m pytest -n auto --dist worksteal -q tests benchmarks
 	# the golden traces and the ECU tests again on the Python models (the reference)
-	HARNESS_NATIVE=0 $(PY) -m pytest -n auto -q tests/test_golden_traces.py tests/test_can_ecu.py
+	HARNESS_NATIVE=0 $(PY) -m pytest -n auto --dist worksteal -q tests/test_golden_traces.py tests/test_can_ecu.py
 
 # The whole suite on the Python models alone (the native data paths' reference).
 test-reference: firmware lint
-	HARNESS_NATIVE=0 $(PY) -m pytest -n auto -q tests benchmarks
+	HARNESS_NATIVE=0 $(PY) -m pytest -n auto --dist worksteal -q tests benchmarks
 
 # Power loss at every flash operation of the A/B update and of a UDS download (the suite
 # runs a sample); its parts run longer than the suite's 300 s test timeout.
 sweep: firmware
-	HARNESS_FULL_SWEEP=1 $(PY) -m pytest -n auto -q --timeout=0 tests/test_ab_update.py tests/test_bootloader.py \
+	HARNESS_FULL_SWEEP=1 $(PY) -m pytest -n auto --dist worksteal -q --timeout=0 tests/test_ab_update.py tests/test_bootloader.py \
 		tests/test_uds_power_loss.py
 
 bench: firmware

@@ -9,6 +9,8 @@ seconds replayed per wall second) and frames per wall second, at 500 kbit/s and 
 
 from __future__ import annotations
 
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +97,37 @@ def test_replay_backlog(benchmark: Any, tmp_path: Path, backlog: int) -> None:
     if getattr(benchmark, "stats", None):
         median = float(benchmark.stats.stats.median)
         benchmark.extra_info.update(frames=backlog, us_per_frame=round(median / backlog * 1e6, 1))
+
+
+@pytest.mark.parametrize("suffix", [".asc", ".blf", ".log"])
+def test_replay_by_trace_format(
+    benchmark: Any, firmware: dict[str, Path], tmp_path: Path, suffix: str
+) -> None:
+    """The saturated 1 Mbit/s trace in each format python-can writes: the replay's time beside
+    python-can's own time to read the file (measured in the same run), and the real-time
+    factor."""
+    trace = tmp_path / f"saturated{suffix}"
+    frames = saturated_trace(trace, 1_000_000)
+    options = ReplayOptions(exclude_ids=Dbc.load().sent_by("ELC"))
+    results = []
+
+    def run() -> None:
+        results.append(replay(trace, firmware=firmware["elc_1m"], options=options,
+                              bitrate=1_000_000, data_bitrate=4_000_000, tail_ms=0))  # fmt: skip
+
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    assert results[-1].frames_in == frames
+    if not getattr(benchmark, "stats", None):
+        return
+    reads = []
+    for _ in range(3):
+        start = time.perf_counter()
+        assert sum(1 for _ in can.LogReader(str(trace))) == frames
+        reads.append(time.perf_counter() - start)
+    median = float(benchmark.stats.stats.median)
+    benchmark.extra_info.update(
+        frames=frames,
+        python_can_read_ms=round(statistics.median(reads) * 1e3, 1),
+        ratio_to_python_can_read=round(median / statistics.median(reads), 1),
+        real_time_factor=round(results[-1].virtual_s / median, 2),
+    )
