@@ -157,26 +157,7 @@ class VirtualClock:
 
     def fire_due(self) -> bool:
         """Run every event whose deadline has passed, in order; True if any ran."""
-        fired = False
-        events = self._events
-        native = self._native
-        if native is None:
-            while events and events[0][0] <= self._counter.cycles:
-                heapq.heappop(events)[2]()
-                fired = True
-            return fired
-        assert self._fire_native is not None
-        while True:
-            now = self._counter.cycles
-            at, seq = native.native_next_cycle, native.native_next_seq
-            if events and events[0][0] <= now and (events[0][0], events[0][1]) < (at, seq):
-                heapq.heappop(events)[2]()
-                self._publish()
-            elif at <= now:
-                self._fire_native()
-            else:
-                return fired
-            fired = True
+        return self._run_events(self._counter.cycles)
 
     def advance_to(self, cycle: int) -> None:
         """Move time forward to `cycle`, running each event at its own time, in order.
@@ -184,28 +165,27 @@ class VirtualClock:
         For clocks that nothing else drives (a network's, in tests); a machine's clock is
         advanced by its core instead.
         """
-        events = self._events
-        counter = self._counter
-        native = self._native
-        if native is None:
-            while events and events[0][0] <= cycle:
-                counter.cycles = max(counter.cycles, events[0][0])
-                heapq.heappop(events)[2]()
-            counter.cycles = max(counter.cycles, cycle)
-            return
-        assert self._fire_native is not None
+        self._run_events(cycle)
+        self._counter.cycles = max(self._counter.cycles, cycle)
+
+    def _run_events(self, limit: int) -> bool:
+        """Run the events due by `limit`, Python's and native ones merged by (cycle, sequence
+        number), each at its own time; True if any ran."""
+        events, counter, native = self._events, self._counter, self._native
+        fired = False
         while True:
-            at, seq = native.native_next_cycle, native.native_next_seq
-            if events and events[0][0] <= cycle and (events[0][0], events[0][1]) < (at, seq):
+            at, seq = ((native.native_next_cycle, native.native_next_seq) if native is not None
+                       else (NEVER, 0))
+            if events and events[0][0] <= limit and (events[0][0], events[0][1]) < (at, seq):
                 counter.cycles = max(counter.cycles, events[0][0])
                 heapq.heappop(events)[2]()
                 self._publish()
-            elif at <= cycle:
+            elif at <= limit and self._fire_native is not None:
                 counter.cycles = max(counter.cycles, at)
                 self._fire_native()
             else:
-                break
-        counter.cycles = max(counter.cycles, cycle)
+                return fired
+            fired = True
 
     def state(self) -> tuple[int, int, list[Event]]:
         return self.cycles, self._counter.seq, list(self._events)

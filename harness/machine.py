@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import random
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +118,28 @@ class Snapshot:
     faults_taken: tuple[TakenFault, ...]
 
 
+def _holding(name: str) -> property:
+    """A machine attribute that may leave the machine to Python in a network's native
+    lockstep (see `Machine._update_held`)."""
+    field = f"_{name.lstrip('_')}_value"
+
+    def get(self: Machine) -> bool:
+        return bool(getattr(self, field))
+
+    def put(self: Machine, value: bool) -> None:
+        setattr(self, field, value)
+        self._update_held()
+
+    return property(get, put)
+
+
 class Machine:
     """An emulated MCU running one firmware image in deterministic virtual time."""
+
+    powered = _holding("powered")
+    _reset_requested = _holding("_reset_requested")
+    _stalled = _holding("_stalled")  # a read of the flash bank being written waits for the end
+    _watch_dirty = _holding("_watch_dirty")
 
     def __init__(
         self,
@@ -158,18 +180,18 @@ class Machine:
         # Native: the NVIC, SysTick and the run loop in C (HARNESS_NATIVE=0: the Python models)
         scs = NativeScs(self.cpu.lib, ctx, self.board.num_irqs) if nativelib.enabled() else None
         self._scs = scs
-        self.clock = VirtualClock(self.board.core_clock_hz, ctx, (ctx, lambda: (
-            self.cpu.lib.harness_fire_native(self.cpu.ctxp))) if scs else None)
-        self._reset_requested = False
-        self._reset_cause = "software"
-        self.seed = seed  # for what real parts leave random: SRAM after a power cycle
-        self.powered = True
-        self.power_cycles = 0
-        self._stalled = False  # a read of the flash bank being written waits for the end
-        self.stall_cycles = 0  # virtual cycles spent so
+        fire_native = partial(self.cpu.lib.harness_fire_native, self.cpu.ctxp)
+        self.clock = VirtualClock(self.board.core_clock_hz, ctx,
+                                  (ctx, fire_native) if scs else None)  # fmt: skip
         self.semihosting = Semihosting(
             self.read_memory, lambda: self.clock.cycles * 100 // self.clock.hz, bytearray()
         )
+        self._powered_value = True
+        self._reset_requested_value = self._stalled_value = self._watch_dirty_value = False
+        self._reset_cause = "software"
+        self.seed = seed  # for what real parts leave random: SRAM after a power cycle
+        self.power_cycles = 0
+        self.stall_cycles = 0  # virtual cycles spent stalled
         if scs is not None:
             self.nvic: Nvic = NativeNvic("SCS", SCS_BASE, self.clock, scs, self._request_reset,
                                          self._sync_returns)  # fmt: skip
@@ -232,6 +254,13 @@ class Machine:
         """The flash controller changed flash: snapshots must restore it, the core re-read it."""
         self._flash_generation += 1
         self.cpu.code_changed(start, end)
+
+    def _update_held(self) -> None:
+        """Tell the native lockstep whether this machine's next run needs Python: off,
+        halted by SYS_EXIT, a reset to do, a stalled access or a flash watch to refresh."""
+        self.cpu.ctx.held = int(not self._powered_value or self._reset_requested_value
+                                or self._stalled_value or self._watch_dirty_value
+                                or self.semihosting.exit_code is not None)  # fmt: skip
 
     def _flash_watch_changed(self) -> None:
         self._watch_dirty = True
@@ -550,17 +579,35 @@ class Machine:
 
     def _advance_natively(self, target: int) -> bool:
         """One call of the native loop and what Python does after it; True: stop here."""
-        cpu = self.cpu
         if self._watch_dirty:
             self._refresh_watch()
-        result = cpu.advance(target)
+        return self._after_advance(self.cpu.advance(target))
+
+    def _after_advance(self, result: int) -> bool:
+        """What Python does after the native loop returned `result`; True: stop here."""
         if result == native.ADV_TARGET:
             return True
         if result == native.ADV_TAKE:  # a vector to check, or a stacking fault to report
             self._take_exceptions()
         elif result == native.ADV_STOP:
+            cpu = self.cpu
             return self._run_core(lambda: cpu.raise_run_errors(cpu.ctx.run_error))
-        return False  # ADV_EVENT: Python's events are due
+        return False  # ADV_EVENT: Python's events are due; ADV_HELD: Python's to run
+
+    def native_lockstep(self) -> tuple[int, int, int] | None:
+        """(Unicorn handle, native context, clock hz) for a network's native lockstep; None
+        with the Python models (HARNESS_NATIVE=0)."""
+        if self._scs is None:
+            return None
+        cpu = self.cpu
+        uc_handle = ctypes.cast(cpu.uch, ctypes.c_void_p).value or 0
+        return uc_handle, ctypes.addressof(cpu.ctx), self.clock.hz
+
+    def continue_native(self, result: int, target_ns: int) -> None:
+        """Take over from the network's native lockstep, which ran this machine towards
+        `target_ns` until it returned `result` (a `harness_advance` result or ADV_HELD)."""
+        if not self._after_advance(result):
+            self.run_to_ns(target_ns)
 
     def _run_core(self, run: Callable[[], None]) -> bool:
         """Run the core (or take the result of a native run) and handle why it stopped;
@@ -632,6 +679,7 @@ class Machine:
             return
         if intno == BKPT_TRAP and self.read_memory(pc, 2) == SEMIHOSTING_BKPT.to_bytes(2, "little"):
             self._semihosting_call(pc)
+            self._update_held()  # SYS_EXIT halts the machine
             return
         if intno == PREFETCH_ABORT_TRAP:
             mapped = any(lo <= pc <= hi for lo, hi, _ in self.cpu.uc.mem_regions())

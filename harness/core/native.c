@@ -10,8 +10,8 @@
  *     the hook), so a block is counted only when it is going to run;
  *   - an interrupt hook completes exception returns (EXC_RETURN) and reports every other
  *     trap (SVC, BKPT, UDF, faults) to Python;
- *   - harness_exc_entry() pushes the exception frame for an exception that the Python NVIC
- *     has chosen: 8 words, or 26 with the FP context (S0-S15, FPSCR) when the core has an
+ *   - harness_exc_entry() pushes the exception frame for an exception the NVIC has chosen:
+ *     8 words, or 26 with the FP context (S0-S15, FPSCR) when the core has an
  *     FPU and CONTROL.FPCA is set. The FP context is stacked eagerly (never lazily);
  *   - the block hook, which decodes every block it counts, finds FP instructions in blocks
  *     about to run while the FPU is absent or disabled (CPACR): a precise NOCP fault;
@@ -19,10 +19,14 @@
  *     VLDR/VSTR/VLDM/VSTM at an address that is not word-aligned, whatever CCR.UNALIGN_TRP
  *     says; Unicorn 2.1.4 (QEMU 5.0) performs them. The block hook finds such instructions
  *     the first time their block runs, puts a code hook on each (then has the block
- *     translated again, so the hook is in it), and the hook checks the base register.
- * Policy (which exception, priorities, pending state) stays in Python; this file is only
- * mechanism. Unicorn's API is reached through function pointers passed in the context, so
- * the helper links against nothing and is built with the bundled zig toolchain.
+ *     translated again, so the hook is in it), and the hook checks the base register;
+ *   - with the native exception path (the default; HARNESS_NATIVE=0 keeps it in Python), the
+ *     NVIC's and SysTick's state and the machine's run loop (harness_advance): SysTick fires,
+ *     the NVIC decides, exceptions are entered and retired and sleep is skipped without
+ *     Python, exactly as the Python models (core/nvic.py, core/systick.py, Machine's loop),
+ *     which stay the reference.
+ * Unicorn's API is reached through function pointers passed in the context, so the helper
+ * links against nothing and is built with the bundled zig toolchain.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -114,6 +118,8 @@ typedef struct {
     uint32_t sleeping;       /* the core sleeps in WFI/WFE */
     int32_t run_error;       /* Unicorn's error from the last run of harness_advance */
     struct scs_state *scs;   /* NVIC and SysTick in C; NULL while Python models them */
+    uint32_t held;           /* off, halted, resetting, stalled or its watch is stale: the
+                              * network's native lockstep leaves this machine to Python */
 } harness_ctx;
 
 #define NEVER UINT64_MAX
@@ -525,7 +531,7 @@ int harness_install(uc_engine *uc, harness_ctx *c) {
 
 #define PRIORITY_MASK 0xF0u
 #define SYSTICK_EXC 15
-enum { SYSTICK_CSR, SYSTICK_RVR, SYSTICK_CVR };
+enum { SYSTICK_CSR, SYSTICK_RVR };
 #define SYSTICK_TICKINT 2u
 #define SYSTICK_COUNTFLAG (1u << 16)
 #define VTOR_TBLOFF 0xFFFFFF80u
@@ -678,7 +684,7 @@ static int32_t take_exceptions(uc_engine *uc, harness_ctx *c, scs_state *s) {
     return -1;
 }
 
-enum { ADV_TARGET, ADV_EVENT, ADV_TAKE, ADV_STOP };
+enum { ADV_TARGET, ADV_EVENT, ADV_TAKE, ADV_STOP, ADV_HELD };
 #define HANDLED_HERE (STOP_DEADLINE | STOP_RETURN | STOP_MASK | STOP_SLEEP | STOP_NVIC)
 
 static int native_first(const harness_ctx *c) {
@@ -716,6 +722,33 @@ int harness_advance(uc_engine *uc, harness_ctx *c, uint64_t target) {
         if (!reasons || reasons & ~(uint32_t)HANDLED_HERE) return ADV_STOP;
         if (reasons & STOP_SLEEP) c->sleeping = 1;
     }
+}
+
+/* ---- what the network's native lockstep (network/bus.c) asks of a machine ---- */
+
+/* Machine.awake (1) and its next event's cycle (NEVER: none); -1 if Python holds it. */
+int harness_lockstep_state(harness_ctx *c, uint64_t *next_cycle) {
+    if (c->held || !c->scs) return -1;
+    *next_cycle = c->py_next_cycle < c->native_next_cycle ? c->py_next_cycle : c->native_next_cycle;
+    return !c->sleeping || any_pending(c->scs);
+}
+
+/* Machine.run_to_cycle for a machine Python does not hold: ADV_TARGET once at `target`, else
+ * what Python must take over from (harness_advance's result, or ADV_HELD). */
+int harness_run_to(uc_engine *uc, harness_ctx *c, uint64_t target) {
+    if (c->held || !c->scs) return ADV_HELD;
+    if (c->sleeping && !any_pending(c->scs)) {
+        uint64_t next = c->py_next_cycle < c->native_next_cycle ? c->py_next_cycle
+                                                                : c->native_next_cycle;
+        if (next == NEVER || next > target) { /* asleep until after `target`: nothing to do */
+            if (target > c->cycles) {
+                c->idle_cycles += target - c->cycles;
+                c->cycles = target;
+            }
+            return ADV_TARGET;
+        }
+    }
+    return harness_advance(uc, c, target);
 }
 
 uint32_t harness_sizeof_scs(void) { return sizeof(scs_state); }

@@ -27,7 +27,7 @@ STOP_DEADLINE, STOP_TRAP, STOP_RETURN, STOP_MASK = 1, 2, 4, 8
 STOP_FAULT, STOP_REQUEST, STOP_SLEEP, STOP_NVIC = 16, 32, 64, 256
 NEVER = 2**64 - 1  # no event
 # harness_advance's results
-ADV_TARGET, ADV_EVENT, ADV_TAKE, ADV_STOP = 0, 1, 2, 3
+ADV_TARGET, ADV_EVENT, ADV_TAKE, ADV_STOP, ADV_HELD = 0, 1, 2, 3, 4
 FAULT_NONE, FAULT_BAD_EXC_RETURN, FAULT_UNSTACKING, FAULT_STACKING, FAULT_NOCP = 0, 1, 2, 3, 4
 FAULT_UNALIGNED, FAULT_TOO_MANY_CHECKS = 5, 6
 ALIGN_SET_SIZE = 16384
@@ -105,6 +105,7 @@ class NativeContext(ctypes.Structure):
         ("sleeping", ctypes.c_uint32),
         ("run_error", ctypes.c_int32),
         ("scs", ctypes.c_void_p),
+        ("held", ctypes.c_uint32),
     ]
 
 

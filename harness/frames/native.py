@@ -29,14 +29,8 @@ class NativeFrame(ctypes.Structure):
         ctypes.memmove(self.data, frame.data, len(frame.data))
         return self
 
-    def frame(self) -> CanFrame:
-        f = self.flags
-        return CanFrame(self.id, bytes(self.data[: self.length]), bool(f & EXT), bool(f & FD),
-                        bool(f & BRS), bool(f & ESI), bool(f & REMOTE),
-                        self.remote_length)  # fmt: skip
-
-    def delivered(self, channel: str) -> CanFrame:
-        """The frame as a bus delivers it: stamped with its time, on `channel`."""
+    def frame(self, channel: str = "") -> CanFrame:
+        """The frame, with its timestamp (a bus's delivery time; 0 for one yet to be sent)."""
         f = self.flags
         return CanFrame(self.id, bytes(self.data[: self.length]), bool(f & EXT), bool(f & FD),
                         bool(f & BRS), bool(f & ESI), bool(f & REMOTE), self.remote_length,

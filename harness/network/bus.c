@@ -9,6 +9,12 @@
  * Python bus schedules its own, and VirtualClock merges the two queues by (time, sequence).
  * Native M_CANs (peripherals/mcan/native.c) are called directly; every other node, and
  * whatever an M_CAN declines, goes to Python through the bus's callback.
+ *
+ * The network's lockstep (Network.step / advance_to in network.py, the reference) runs here
+ * too: the next moment something may happen, every machine run to it (core/native.c's
+ * harness_run_to), then the bus events up to it. A machine Python holds, or that stops for
+ * Python, is handed to Python at that point; Python events on the network clock make Python
+ * run the clock to that moment (it merges both queues).
  */
 #include <stdint.h>
 #include <string.h>
@@ -16,6 +22,8 @@
 #define NEVER UINT64_MAX
 #define MAX_NODES 32
 #define MAX_BUSES 16
+#define MAX_MACHINES 32
+#define NS_PER_S 1000000000u
 #define MAX_ERROR_IDS 64
 #define LOG_SIZE 256 /* drained often: Python's memory stays flat */
 #define INTERMISSION_BITS 3
@@ -68,13 +76,31 @@ typedef struct can_bus {
     struct net_clock *clock;
 } can_bus;
 
-/* The network clock's counter (a VirtualClock's CycleCounter and NativeQueue). */
+struct harness_ctx;
+int harness_lockstep_state(struct harness_ctx *c, uint64_t *next_cycle); /* core/native.c */
+int harness_run_to(void *uc, struct harness_ctx *c, uint64_t target);
+enum { ADV_TARGET = 0 };
+
+typedef struct {
+    void *uc;
+    struct harness_ctx *ctx;
+    uint64_t hz;
+} net_machine;
+
+/* The network clock's counter (a VirtualClock's CycleCounter and NativeQueue), its buses
+ * and, for the lockstep, its machines. */
 typedef struct net_clock {
     uint64_t cycles, deadline, seq;
     uint64_t py_next_cycle, py_next_seq, native_next_cycle, native_next_seq;
     uint32_t failed; /* a Python callback raised: stop here, Python raises it */
     uint32_t n_buses;
     can_bus *buses[MAX_BUSES];
+    uint64_t step_ns;
+    uint32_t n_machines;
+    net_machine machines[MAX_MACHINES];
+    uint64_t (*machine_next)(uint32_t index);   /* Python: a held machine's next moment */
+    void (*machine_run)(uint32_t index, uint32_t result, uint64_t target_ns); /* Python: on */
+    void (*advance_clock)(uint64_t target_ns);  /* Python: the clock's events up to there */
 } net_clock;
 
 uint32_t bus_sizeof_bus(void) { return sizeof(can_bus); }
@@ -247,4 +273,70 @@ void bus_fire_next(net_clock *c) {
         arbitrate(b);
     }
     bus_publish(c);
+}
+
+/* ---- the lockstep ---- */
+
+/* Network.next_event_ns: the clock's next event, the next step while a machine is awake, a
+ * sleeping machine's next event; NEVER: nothing ever will. */
+static uint64_t next_event(net_clock *c) {
+    uint64_t now = c->cycles;
+    uint64_t nxt = c->py_next_cycle < c->native_next_cycle ? c->py_next_cycle : c->native_next_cycle;
+    for (uint32_t i = 0; i < c->n_machines; i++) {
+        net_machine *m = &c->machines[i];
+        uint64_t t, cycle;
+        int awake = harness_lockstep_state(m->ctx, &cycle);
+        if (awake < 0) {
+            t = c->machine_next(i);
+            if (c->failed) return NEVER;
+        } else if (awake) {
+            t = now + c->step_ns;
+        } else if (cycle != NEVER) {
+            t = (uint64_t)(((unsigned __int128)cycle * NS_PER_S + m->hz - 1) / m->hz);
+        } else {
+            continue;
+        }
+        if (t < nxt) nxt = t;
+    }
+    return nxt == NEVER || nxt > now ? nxt : now;
+}
+
+/* Network._move_to: every machine to `target`, then the clock's events up to it. */
+static void move_to(net_clock *c, uint64_t target) {
+    for (uint32_t i = 0; i < c->n_machines && !c->failed; i++) {
+        net_machine *m = &c->machines[i];
+        uint64_t cycle = (uint64_t)((unsigned __int128)target * m->hz / NS_PER_S);
+        int result = harness_run_to(m->uc, m->ctx, cycle);
+        if (result != ADV_TARGET) c->machine_run(i, (uint32_t)result, target);
+    }
+    while (!c->failed) {
+        if (c->py_next_cycle <= target) { /* Python's events too: the clock merges them */
+            c->advance_clock(target);
+            return;
+        }
+        if (c->native_next_cycle > target) break;
+        if (c->native_next_cycle > c->cycles) c->cycles = c->native_next_cycle;
+        bus_fire_next(c);
+    }
+    if (target > c->cycles) c->cycles = target;
+}
+
+/* Network.step: to the next moment something may happen, if it is not after `end`; 1 if it
+ * moved, 0 if nothing can happen by then (time is left where it is). */
+int net_step(net_clock *c, uint64_t end) {
+    uint64_t nxt = next_event(c);
+    if (c->failed || nxt == NEVER || nxt > end) return 0;
+    move_to(c, nxt);
+    return 1;
+}
+
+/* Network.advance_to. */
+void net_advance(net_clock *c, uint64_t end) {
+    while (!c->failed) {
+        uint64_t nxt = next_event(c);
+        if (c->failed) return;
+        uint64_t target = nxt < end ? nxt : end;
+        move_to(c, target);
+        if (target >= end) return;
+    }
 }

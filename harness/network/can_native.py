@@ -22,11 +22,18 @@ from harness.frames.native import NativeFrame
 from harness.network.can import BusStats, CanBus, CanNode
 
 _U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
-MAX_NODES, MAX_BUSES, MAX_ERROR_IDS, LOG_SIZE = 32, 16, 64, 256  # as bus.c
+MAX_NODES, MAX_BUSES, MAX_ERROR_IDS, LOG_SIZE, MAX_MACHINES = 32, 16, 64, 256, 32  # bus.c
 OP_OFFER, OP_PENDING_SINCE, OP_TRANSMITTED, OP_RECEIVE, OP_BUS_ERROR = range(5)
 
 _CALL = ctypes.CFUNCTYPE(_U64, _U32, _U32, _U64, ctypes.c_void_p)
 _DRAIN = ctypes.CFUNCTYPE(None)
+_MACHINE_NEXT = ctypes.CFUNCTYPE(_U64, _U32)
+_MACHINE_RUN = ctypes.CFUNCTYPE(None, _U32, _U32, _U64)
+_ADVANCE_CLOCK = ctypes.CFUNCTYPE(None, _U64)
+
+
+class _Machine(ctypes.Structure):
+    _fields_ = [("uc", ctypes.c_void_p), ("ctx", ctypes.c_void_p), ("hz", _U64)]
 
 
 class _Event(ctypes.Structure):
@@ -73,6 +80,12 @@ class NetClockState(ctypes.Structure):
         ("failed", _U32),
         ("n_buses", _U32),
         ("buses", ctypes.c_void_p * MAX_BUSES),
+        ("step_ns", _U64),
+        ("n_machines", _U32),
+        ("machines", _Machine * MAX_MACHINES),
+        ("machine_next", _MACHINE_NEXT),
+        ("machine_run", _MACHINE_RUN),
+        ("advance_clock", _ADVANCE_CLOCK),
     ]  # fmt: skip
 
 
@@ -89,6 +102,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
             ("bus_fire_next", None, (ptr,)),
             ("bus_publish", None, (ptr,)),
             ("bus_duration_ns", _U64, (ptr, ptr)),
+            ("net_step", ctypes.c_int, (ptr, _U64)),
+            ("net_advance", None, (ptr, _U64)),
         ):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = restype, argtypes
@@ -107,9 +122,23 @@ class NativeBusNode(Protocol):
     def model_receive(self, frame: CanFrame) -> None: ...
 
 
+class LockstepMachine(Protocol):
+    """What the native lockstep needs of a machine (harness.machine.Machine)."""
+
+    @property
+    def awake(self) -> bool: ...
+
+    def next_event_ns(self) -> int | None: ...
+
+    def native_lockstep(self) -> tuple[int, int, int] | None:
+        """(Unicorn handle, native context address, clock hz); None: Python only."""
+
+    def continue_native(self, result: int, target_ns: int) -> None: ...
+
+
 class NativeNetClock:
     """A network's clock whose counter is the C `net_clock`, so native buses can queue
-    their events on it."""
+    their events on it; and the network's lockstep in C (`step`, `advance_to`)."""
 
     def __init__(self, hz: int) -> None:
         self.lib = _bind(native.library())
@@ -119,6 +148,65 @@ class NativeNetClock:
         self.address = ctypes.addressof(s)
         self.error: BaseException | None = None
         self.clock = VirtualClock(hz, s, (s, self._fire))
+        self.machines: list[LockstepMachine] = []
+        self.lockstep = True  # every machine runs natively: the lockstep may run in C
+        self._callbacks = (_MACHINE_NEXT(self._machine_next), _MACHINE_RUN(self._machine_run),
+                           _ADVANCE_CLOCK(self._advance_clock))  # fmt: skip
+        s.machine_next, s.machine_run, s.advance_clock = self._callbacks
+
+    def add_machine(self, machine: LockstepMachine) -> None:
+        handles = machine.native_lockstep()
+        if handles is None or len(self.machines) == MAX_MACHINES:
+            self.lockstep = False  # the Python lockstep runs this network
+            return
+        s = self.state
+        m = s.machines[s.n_machines]
+        m.uc, m.ctx, m.hz = handles
+        s.n_machines += 1
+        self.machines.append(machine)
+
+    def step(self, end_ns: int | None, step_ns: int) -> bool:
+        """Network.step's native part: to the next moment something may happen, unless that
+        is after `end_ns`; False if nothing can happen by then (time stays)."""
+        self.state.step_ns = step_ns
+        moved = self.lib.net_step(self.address, NEVER if end_ns is None else end_ns)
+        self.raise_error()
+        return bool(moved)
+
+    def advance_to(self, end_ns: int, step_ns: int) -> None:
+        self.state.step_ns = step_ns
+        self.lib.net_advance(self.address, end_ns)
+        self.raise_error()
+
+    # ---- callbacks from C ----
+
+    def _machine_next(self, index: int) -> int:
+        try:
+            machine = self.machines[index]
+            if machine.awake:
+                return int(self.state.cycles + self.state.step_ns)
+            wake = machine.next_event_ns()
+            return NEVER if wake is None else wake
+        except BaseException as err:  # must not unwind through C: raised when C returns
+            self.failed(err)
+            return NEVER
+
+    def _machine_run(self, index: int, result: int, target_ns: int) -> None:
+        try:
+            self.machines[index].continue_native(result, target_ns)
+        except BaseException as err:  # must not unwind through C: raised when C returns
+            self.failed(err)
+
+    def _advance_clock(self, target_ns: int) -> None:
+        try:
+            self.clock.advance_to(target_ns)
+        except BaseException as err:  # must not unwind through C: raised when C returns
+            self.failed(err)
+
+    def failed(self, err: BaseException) -> None:
+        if self.error is None:
+            self.error = err
+        self.state.failed = 1
 
     def _fire(self) -> None:
         self.lib.bus_fire_next(self.address)
@@ -215,9 +303,7 @@ class NativeCanBus(CanBus):
             self._failed(err)
 
     def _failed(self, err: BaseException) -> None:
-        if self._net.error is None:
-            self._net.error = err
-        self._net.state.failed = 1
+        self._net.failed(err)
 
     def _call(self, index: int, op: int, arg: int, frame: Any) -> int:
         try:
@@ -238,7 +324,7 @@ class NativeCanBus(CanBus):
             # recorder tells the replayed frames by identity).
             number, delivered = self._delivered
             if number != self._state.frames or delivered is None:
-                delivered = NativeFrame.from_address(frame).delivered(self.name)
+                delivered = NativeFrame.from_address(frame).frame(self.name)
                 self._delivered = (self._state.frames, delivered)
             if self._state.mcan[index] is not None:  # the controller's C side declined it
                 assert isinstance(node, NativeBusNode)

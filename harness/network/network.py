@@ -76,6 +76,8 @@ class Network:
             raise ValueError(f"ECU {name} is at {machine.now_ns} ns, the network at "
                              f"{self.now_ns} ns: add ECUs before either runs")  # fmt: skip
         self.ecus[name] = machine
+        if self._native:
+            self._native.add_machine(machine)
         for controller, bus_name in (("MCAN0", can0), ("MCAN1", can1)):
             if bus_name is not None:
                 self.attach(self.port(name, controller), bus_name)
@@ -153,7 +155,15 @@ class Network:
             machine.run_to_ns(target_ns)
         self.clock.advance_to(target_ns)
 
+    def _native_lockstep(self) -> NativeNetClock | None:
+        """The lockstep in C (bus.c), when the buses and every ECU run natively."""
+        native = self._native
+        return native if native is not None and native.lockstep else None
+
     def advance_to(self, end_ns: int) -> None:
+        if (native := self._native_lockstep()) is not None:
+            native.advance_to(end_ns, self.step_ns)
+            return
         while True:
             nxt = self.next_event_ns()
             target = end_ns if nxt is None else min(end_ns, nxt)
@@ -167,6 +177,12 @@ class Network:
     def step(self, end_ns: int | None = None) -> bool:
         """Advance to the next moment something may happen, never past `end_ns`. False when
         nothing can happen before `end_ns` (time then stands at `end_ns`, if one was given)."""
+        if (native := self._native_lockstep()) is not None:
+            if native.step(end_ns, self.step_ns):
+                return True
+            if end_ns is not None:
+                self.advance_to(end_ns)
+            return False
         nxt = self.next_event_ns()
         if nxt is None or (end_ns is not None and nxt > end_ns):
             if end_ns is not None:
