@@ -7,6 +7,10 @@ an ECU asks to send during a step therefore always ends after the step, so no EC
 past a frame it should have received; and a TX request carries the ECU's own time, so
 arbitration considers exactly the frames requested by its instant. While every ECU sleeps
 in WFI the network jumps straight to the next bus event or ECU wake-up.
+
+With the native paths (the default) the buses and this lockstep run in C (network/bus.c);
+the Python code here is the reference, run with `HARNESS_NATIVE=0` or whenever an ECU does
+not run natively.
 """
 
 from __future__ import annotations
