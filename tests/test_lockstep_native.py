@@ -15,9 +15,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from irqtest import start
 
 from harness import Machine
-from harness.errors import VirtualTimeout
+from harness.errors import FirmwareFault, VirtualTimeout
 from harness.network import CanFrame, Network, PythonNode
 
 ANSWERS = (2, 1)  # echo ECUs on can0 and on can1
@@ -76,3 +77,21 @@ def test_the_native_lockstep_runs_a_network_as_the_python_one(
     native = run(firmware["canecho"], True, plan, cut_at, reset_at, tick_at)
     assert len(python[0]) > 0
     assert native == python
+
+
+def test_a_firmware_fault_under_the_native_lockstep_is_raised_as_under_the_python_one(
+    firmware: dict[str, Path],
+) -> None:
+    outcomes = []
+    for native_lockstep in (False, True):
+        net = Network()
+        net.can_bus("can0")
+        net.add_ecu("faulty", start(firmware["irqtest"], "FAULT_UNMAPPED_READ"), can0=None)
+        assert net._native is not None
+        net._native.lockstep = native_lockstep
+        try:
+            net.run_for(ms=5)
+        except FirmwareFault as fault:
+            outcomes.append((str(fault), net.now_ns, net.ecus["faulty"].cycles))
+    assert len(outcomes) == 2 and outcomes[0] == outcomes[1]
+    assert outcomes[0][1] < 5_000_000  # the network stopped with the fault, not at the end

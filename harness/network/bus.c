@@ -318,7 +318,7 @@ static void move_to(net_clock *c, uint64_t target) {
         if (c->native_next_cycle > c->cycles) c->cycles = c->native_next_cycle;
         bus_fire_next(c);
     }
-    if (target > c->cycles) c->cycles = target;
+    if (!c->failed && target > c->cycles) c->cycles = target; /* an error leaves time as is */
 }
 
 /* Network.step: to the next moment something may happen, if it is not after `end`; 1 if it
