@@ -10,9 +10,11 @@ idle count, registers and SRAM, must come out the same.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from irqtest import start
@@ -22,6 +24,14 @@ from harness.errors import FirmwareFault, VirtualTimeout
 from harness.network import CanFrame, Network, PythonNode
 
 ANSWERS = (2, 1)  # echo ECUs on can0 and on can1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def native_paths() -> Iterator[None]:
+    """Both lockstep paths run native machines, whatever HARNESS_NATIVE says for the suite."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_NATIVE", "1")
+        yield
 REGS = ("r0", "r1", "r2", "r3", "r12", "sp", "lr", "pc", "xpsr", "primask", "basepri")
 
 bursts = st.lists(st.tuples(st.integers(0, 1), st.integers(1, 8), st.integers(0, 3_000),
