@@ -6,6 +6,9 @@ native M_CANs are offered, confirmed and fed frames from C; Python nodes (trace 
 testers, python-can endpoints) and whatever an M_CAN's C side declines are called back.
 `HARNESS_NATIVE=0` gives every network the Python bus; tests/test_can_bus_native.py drives
 both with the same random traffic and requires the same frames, timestamps and statistics.
+
+`NativeNetClock` is the network clock these buses queue on, and runs the network's lockstep
+in C (`Network.step` / `advance_to` of network.py, the reference; tests/test_lockstep_native.py).
 """
 
 from __future__ import annotations
