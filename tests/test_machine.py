@@ -171,3 +171,23 @@ def test_can_controllers_and_message_ram_are_on_the_board(machine: Machine) -> N
     mcan = machine.peripheral("MCAN0")
     machine.write_memory(0x4001_0010, b"\xde\xad\xbe\xef")  # message RAM is plain memory
     assert bytes(mcan.ram[0x10:0x14]) == b"\xde\xad\xbe\xef"  # type: ignore[attr-defined]
+
+
+def test_peripheral_logs_keep_the_latest_entries_so_long_runs_stay_flat() -> None:
+    """Also: a write to ODR itself is logged (it used to be compared with itself: no event)."""
+    from harness.clock import VirtualClock
+    from harness.peripherals.base import LOG_LIMIT
+    from harness.peripherals.gpio import Gpio
+
+    gpio = Gpio("GPIOA", 0x4000_0000, VirtualClock(1_000_000))
+    for i in range(LOG_LIMIT + 10):
+        gpio.clock.cycles = i
+        gpio.write(0x8, 4, i & 1)  # ODR: pin 0 toggles every write
+    assert len(gpio.events) == LOG_LIMIT
+    assert gpio.events[0].cycle == 10 and gpio.events[-1].cycle == LOG_LIMIT + 9
+    snap = gpio.snapshot()
+    gpio.write(0x8, 4, 0)
+    gpio.restore(snap)
+    assert gpio.events[-1].cycle == LOG_LIMIT + 9  # the snapshot held a copy, not the log
+    gpio.reset()
+    assert not gpio.events

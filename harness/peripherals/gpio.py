@@ -3,16 +3,18 @@
 Modelled: DIR (1 = output), IDR (pin levels: outputs read back, inputs as driven by the
 test), ODR, BSRR (atomic set / reset; set wins when both are written for a pin, as on STM32),
 TOGGLE, and an event log of every output change with its
-virtual timestamp. Not modelled: pull-ups, drive strength, alternate functions, interrupts.
+virtual timestamp (the latest `LOG_LIMIT`, 100,000, so that long runs stay in flat memory).
+Not modelled: pull-ups, drive strength, alternate functions, interrupts.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.clock import VirtualClock
-from harness.peripherals.base import Peripheral
+from harness.peripherals.base import Peripheral, recent_log
 from harness.regs.dsl import Access, Block, Field, Register, word
 
 PINS = 16
@@ -42,22 +44,24 @@ class PinEvent:
 
 class Gpio(Peripheral):
     block = GPIO_BLOCK
-    extra_state: ClassVar[tuple[str, ...]] = ("inputs", "events")
+    extra_state: ClassVar[tuple[str, ...]] = ("inputs", "events", "_driven")
 
     def __init__(self, name: str, base: int, clock: VirtualClock) -> None:
         super().__init__(name, base, clock)
         self.inputs = 0
-        self.events: list[PinEvent] = []
+        self.events: deque[PinEvent] = recent_log()  # the latest LOG_LIMIT changes
         self.regs.on_read["IDR"] = self._read_idr
         self.regs.on_write["ODR"] = lambda _i, _w, new: self._drive(new)
         self.regs.on_write["BSRR"] = self._write_bsrr
         self.regs.on_write["TOGGLE"] = lambda _i, w, _n: self._drive(self.regs["ODR"] ^ w)
+        # ODR as last driven: a write to ODR itself has replaced the register's value by the
+        # time its hook runs, so changes are found against this
         self._driven = 0
 
     def reset(self) -> None:
         super().reset()
         self.inputs = 0
-        self.events = []
+        self.events.clear()
         self._driven = 0
 
     @property
@@ -80,7 +84,7 @@ class Gpio(Peripheral):
         self._drive((odr & ~(written >> 16)) | (written & 0xFFFF))
 
     def _drive(self, odr: int) -> None:
-        old = self.regs["ODR"]
+        old, self._driven = self._driven, odr & 0xFFFF
         self.regs["ODR"] = odr & 0xFFFF
         changed = (old ^ odr) & 0xFFFF
         cycle = self.clock.cycles
