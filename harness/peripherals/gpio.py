@@ -3,18 +3,17 @@
 Modelled: DIR (1 = output), IDR (pin levels: outputs read back, inputs as driven by the
 test), ODR, BSRR (atomic set / reset; set wins when both are written for a pin, as on STM32),
 TOGGLE, and an event log of every output change with its
-virtual timestamp (the latest `LOG_LIMIT`, 100,000, so that long runs stay in flat memory).
+virtual timestamp (at least the latest 100,000, `LOG_LIMIT`: long runs stay in flat memory).
 Not modelled: pull-ups, drive strength, alternate functions, interrupts.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import ClassVar
 
 from harness.clock import VirtualClock
-from harness.peripherals.base import Peripheral, recent_log
+from harness.peripherals.base import Peripheral, keep_recent
 from harness.regs.dsl import Access, Block, Field, Register, word
 
 PINS = 16
@@ -49,7 +48,7 @@ class Gpio(Peripheral):
     def __init__(self, name: str, base: int, clock: VirtualClock) -> None:
         super().__init__(name, base, clock)
         self.inputs = 0
-        self.events: deque[PinEvent] = recent_log()  # the latest LOG_LIMIT changes
+        self.events: list[PinEvent] = []  # at least the latest LOG_LIMIT changes
         self.regs.on_read["IDR"] = self._read_idr
         self.regs.on_write["ODR"] = lambda _i, _w, new: self._drive(new)
         self.regs.on_write["BSRR"] = self._write_bsrr
@@ -61,7 +60,7 @@ class Gpio(Peripheral):
     def reset(self) -> None:
         super().reset()
         self.inputs = 0
-        self.events.clear()
+        self.events = []
         self._driven = 0
 
     @property
@@ -91,3 +90,4 @@ class Gpio(Peripheral):
         for pin in range(PINS):
             if changed >> pin & 1:
                 self.events.append(PinEvent(cycle, self.name, pin, odr >> pin & 1))
+        keep_recent(self.events)

@@ -37,7 +37,7 @@ SR.RXNE, TC and LBD are rc_w0 as on STM32 (writing 0 clears, writing 1 has no ef
 DSL declares them read-write. The SR read before a DR write that clears TC is not required
 here. Writes to DR with UE = 0 are ignored (logged). A system reset drops bytes in flight and
 fed bytes still on the line; `sent` and `tx_frames` keep what went out on the wire (the
-latest `LOG_LIMIT`, 100,000, so that long runs stay in flat memory).
+latest 100,000 at least, `LOG_LIMIT`: long runs stay in flat memory).
 
 Not modelled (declared, logged when set): parity (PCE, PS, PE), 9-bit words (M), stop bits
 other than 1 (CR2.STOP), 8x oversampling (OVER8), idle line (IDLE, IDLEIE), the error
@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,7 +57,7 @@ from typing import ClassVar
 from harness.clock import VirtualClock
 from harness.errors import SimulationError
 from harness.frames.lin import BREAK_BITS, LineSymbol
-from harness.peripherals.base import IrqLine, Peripheral, recent_log
+from harness.peripherals.base import IrqLine, Peripheral, keep_recent
 from harness.regs.dsl import Access, Block, Field, Register
 
 log = logging.getLogger(__name__)
@@ -179,8 +178,8 @@ class Usart(Peripheral):
         self._tx_end = Fraction(0)  # exact cycle the shifting byte's stop bit ends
         self._rx_line: list[tuple[int, bool]] = []  # fed bytes: (byte, framing error)
         self._rx_end = Fraction(0)
-        self._sent: deque[int] = recent_log()  # the latest LOG_LIMIT bytes
-        self.tx_frames: deque[UartFrame] = recent_log()
+        self._sent: list[int] = []  # at least the latest LOG_LIMIT bytes, as tx_frames
+        self.tx_frames: list[UartFrame] = []
         self._sr_read = False
         self.lost = 0  # received bytes lost: overrun, or the receiver off
         self._warned_disabled = False
@@ -316,6 +315,8 @@ class Usart(Peripheral):
         elif byte is not None:
             self._sent.append(byte)
             self.tx_frames.append(UartFrame(self._tx.due, byte))
+            keep_recent(self._sent)
+            keep_recent(self.tx_frames)
         self._tx_start_if_ready(self._tx_end)  # a waiting byte follows back to back
         if self._shifting is None:
             self.regs["SR"] = self.regs["SR"] | _TC
