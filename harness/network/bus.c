@@ -33,7 +33,6 @@
 #define DECLINED 1
 
 enum { F_EXT = 1, F_FD = 2, F_BRS = 4, F_ESI = 8, F_REMOTE = 16 };
-static const uint8_t FD_LENGTHS[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64};
 
 /* Same layout as mcan_frame (peripherals/mcan/native.c) and NativeFrame (Python). */
 typedef struct {
@@ -48,6 +47,7 @@ uint64_t mcan_pending_since(const struct mcan_state *m);
 int mcan_transmitted(struct mcan_state *m, const bus_frame *f);
 int mcan_receive(struct mcan_state *m, const bus_frame *f);
 uint64_t can_arbitration_key(const bus_frame *f);
+uint32_t can_dlc_of(const bus_frame *f);
 void harness_frame_bits(uint32_t id, uint32_t flags, uint32_t dlc, const uint8_t *data,
                         uint32_t length, uint32_t out[3]);
 
@@ -150,19 +150,11 @@ void bus_request(can_bus *b, uint64_t at_ns) {
     }
 }
 
-static uint32_t dlc_of(const bus_frame *f) {
-    if (f->flags & F_REMOTE) return f->remote_length;
-    if (f->length <= 8) return f->length;
-    for (uint32_t d = 9; d < 16; d++)
-        if (FD_LENGTHS[d] == f->length) return d;
-    return 15;
-}
-
 /* FrameBits.duration_ns: the nominal bits at the bit rate, the data phase at the data rate
  * with BRS, rounded up. */
-uint64_t bus_duration_ns(const can_bus *b, const bus_frame *f) {
+static uint64_t bus_duration_ns(const can_bus *b, const bus_frame *f) {
     uint32_t bits[3];
-    harness_frame_bits(f->id, f->flags, dlc_of(f), f->data, f->length, bits);
+    harness_frame_bits(f->id, f->flags, can_dlc_of(f), f->data, f->length, bits);
     unsigned __int128 slow = b->bitrate, fast = f->flags & F_BRS ? b->data_bitrate : b->bitrate;
     unsigned __int128 num = (unsigned __int128)bits[0] * 1000000000u * fast +
                             (unsigned __int128)bits[1] * 1000000000u * slow;

@@ -104,7 +104,6 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
             ("bus_request", None, (ptr, _U64)),
             ("bus_fire_next", None, (ptr,)),
             ("bus_publish", None, (ptr,)),
-            ("bus_duration_ns", _U64, (ptr, ptr)),
             ("net_step", ctypes.c_int, (ptr, _U64)),
             ("net_advance", None, (ptr, _U64)),
         ):
@@ -287,10 +286,6 @@ class NativeCanBus(CanBus):
         st.any_id = keys is None
         st.n_error_ids = len(keys or ())
         st.error_ids[: len(keys or ())] = keys or []
-
-    def duration_ns(self, frame: CanFrame) -> int:
-        native_frame = ctypes.byref(NativeFrame().fill(frame))
-        return int(self._lib.bus_duration_ns(self._address, native_frame))
 
     # ---- callbacks from C ----
 

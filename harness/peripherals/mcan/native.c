@@ -143,7 +143,7 @@ void mcan_update_interrupts(mcan_state *m) {
 
 /* ---- frames in the message RAM ---- */
 
-static uint32_t dlc_of(const mcan_frame *f) {
+uint32_t can_dlc_of(const mcan_frame *f) { /* also network/bus.c's */
     if (f->flags & F_REMOTE) return f->remote_length;
     if (f->length <= 8) return f->length;
     for (uint32_t d = 9; d < 16; d++)
@@ -310,7 +310,7 @@ static uint32_t store(mcan_state *m, int n, const mcan_frame *f, int index) {
     wr32(p + 4, PUT(ELEMENT_R1, ANMF, anmf) | PUT(ELEMENT_R1, FIDX, fidx)
                 | PUT(ELEMENT_R1, FDF, !!(stored.flags & F_FD))
                 | PUT(ELEMENT_R1, BRS, !!(stored.flags & F_BRS))
-                | PUT(ELEMENT_R1, DLC, dlc_of(&stored))
+                | PUT(ELEMENT_R1, DLC, can_dlc_of(&stored))
                 | PUT(ELEMENT_R1, RXTS, (f->timestamp_ns / 1000) & 0xFFFF));
     memcpy(p + 8, stored.data, stored.length);
     fill++;
@@ -500,7 +500,7 @@ static uint32_t store_event(mcan_state *m, const mcan_frame *f, uint32_t marker)
     wr32(p, id_word(f));
     wr32(p + 4, PUT(ELEMENT_E1, MM, marker) | PUT(ELEMENT_E1, ET, 1)
                 | PUT(ELEMENT_E1, FDF, !!(f->flags & F_FD)) | PUT(ELEMENT_E1, BRS, !!(f->flags & F_BRS))
-                | PUT(ELEMENT_E1, DLC, dlc_of(f)) | PUT(ELEMENT_E1, TXTS, (f->timestamp_ns / 1000) & 0xFFFF));
+                | PUT(ELEMENT_E1, DLC, can_dlc_of(f)) | PUT(ELEMENT_E1, TXTS, (f->timestamp_ns / 1000) & 0xFFFF));
     fill++;
     *status = PUT(TXEFS, EFFL, fill) | PUT(TXEFS, EFGI, get) | PUT(TXEFS, EFPI, (put + 1) % size)
             | PUT(TXEFS, EFF, fill >= size) | PUT(TXEFS, TEFL, lost);
