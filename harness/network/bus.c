@@ -31,6 +31,8 @@
 #define AFTER_CRC_BITS (1 + 1 + 7)
 #define EXTENDED_KEY 0x80000000u
 #define DECLINED 1
+#define KEEPS_READY_AT 1
+#define DEAF 2
 
 enum { F_EXT = 1, F_FD = 2, F_BRS = 4, F_ESI = 8, F_REMOTE = 16 };
 
@@ -63,6 +65,10 @@ typedef struct can_bus {
     uint64_t bitrate, data_bitrate;
     uint32_t n_nodes;
     struct mcan_state *mcan[MAX_NODES]; /* NULL: a Python node */
+    /* A Python node that keeps `ready_at` current (its pending_since(), NEVER: nothing
+     * queued) is asked to offer only once a frame is ready; a deaf one hears nothing. */
+    uint32_t python_flags[MAX_NODES];
+    uint64_t ready_at[MAX_NODES];
     node_call_fn call;
     uint32_t busy, sender;
     uint64_t frame_start;
@@ -93,6 +99,7 @@ typedef struct net_clock {
     uint64_t cycles, deadline, seq;
     uint64_t py_next_cycle, py_next_seq, native_next_cycle, native_next_seq;
     uint32_t failed; /* a Python callback raised: stop here, Python raises it */
+    uint32_t stop;   /* Network.stop(): the advance under way ends after this moment */
     uint32_t n_buses;
     can_bus *buses[MAX_BUSES];
     uint64_t step_ns;
@@ -167,11 +174,13 @@ static uint32_t id_key(const bus_frame *f) {
 
 static int offer(can_bus *b, uint32_t i, uint64_t now, bus_frame *out) {
     if (b->mcan[i]) return mcan_offer(b->mcan[i], now, out) >= 0;
+    if (b->python_flags[i] & KEEPS_READY_AT && b->ready_at[i] > now) return 0;
     return (int)b->call(i, OP_OFFER, now, out);
 }
 
 static uint64_t pending_since(can_bus *b, uint32_t i) {
     if (b->mcan[i]) return mcan_pending_since(b->mcan[i]);
+    if (b->python_flags[i] & KEEPS_READY_AT) return b->ready_at[i];
     return b->call(i, OP_PENDING_SINCE, 0, NULL);
 }
 
@@ -241,7 +250,8 @@ static void deliver(can_bus *b, uint64_t at) {
         b->call(s, OP_TRANSMITTED, 0, &stamped);
     for (uint32_t i = 0; i < b->n_nodes && !c->failed; i++) {
         if (i == s) continue;
-        if (!b->mcan[i] || mcan_receive(b->mcan[i], &stamped) == DECLINED)
+        if (b->mcan[i] ? mcan_receive(b->mcan[i], &stamped) == DECLINED
+                       : !(b->python_flags[i] & DEAF))
             b->call(i, OP_RECEIVE, 0, &stamped);
     }
 }
@@ -324,11 +334,12 @@ int net_step(net_clock *c, uint64_t end) {
 
 /* Network.advance_to. */
 void net_advance(net_clock *c, uint64_t end) {
+    c->stop = 0;
     while (!c->failed) {
         uint64_t nxt = next_event(c);
         if (c->failed) return;
         uint64_t target = nxt < end ? nxt : end;
         move_to(c, target);
-        if (target >= end) return;
+        if (target >= end || c->stop) return;
     }
 }

@@ -97,6 +97,9 @@ class CanBus:
         if not self._busy and (self._arbitration.at is None or at < self._arbitration.at):
             self._arbitration.arm_at(at)
 
+    def pending_changed(self, node: CanNode) -> None:
+        """`node`'s `pending_since()` changed (the native bus keeps a copy; this one asks)."""
+
     def inject_errors(self, count: int = 1, ids: Iterable[int] | None = None) -> None:
         """Destroy the next `count` frames (only frames with these IDs, if given: keys of
         `harness.frames.ids`, so 0x600 is the standard ID and any number above 0x7FF an
@@ -183,16 +186,19 @@ class PythonNode:
     `tx_order="fifo"` sends in queue order (a TX FIFO); "priority" offers the queued frame
     with the lowest arbitration key first (a TX queue, as CAN controllers have). `listeners`
     see every received frame, `sent_listeners` every frame this node sent; with `keep=False`
-    the node does not also collect them in `received` / `sent` (for endless runs).
+    the node does not also collect them in `received` / `sent` (for endless runs), and with
+    `hears=False` it ignores what other nodes send (a pure source: a trace player).
     """
 
-    def __init__(self, name: str, bus: CanBus, tx_order: str = "fifo", keep: bool = True) -> None:
+    def __init__(self, name: str, bus: CanBus, tx_order: str = "fifo", keep: bool = True,
+                 hears: bool = True) -> None:  # fmt: skip
         if tx_order not in ("fifo", "priority"):
             raise ValueError(f"tx_order must be 'fifo' or 'priority', not {tx_order!r}")
         self.name = name
         self.bus = bus
         self.tx_order = tx_order
         self.keep = keep
+        self.hears = hears
         self.queue: deque[tuple[int, CanFrame]] = deque()  # (requested at, frame)
         self.sent: list[CanFrame] = []
         self.received: list[CanFrame] = []
@@ -201,10 +207,15 @@ class PythonNode:
         self._offered: tuple[int, CanFrame] | None = None
         bus.attach(self)
 
-    def send(self, frame: CanFrame) -> None:
+    def send(self, frame: CanFrame, at_ns: int | None = None) -> None:
+        """Queue `frame`, requested now or at `at_ns` (a time to come: it is offered from
+        then on, so a player can queue its frames ahead of time)."""
         now = self.bus.clock.cycles
-        self.queue.append((now, frame))
-        self.bus.request(now)
+        at = now if at_ns is None or at_ns < now else at_ns
+        self.queue.append((at, frame))
+        if len(self.queue) == 1 or self.tx_order == "priority":
+            self.bus.pending_changed(self)
+        self.bus.request(at)
 
     def offer(self, now_ns: int) -> CanFrame | None:
         # The queue is in request order, so FIFO looks at its head only: a long backlog (a
@@ -218,7 +229,12 @@ class PythonNode:
         return self._offered[1] if self._offered else None
 
     def pending_since(self) -> int | None:
-        return self.queue[0][0] if self.queue else None
+        """When the frame offered next was requested (FIFO: the head; a queue: the earliest)."""
+        if not self.queue:
+            return None
+        if self.tx_order == "fifo":
+            return self.queue[0][0]
+        return min(at for at, _ in self.queue)
 
     def transmitted(self, frame: CanFrame) -> None:
         assert self._offered is not None, "transmitted() without a winning offer"
@@ -227,12 +243,15 @@ class PythonNode:
         else:
             self.queue.remove(self._offered)
         self._offered = None
+        self.bus.pending_changed(self)
         if self.keep:
             self.sent.append(frame)
         for listener in self.sent_listeners:
             listener(frame)
 
     def receive(self, frame: CanFrame) -> None:
+        if not self.hears:
+            return
         if self.keep:
             self.received.append(frame)
         for listener in self.listeners:

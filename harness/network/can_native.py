@@ -22,11 +22,12 @@ from harness.core import native
 from harness.frames.can import CanFrame
 from harness.frames.ids import normalise
 from harness.frames.native import NativeFrame
-from harness.network.can import BusStats, CanBus, CanNode
+from harness.network.can import BusStats, CanBus, CanNode, PythonNode
 
 _U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
 MAX_NODES, MAX_BUSES, MAX_ERROR_IDS, LOG_SIZE, MAX_MACHINES = 32, 16, 64, 256, 32  # bus.c
 OP_OFFER, OP_PENDING_SINCE, OP_TRANSMITTED, OP_RECEIVE, OP_BUS_ERROR = range(5)
+KEEPS_READY_AT, DEAF = 1, 2  # bus.c: a PythonNode's copy of pending_since(); hears nothing
 
 _CALL = ctypes.CFUNCTYPE(_U64, _U32, _U32, _U64, ctypes.c_void_p)
 _DRAIN = ctypes.CFUNCTYPE(None)
@@ -51,6 +52,8 @@ class BusState(ctypes.Structure):
         ("data_bitrate", _U64),
         ("n_nodes", _U32),
         ("mcan", ctypes.c_void_p * MAX_NODES),
+        ("python_flags", _U32 * MAX_NODES),
+        ("ready_at", _U64 * MAX_NODES),
         ("call", _CALL),
         ("busy", _U32),
         ("sender", _U32),
@@ -81,6 +84,7 @@ class NetClockState(ctypes.Structure):
         *((name, _U64) for name in ("cycles", "deadline", "seq", "py_next_cycle", "py_next_seq",
                                     "native_next_cycle", "native_next_seq")),
         ("failed", _U32),
+        ("stop", _U32),
         ("n_buses", _U32),
         ("buses", ctypes.c_void_p * MAX_BUSES),
         ("step_ns", _U64),
@@ -247,6 +251,7 @@ class NativeCanBus(CanBus):
         st.call, st.drain = self._callbacks
         self._address = ctypes.addressof(st)
         self._delivered: tuple[int, CanFrame | None] = (0, None)
+        self._python_nodes: dict[int, int] = {}  # id(PythonNode) -> its index on the bus
         net.add(st)
 
     # ---- the reference's interface ----
@@ -270,9 +275,18 @@ class NativeCanBus(CanBus):
         super().attach(node)
         # A controller already on another bus keeps asking that one through Python.
         st = self._state
+        index = st.n_nodes
         if isinstance(node, NativeBusNode) and not getattr(node, "bus_request", None):
-            st.mcan[st.n_nodes] = node.join_native_bus(self._address)
+            st.mcan[index] = node.join_native_bus(self._address)
+        elif isinstance(node, PythonNode):
+            st.python_flags[index] = KEEPS_READY_AT | (0 if node.hears else DEAF)
+            self._python_nodes[id(node)] = index
+            self.pending_changed(node)
         st.n_nodes += 1
+
+    def pending_changed(self, node: CanNode) -> None:
+        since = node.pending_since()
+        self._state.ready_at[self._python_nodes[id(node)]] = NEVER if since is None else since
 
     def request(self, at_ns: int | None = None) -> None:
         self._lib.bus_request(self._address, self.clock.cycles if at_ns is None else at_ns)

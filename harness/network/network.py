@@ -43,6 +43,7 @@ class Network:
         self.lin_buses: dict[str, LinBus] = {}
         self.ecus: dict[str, Machine] = {}
         self.step_ns = STEP_BITS * NS_PER_S // 1_000_000
+        self._stop = False
 
     def can_bus(self, name: str, bitrate: int = 500_000, data_bitrate: int | None = None) -> CanBus:
         if name in self.buses or name in self.lin_buses:
@@ -165,15 +166,25 @@ class Network:
         return native if native is not None and native.lockstep else None
 
     def advance_to(self, end_ns: int) -> None:
+        """Run to `end_ns`, or only to the moment something calls `stop()`."""
         if (native := self._native_lockstep()) is not None:
             native.advance_to(end_ns, self.step_ns)
             return
+        self._stop = False
         while True:
             nxt = self.next_event_ns()
             target = end_ns if nxt is None else min(end_ns, nxt)
             self._move_to(target)
-            if target >= end_ns:
+            if target >= end_ns or self._stop:
                 return
+
+    def stop(self) -> None:
+        """End the `advance_to` (or `run_for`) under way once this moment's events are done:
+        for a node or listener that knows the run has reached its point (a player whose
+        last frame is out). Between advances it does nothing."""
+        if self._native is not None:
+            self._native.state.stop = 1
+        self._stop = True
 
     def run_for(self, *, s: float = 0, ms: float = 0, us: float = 0, ns: int = 0) -> None:
         self.advance_to(self.now_ns + ns + self.clock.cycles_for(s=s, ms=ms, us=us))

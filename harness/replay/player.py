@@ -1,7 +1,9 @@
 """Inject a recorded trace into a network at its recorded times, in virtual time.
 
-The player reads one frame ahead and keeps one deadline on the network's clock, so a trace
-of any length streams through in constant memory. Recorded timestamps mark a frame's end, as
+The player queues a few milliseconds of the trace at a time in its nodes, each frame
+requested at its due time, and keeps one deadline on the network's clock to queue the next
+few, so a trace of any length streams through in constant memory and Python wakes once per
+batch, not once per frame. Recorded timestamps mark a frame's end, as
 loggers stamp frames (and as the recorder writes them): each frame is queued so that, on an
 idle bus, it ends at its recorded time (relative to the first frame, scaled by
 `time_scale`), and a replay of a replay keeps the timestamps. If the bus is busy it waits
@@ -25,6 +27,7 @@ from harness.network.network import Network
 from harness.replay.reader import TraceError, TraceFrame, read_trace
 
 LOOP_GAP_NS = 1_000_000  # between the end of one pass of a looped trace and the next
+REFILL_NS = 5_000_000  # how far ahead of virtual time each batch queues the trace
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class TracePlayer:
         self.trace = Path(trace)
         self.options = options
         self.counts = PlayerCounts()
-        self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False)
+        self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False, hears=False)
                       for name, bus in network.buses.items()}  # fmt: skip
         self.lateness = Lateness()
         # per bus, in queue order: (ideal start, the frame's recorded time)
@@ -114,18 +117,14 @@ class TracePlayer:
         self._frames = self._schedule()
         self._read_end = 0  # the recorded end of the last frame read from the trace
         self._exhausted = False
-        # per bus, in file order: (queue at, ideal start, frame, recorded time)
-        self._pending: dict[str, deque[tuple[int, int, CanFrame, float]]] = {
-            n: deque() for n in self.nodes
-        }
-        self._deadline = network.clock.deadline(self._inject_due)
-        self._arm()
+        self._last_at = dict.fromkeys(self.nodes, 0)  # per bus: the latest request queued
+        self._deadline = network.clock.deadline(self._refill)
+        self._refill()
 
     @property
     def done(self) -> bool:
         """Every frame was injected and has left its node's queue."""
-        return (self._exhausted and not any(self._pending.values())
-                and not any(n.queue for n in self.nodes.values()))  # fmt: skip
+        return self._exhausted and not any(n.queue for n in self.nodes.values())
 
     def _bus_for(self, record: TraceFrame) -> str | None:
         channels = self.options.channels
@@ -189,36 +188,31 @@ class TracePlayer:
                 yield end, ideal, bus, record.frame, record.time_s
             offset = last_end + LOOP_GAP_NS
 
-    def _next_due(self) -> tuple[str, int] | None:
-        """The bus whose queued frame is due first, and when. Each bus keeps the trace's order
-        (a frame that would start before the previous one, being longer, queues behind it);
-        across buses frames are independent. Frames are read ahead until none still unread
-        could be due earlier: an unread frame ends no earlier than a frame's length before the
-        latest end read (out-of-order buses), so it starts no earlier than two lengths
-        before it."""
-        while not self._exhausted:
-            heads = [q[0][0] for q in self._pending.values() if q]
-            if heads and min(heads) < self._read_end - 2 * self._horizon_ns:
-                break
+    def _refill(self) -> None:
+        """Queue every frame that may be due before `REFILL_NS` from now, each requested at
+        its ideal start (or after the previous frame of its bus: each bus keeps the trace's
+        order, a frame that would start before the previous one, being longer, queues behind
+        it; across buses frames are independent). Frames are read until none still unread
+        could be due by then: an unread frame ends no earlier than a frame's length before the
+        latest end read (out-of-order buses), so starts no earlier than two lengths before it.
+        The next batch is queued when virtual time reaches that bound."""
+        now = self.network.now_ns
+        while not self._exhausted and self._read_end - 2 * self._horizon_ns <= now + REFILL_NS:
             item = next(self._frames, None)
             if item is None:
                 self._exhausted = True
                 break
             end, ideal, bus, frame, recorded_s = item
             self._read_end = max(self._read_end, end)
-            queue = self._pending[bus]
-            at = max(ideal, queue[-1][0]) if queue else ideal
-            queue.append((at, ideal, frame, recorded_s))
-        due = [(q[0][0], bus) for bus, q in self._pending.items() if q]
-        if not due:
-            return None
-        at, bus = min(due)
-        return bus, at
-
-    def _arm(self) -> None:
-        due = self._next_due()
-        if due is not None:
-            self._deadline.arm_at(max(due[1], self.network.now_ns))
+            at = self._last_at[bus] = max(ideal, self._last_at[bus])
+            self.nodes[bus].send(frame, at)
+            self._scheduled[bus].append((ideal, recorded_s))
+            self.counts.injected += 1
+            self.counts.per_bus[bus] = self.counts.per_bus.get(bus, 0) + 1
+        if not self._exhausted:
+            self._deadline.arm_at(self._read_end - 2 * self._horizon_ns)
+        elif self.done:
+            self.network.stop()
 
     @property
     def time_offset_s(self) -> float:
@@ -227,20 +221,11 @@ class TracePlayer:
         origin_s = (self.first_time_s or 0.0) + self.options.start_s
         return origin_s - (self.start_ns + self.anchor_ns) / 1e9
 
-    def _inject_due(self) -> None:
-        now = self.network.now_ns
-        while (due := self._next_due()) is not None and due[1] <= now:
-            bus = due[0]
-            _at, ideal, frame, recorded_s = self._pending[bus].popleft()
-            self.nodes[bus].send(frame)
-            self._scheduled[bus].append((ideal, recorded_s))
-            self.counts.injected += 1
-            self.counts.per_bus[bus] = self.counts.per_bus.get(bus, 0) + 1
-        self._arm()
-
     def _started(self, bus: str, frame: CanFrame) -> None:
         ideal, recorded_s = self._scheduled[bus].popleft()
         late = self.network.buses[bus].started_ns(frame) - ideal
+        if self.done:
+            self.network.stop()  # the replay has reached its end: its run stops here
         timing = self.lateness
         timing.frames += 1
         timing.total_ns += late

@@ -15,6 +15,7 @@ from harness.board import Board
 from harness.boards import DEFAULT_BOARD
 from harness.dbc import Dbc
 from harness.errors import HarnessError
+from harness.frames.can import CanFrame
 from harness.frames.ids import format_id, id_key
 from harness.frames.timing import format_bitrate
 from harness.machine import Machine
@@ -165,15 +166,21 @@ def replay(
             end = max(span_ns, done) + tail_ns if end_ns is None else end_ns - player.start_ns
             progress(done, end)
 
+    def too_late(_frame: CanFrame) -> None:
+        if player.lateness.max_ns > tolerance_ns:
+            net.stop()  # at this very frame: the error names it
+
+    if strict_timing:
+        for node in player.nodes.values():
+            node.sent_listeners.append(too_late)
     try:
-        report_at = net.now_ns + CHUNK_NS
-        while not player.done and net.step():
+        # In chunks, each ended early by the player once its last frame is out (net.stop)
+        while not player.done and net.next_event_ns() is not None:
+            net.advance_to(net.now_ns + CHUNK_NS)
             if strict_timing and player.lateness.max_ns > tolerance_ns:
                 raise ReplayTimingError(_timing_problem(trace, player.lateness, rates,
                                                         timing_tolerance_ms))  # fmt: skip
-            if net.now_ns >= report_at:
-                report()
-                report_at = net.now_ns + CHUNK_NS
+            report()
         replay_ns = net.now_ns - player.start_ns
         replay_load = {name: bus.stats.load(replay_ns) for name, bus in net.buses.items()}
         tail_end = net.now_ns + tail_ns
