@@ -88,9 +88,9 @@ class CanFrame:
 
     def stamped(self, timestamp_ns: int, channel: str) -> CanFrame:
         """This frame as seen on `channel` at `timestamp_ns` (faster than dataclasses.replace)."""
-        return CanFrame(self.arbitration_id, self.data, self.is_extended, self.is_fd, self.brs,
-                        self.esi, self.is_remote, self.remote_length, timestamp_ns,
-                        channel)  # fmt: skip
+        return checked_frame(self.arbitration_id, self.data, self.is_extended, self.is_fd,
+                             self.brs, self.esi, self.is_remote, self.remote_length,
+                             timestamp_ns, channel)  # fmt: skip
 
     def arbitration_key(self) -> tuple[int, ...]:
         """The arbitration field as bits on the wire; the smallest key wins (0 is dominant)."""
@@ -100,3 +100,19 @@ class CanFrame:
             return (base, 1, 1, ext, int(self.is_remote))
         # base ID, RTR (RRS in FD), IDE (dominant)
         return (self.arbitration_id, int(self.is_remote), 0)
+
+
+_SLOT_SETTERS = tuple(getattr(CanFrame, name).__set__ for name in CanFrame.__slots__)
+
+
+def checked_frame(arbitration_id: int, data: bytes, is_extended: bool, is_fd: bool, brs: bool,
+                  esi: bool, is_remote: bool, remote_length: int, timestamp_ns: int,
+                  channel: str) -> CanFrame:  # fmt: skip
+    """A CanFrame of fields already checked (a frame a bus carried, a copy with a new
+    timestamp), built without checking them again: twice as fast, for every delivery."""
+    frame = object.__new__(CanFrame)
+    s = _SLOT_SETTERS
+    s[0](frame, arbitration_id), s[1](frame, data), s[2](frame, is_extended)
+    s[3](frame, is_fd), s[4](frame, brs), s[5](frame, esi), s[6](frame, is_remote)
+    s[7](frame, remote_length), s[8](frame, timestamp_ns), s[9](frame, channel)
+    return frame

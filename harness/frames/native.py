@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from harness.frames.can import CanFrame
+from harness.frames.can import CanFrame, checked_frame
 
 EXT, FD, BRS, ESI, REMOTE = 1, 2, 4, 8, 16
 
@@ -30,8 +30,15 @@ class NativeFrame(ctypes.Structure):
         return self
 
     def frame(self, channel: str = "") -> CanFrame:
-        """The frame, with its timestamp (a bus's delivery time; 0 for one yet to be sent)."""
+        """The frame, with its timestamp (a bus's delivery time; 0 for one yet to be sent).
+        Its fields were checked on their way in (`fill`, or a controller's message RAM
+        decoded by its C side), so they are not checked again."""
         f = self.flags
-        return CanFrame(self.id, bytes(self.data[: self.length]), bool(f & EXT), bool(f & FD),
-                        bool(f & BRS), bool(f & ESI), bool(f & REMOTE), self.remote_length,
-                        self.timestamp_ns, channel)  # fmt: skip
+        start = _DATA
+        data = bytes(memoryview(self).cast("B")[start : start + self.length])
+        return checked_frame(self.id, data, bool(f & EXT), bool(f & FD), bool(f & BRS),
+                             bool(f & ESI), bool(f & REMOTE), self.remote_length,
+                             self.timestamp_ns, channel)  # fmt: skip
+
+
+_DATA = NativeFrame.data.offset  # type: ignore[attr-defined]

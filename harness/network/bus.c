@@ -33,6 +33,7 @@
 #define DECLINED 1
 #define KEEPS_READY_AT 1
 #define DEAF 2
+#define STAGED 4
 
 enum { F_EXT = 1, F_FD = 2, F_BRS = 4, F_ESI = 8, F_REMOTE = 16 };
 
@@ -66,9 +67,11 @@ typedef struct can_bus {
     uint32_t n_nodes;
     struct mcan_state *mcan[MAX_NODES]; /* NULL: a Python node */
     /* A Python node that keeps `ready_at` current (its pending_since(), NEVER: nothing
-     * queued) is asked to offer only once a frame is ready; a deaf one hears nothing. */
+     * queued) is asked to offer only once a frame is ready, or, a FIFO that keeps its next
+     * frame in `staged`, not asked at all; a deaf one hears nothing. */
     uint32_t python_flags[MAX_NODES];
     uint64_t ready_at[MAX_NODES];
+    bus_frame staged[MAX_NODES];
     node_call_fn call;
     uint32_t busy, sender;
     uint64_t frame_start;
@@ -175,6 +178,10 @@ static uint32_t id_key(const bus_frame *f) {
 static int offer(can_bus *b, uint32_t i, uint64_t now, bus_frame *out) {
     if (b->mcan[i]) return mcan_offer(b->mcan[i], now, out) >= 0;
     if (b->python_flags[i] & KEEPS_READY_AT && b->ready_at[i] > now) return 0;
+    if (b->python_flags[i] & STAGED) {
+        *out = b->staged[i];
+        return 1;
+    }
     return (int)b->call(i, OP_OFFER, now, out);
 }
 

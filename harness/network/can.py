@@ -237,10 +237,10 @@ class PythonNode:
         return min(at for at, _ in self.queue)
 
     def transmitted(self, frame: CanFrame) -> None:
-        assert self._offered is not None, "transmitted() without a winning offer"
-        if self.queue[0] is self._offered:
+        if self.tx_order == "fifo":  # always the head (a native bus offers it unasked)
             self.queue.popleft()
         else:
+            assert self._offered is not None, "transmitted() without a winning offer"
             self.queue.remove(self._offered)
         self._offered = None
         self.bus.pending_changed(self)

@@ -14,7 +14,7 @@ in C (`Network.step` / `advance_to` of network.py, the reference; tests/test_loc
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from harness.clock import NEVER, VirtualClock
@@ -27,7 +27,8 @@ from harness.network.can import BusStats, CanBus, CanNode, PythonNode
 _U32, _U64 = ctypes.c_uint32, ctypes.c_uint64
 MAX_NODES, MAX_BUSES, MAX_ERROR_IDS, LOG_SIZE, MAX_MACHINES = 32, 16, 64, 256, 32  # bus.c
 OP_OFFER, OP_PENDING_SINCE, OP_TRANSMITTED, OP_RECEIVE, OP_BUS_ERROR = range(5)
-KEEPS_READY_AT, DEAF = 1, 2  # bus.c: a PythonNode's copy of pending_since(); hears nothing
+# bus.c: a PythonNode's copy of pending_since(); hears nothing; its next frame copied to C
+KEEPS_READY_AT, DEAF, STAGED = 1, 2, 4
 
 _CALL = ctypes.CFUNCTYPE(_U64, _U32, _U32, _U64, ctypes.c_void_p)
 _DRAIN = ctypes.CFUNCTYPE(None)
@@ -54,6 +55,7 @@ class BusState(ctypes.Structure):
         ("mcan", ctypes.c_void_p * MAX_NODES),
         ("python_flags", _U32 * MAX_NODES),
         ("ready_at", _U64 * MAX_NODES),
+        ("staged", NativeFrame * MAX_NODES),
         ("call", _CALL),
         ("busy", _U32),
         ("sender", _U32),
@@ -179,6 +181,24 @@ class NativeNetClock:
         self.raise_error()
         return bool(moved)
 
+    def stepper(self, step_ns: int) -> Callable[[int], bool]:
+        """`step` bound once for a loop of many steps (Network.run_until): the same, with
+        less Python per step."""
+        self.state.step_ns = step_ns
+        net_step, address, state = self.lib.net_step, self.address, self.state
+
+        def step(end_ns: int) -> bool:
+            if net_step(address, end_ns):
+                if state.failed:
+                    self.raise_error()
+                return True
+            self.raise_error()
+            self.lib.net_advance(address, end_ns)
+            self.raise_error()
+            return False
+
+        return step
+
     def advance_to(self, end_ns: int, step_ns: int) -> None:
         self.state.step_ns = step_ns
         self.lib.net_advance(self.address, end_ns)
@@ -279,14 +299,24 @@ class NativeCanBus(CanBus):
         if isinstance(node, NativeBusNode) and not getattr(node, "bus_request", None):
             st.mcan[index] = node.join_native_bus(self._address)
         elif isinstance(node, PythonNode):
-            st.python_flags[index] = KEEPS_READY_AT | (0 if node.hears else DEAF)
+            staged = STAGED if node.tx_order == "fifo" else 0
+            st.python_flags[index] = KEEPS_READY_AT | staged | (0 if node.hears else DEAF)
             self._python_nodes[id(node)] = index
             self.pending_changed(node)
         st.n_nodes += 1
 
     def pending_changed(self, node: CanNode) -> None:
+        st, index = self._state, self._python_nodes[id(node)]
+        if st.python_flags[index] & STAGED:
+            queue = node.queue  # type: ignore[attr-defined]  # a PythonNode
+            if queue:
+                st.staged[index].fill(queue[0][1])
+                st.ready_at[index] = queue[0][0]
+            else:
+                st.ready_at[index] = NEVER
+            return
         since = node.pending_since()
-        self._state.ready_at[self._python_nodes[id(node)]] = NEVER if since is None else since
+        st.ready_at[index] = NEVER if since is None else since
 
     def request(self, at_ns: int | None = None) -> None:
         self._lib.bus_request(self._address, self.clock.cycles if at_ns is None else at_ns)

@@ -209,7 +209,9 @@ class Network:
     def run_until(self, predicate: Callable[[], bool], *, timeout_ms: float) -> float:
         """Advance step by step until `predicate()` holds; returns the time in ms."""
         end = self.now_ns + self.clock.cycles_for(ms=timeout_ms)
+        native = self._native_lockstep()
+        step = native.stepper(self.step_ns) if native is not None else self.step
         while not predicate():
-            if not self.step(end) and not predicate():
+            if not step(end) and not predicate():
                 raise VirtualTimeout(f"condition not met within {timeout_ms} ms of virtual time")
         return self.now_ns / 1e6
