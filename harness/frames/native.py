@@ -41,4 +41,4 @@ class NativeFrame(ctypes.Structure):
                              self.timestamp_ns, channel)  # fmt: skip
 
 
-_DATA = NativeFrame.data.offset  # type: ignore[attr-defined]
+_DATA = NativeFrame.data.offset
