@@ -138,3 +138,46 @@ def test_nodes_can_forget_what_they_saw() -> None:
     tx.send(CanFrame(0x10))
     b.clock.advance_to(1_000_000)
     assert len(seen) == 1 and quiet.received == [] and tx.sent == []
+
+
+def test_a_frame_queued_ahead_goes_out_at_its_request_time() -> None:
+    b = bus(1_000_000)
+    player, rx = PythonNode("player", b, hears=False), PythonNode("rx", b)
+    early, later = CanFrame(0x100, bytes(8)), CanFrame(0x080, bytes(8))
+    player.send(early, at_ns=60_000)
+    player.send(later, at_ns=40_000)  # a FIFO: behind `early`, whatever its time
+    rx.send(CanFrame(0x700))
+    first_ends = b.duration_ns(CanFrame(0x700))
+    assert first_ends < 60_000  # the bus is idle again when the player's frame is due
+    b.clock.advance_to(first_ends)
+    assert [f.arbitration_id for f in rx.sent] == [0x700] and not player.sent
+    assert player.queue and player.pending_since() == 60_000
+    b.clock.advance_to(1_000_000)
+    assert [f.arbitration_id for f in rx.received] == [0x100, 0x080]
+    assert rx.received[0].timestamp_ns == 60_000 + b.stamp_after_ns(early)
+    assert not player.received  # deaf: it heard rx's frame and kept nothing
+
+
+def test_a_priority_queue_offers_the_best_frame_already_requested() -> None:
+    b = bus(1_000_000)
+    node, rx = PythonNode("q", b, "priority"), PythonNode("rx", b)
+    node.send(CanFrame(0x300), at_ns=10_000)
+    node.send(CanFrame(0x100), at_ns=200_000)  # better, but requested later
+    assert node.pending_since() == 10_000
+    b.clock.advance_to(1_000_000)
+    assert [f.arbitration_id for f in rx.received] == [0x300, 0x100]
+    assert rx.received[1].timestamp_ns == 200_000 + b.stamp_after_ns(rx.received[1])
+
+
+def test_a_listener_stops_the_advance_at_its_frame() -> None:
+    net = Network()
+    net.can_bus("can0", 1_000_000)
+    tx, rx = PythonNode("tx", net.bus("can0")), PythonNode("rx", net.bus("can0"))
+    for i in range(5):
+        tx.send(CanFrame(0x100 + i, bytes(8)))
+    rx.listeners.append(lambda f: net.stop() if f.arbitration_id == 0x102 else None)
+    net.advance_to(10_000_000)
+    assert net.now_ns == rx.received[-1].timestamp_ns  # stopped at the third frame's end
+    assert [f.arbitration_id for f in rx.received] == [0x100, 0x101, 0x102]
+    net.advance_to(10_000_000)  # the next advance runs to its end
+    assert net.now_ns == 10_000_000 and len(rx.received) == 5

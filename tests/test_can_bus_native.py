@@ -2,7 +2,8 @@
 
 Both get the same random traffic: Python nodes with TX FIFOs and TX queues sending every kind
 of frame at random times (from events on the same clock, so ties with the bus's own events
-are exercised), a node that answers what it hears from inside the delivery, injected error
+are exercised), some frames queued ahead of the time they are requested at (as the trace
+player queues them), a deaf node (a pure source), a node that answers what it hears from inside the delivery, injected error
 frames for all IDs or a few, and a Python event at the very moment of some deliveries. Every
 delivery and confirmation (time, node, frame, the order of all of them) and the statistics
 must be the same.
@@ -27,7 +28,9 @@ Log = list[tuple[Any, ...]]
 
 # send times on a coarse grid, so that frames on two buses start and end together
 times = st.integers(0, 400_000) | st.integers(0, 8).map(lambda k: k * 50_000)
-sends = st.lists(st.tuples(st.integers(0, 3), times, can_frames()), max_size=30)
+# (node, when queued, frame, how much later it is requested at: None, now)
+sends = st.lists(st.tuples(st.integers(0, 3), times, can_frames(),
+                           st.none() | st.integers(0, 100_000)), max_size=30)  # fmt: skip
 errors = st.lists(st.tuples(st.integers(0, 400_000), st.integers(1, 3),
                             st.none() | st.lists(st.integers(0, 0x7FF), max_size=3)),
                   max_size=3)  # fmt: skip
@@ -46,7 +49,8 @@ def run(native: bool, rates: tuple[int, int], orders: list[str], traffic: list[A
         buses = [CanBus(f"can{i}", clock, *rates) for i in range(n_buses)]
     bus = buses[0]
     log: Log = []
-    nodes = [PythonNode(f"n{i}", buses[i % n_buses], order) for i, order in enumerate(orders)]
+    nodes = [PythonNode(f"n{i}", buses[i % n_buses], order, hears=i != 1)
+             for i, order in enumerate(orders)]  # fmt: skip
     answering = PythonNode("answer", bus)
     for node in (*nodes, answering):
         node.listeners.append(lambda f, n=node.name: log.append((clock.cycles, n, "rx", f)))
@@ -57,9 +61,10 @@ def run(native: bool, rates: tuple[int, int], orders: list[str], traffic: list[A
             answering.send(CanFrame(0x7FF - frame.arbitration_id % 0x100, b"\x01"))
 
     answering.listeners.append(answer)
-    for node_index, at, frame in traffic:
+    for node_index, at, frame, later in traffic:
         node = nodes[node_index % len(nodes)]
-        clock.schedule_at(at, lambda node=node, frame=frame: node.send(frame))
+        request_at = None if later is None else at + later
+        clock.schedule_at(at, lambda n=node, f=frame, r=request_at: n.send(f, r))
     for at, count, ids in faults:
         clock.schedule_at(at, lambda c=count, i=ids: bus.inject_errors(c, i))
     for at in ticks:  # Python events, some at the moments of bus events
@@ -68,7 +73,7 @@ def run(native: bool, rates: tuple[int, int], orders: list[str], traffic: list[A
         clock.advance_to(end)
         log.append(("stop", end, clock.next_deadline()))
     stats = [(s.frames, s.errors, s.busy_ns, dict(s.per_id)) for s in (b.stats for b in buses)]
-    return log, (stats, [n.sent for n in nodes], answering.received)
+    return log, (stats, [(n.sent, n.received) for n in nodes], answering.received)
 
 
 @settings(max_examples=200, deadline=None)
@@ -120,7 +125,8 @@ def test_per_id_counts_survive_more_frames_than_the_native_log_holds() -> None:
 
 def test_two_buses_with_events_at_the_same_instants_keep_the_reference_order() -> None:
     frames = [CanFrame(0x123, bytes(8)), CanFrame(0x321, bytes(3), is_fd=True, brs=True)]
-    traffic = [(node, at, f) for at in (1_000, 1_000, 90_000) for f in frames for node in (1, 0)]
+    traffic = [(node, at, f, None) for at in (1_000, 1_000, 90_000) for f in frames
+               for node in (1, 0)]  # fmt: skip
     args = ((500_000, 2_000_000), ["fifo", "priority"], traffic, [], [1_000], 2)
     python, native = run(False, *args), run(True, *args)
     sent = [entry for entry in python[0] if entry[2:3] == ("tx",)]
