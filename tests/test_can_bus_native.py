@@ -3,10 +3,10 @@
 Both get the same random traffic: Python nodes with TX FIFOs and TX queues sending every kind
 of frame at random times (from events on the same clock, so ties with the bus's own events
 are exercised), some frames queued ahead of the time they are requested at (as the trace
-player queues them), a deaf node (a pure source), a node that answers what it hears from inside the delivery, injected error
-frames for all IDs or a few, and a Python event at the very moment of some deliveries. Every
-delivery and confirmation (time, node, frame, the order of all of them) and the statistics
-must be the same.
+player queues them), a deaf node (a pure source), a node that answers what it hears from
+inside the delivery, injected error frames for all IDs or a few, and a Python event at the
+very moment of some deliveries. Every delivery and confirmation (time, node, frame, the
+order of all of them) and the statistics must be the same.
 """
 
 from __future__ import annotations
