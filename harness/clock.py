@@ -59,8 +59,7 @@ class Deadline:
     def arm_at(self, cycle: int) -> None:
         self.generation += 1
         self.at = cycle
-        generation = self.generation
-        self._clock.schedule_at(cycle, lambda: self._fire(generation))
+        self._clock.schedule_at(cycle, _Firing(self, self.generation))
 
     def arm_in(self, cycles: int) -> None:
         self.arm_at(self._clock.cycles + cycles)
@@ -69,16 +68,34 @@ class Deadline:
         self.generation += 1
         self.at = None
 
-    def _fire(self, generation: int) -> None:
-        if generation == self.generation and self.at is not None:
-            self.due, self.at = self.at, None
-            self._callback()
+    def _fire(self) -> None:
+        self.due, self.at = self.at or 0, None
+        self._callback()
 
     def state(self) -> tuple[int, int | None, int]:
         return self.generation, self.at, self.due
 
     def restore(self, state: tuple[int, int | None, int]) -> None:
         self.generation, self.at, self.due = state
+
+
+class _Firing:
+    """A deadline's entry in the clock's queue; stale once the deadline is re-armed or
+    disarmed. A stale entry fires into nothing, and is dropped from the queue's head so
+    that `next_deadline` (how far a network may step) names a moment something happens."""
+
+    __slots__ = ("deadline", "generation")
+
+    def __init__(self, deadline: Deadline, generation: int) -> None:
+        self.deadline, self.generation = deadline, generation
+
+    @property
+    def stale(self) -> bool:
+        return self.generation != self.deadline.generation or self.deadline.at is None
+
+    def __call__(self) -> None:
+        if not self.stale:
+            self.deadline._fire()
 
 
 class VirtualClock:
@@ -137,6 +154,12 @@ class VirtualClock:
         if self._native is not None and self._events[0][1] == seq:
             self._native.py_next_cycle, self._native.py_next_seq = cycle, seq
 
+    def _drop_stale(self) -> None:
+        """(Not on `restore`: the deadlines are restored after their clock.)"""
+        events = self._events
+        while events and isinstance(head := events[0][2], _Firing) and head.stale:
+            heapq.heappop(events)
+
     def _publish(self) -> None:
         """Tell the native loop when this queue's earliest event falls."""
         if self._native is not None:
@@ -148,6 +171,7 @@ class VirtualClock:
         return Deadline(self, callback)
 
     def next_deadline(self) -> int | None:
+        self._drop_stale()
         nxt = self._events[0][0] if self._events else None
         native = self._native
         if native is not None and native.native_next_cycle != NEVER and (
@@ -179,6 +203,7 @@ class VirtualClock:
             if events and events[0][0] <= limit and (events[0][0], events[0][1]) < (at, seq):
                 counter.cycles = max(counter.cycles, events[0][0])
                 heapq.heappop(events)[2]()
+                self._drop_stale()
                 self._publish()
             elif at <= limit and self._fire_native is not None:
                 counter.cycles = max(counter.cycles, at)

@@ -62,3 +62,17 @@ def test_time_conversions() -> None:
     assert clock.seconds == 1.0
     with pytest.raises(ValueError, match="positive"):
         VirtualClock(0)
+
+
+def test_next_deadline_names_a_moment_something_happens() -> None:
+    clock = VirtualClock(1000)
+    hits: list[int] = []
+    d = clock.deadline(lambda: hits.append(clock.cycles))
+    d.arm_at(150)
+    d.arm_at(100)  # earlier: the entry at 150 is stale
+    assert clock.next_deadline() == 100
+    clock.advance_to(120)
+    assert hits == [100] and clock.next_deadline() is None  # not the stale 150
+    d.arm_at(300)
+    d.disarm()
+    assert clock.next_deadline() is None
