@@ -157,8 +157,12 @@ class VirtualClock:
     def _drop_stale(self) -> None:
         """(Not on `restore`: the deadlines are restored after their clock.)"""
         events = self._events
+        dropped = False
         while events and isinstance(head := events[0][2], _Firing) and head.stale:
             heapq.heappop(events)
+            dropped = True
+        if dropped:
+            self._publish()
 
     def _publish(self) -> None:
         """Tell the native loop when this queue's earliest event falls."""
@@ -203,8 +207,8 @@ class VirtualClock:
             if events and events[0][0] <= limit and (events[0][0], events[0][1]) < (at, seq):
                 counter.cycles = max(counter.cycles, events[0][0])
                 heapq.heappop(events)[2]()
-                self._drop_stale()
                 self._publish()
+                self._drop_stale()
             elif at <= limit and self._fire_native is not None:
                 counter.cycles = max(counter.cycles, at)
                 self._fire_native()
