@@ -161,6 +161,7 @@ class NativeNetClock:
         self._callbacks = (_MACHINE_NEXT(self._machine_next), _MACHINE_RUN(self._machine_run),
                            _ADVANCE_CLOCK(self._advance_clock))  # fmt: skip
         s.machine_next, s.machine_run, s.advance_clock = self._callbacks
+        self._step = self._bind_step()
 
     def add_machine(self, machine: LockstepMachine) -> None:
         handles = machine.native_lockstep()
@@ -182,10 +183,14 @@ class NativeNetClock:
         return bool(moved)
 
     def stepper(self, step_ns: int) -> Callable[[int], bool]:
-        """`step` bound once for a loop of many steps (Network.run_until): the same, with
-        less Python per step."""
+        """`step` for a loop of many steps (Network.run_until): the same, with less Python
+        per step."""
         self.state.step_ns = step_ns
-        net_step, address, state = self.lib.net_step, self.address, self.state
+        return self._step
+
+    def _bind_step(self) -> Callable[[int], bool]:
+        net_step, net_advance, address, state = (self.lib.net_step, self.lib.net_advance,
+                                                 self.address, self.state)  # fmt: skip
 
         def step(end_ns: int) -> bool:
             if net_step(address, end_ns):
@@ -193,7 +198,7 @@ class NativeNetClock:
                     self.raise_error()
                 return True
             self.raise_error()
-            self.lib.net_advance(address, end_ns)
+            net_advance(address, end_ns)
             self.raise_error()
             return False
 
@@ -271,7 +276,11 @@ class NativeCanBus(CanBus):
         st.call, st.drain = self._callbacks
         self._address = ctypes.addressof(st)
         self._delivered: tuple[int, CanFrame | None] = (0, None)
-        self._python_nodes: dict[int, int] = {}  # id(PythonNode) -> its index on the bus
+        # id(PythonNode) -> its index on the bus, and its staged frame in C (a FIFO's)
+        self._python_nodes: dict[int, tuple[int, NativeFrame | None]] = {}
+        self._ready_at = st.ready_at
+        self._controllers: set[int] = set()  # indices of the nodes with a C side (M_CANs)
+        self._staged: set[int] = set()  # indices of the FIFO PythonNodes (sending their head)
         net.add(st)
 
     # ---- the reference's interface ----
@@ -298,25 +307,30 @@ class NativeCanBus(CanBus):
         index = st.n_nodes
         if isinstance(node, NativeBusNode) and not getattr(node, "bus_request", None):
             st.mcan[index] = node.join_native_bus(self._address)
+            self._controllers.add(index)
         elif isinstance(node, PythonNode):
-            staged = STAGED if node.tx_order == "fifo" else 0
-            st.python_flags[index] = KEEPS_READY_AT | staged | (0 if node.hears else DEAF)
-            self._python_nodes[id(node)] = index
+            fifo = node.tx_order == "fifo"
+            st.python_flags[index] = (KEEPS_READY_AT | (STAGED if fifo else 0)
+                                      | (0 if node.hears else DEAF))  # fmt: skip
+            self._python_nodes[id(node)] = (index, st.staged[index] if fifo else None)
+            if fifo:
+                self._staged.add(index)
             self.pending_changed(node)
         st.n_nodes += 1
 
     def pending_changed(self, node: CanNode) -> None:
-        st, index = self._state, self._python_nodes[id(node)]
-        if st.python_flags[index] & STAGED:
+        index, staged = self._python_nodes[id(node)]
+        if staged is not None:  # a FIFO: its head, or nothing
             queue = node.queue  # type: ignore[attr-defined]  # a PythonNode
             if queue:
-                st.staged[index].fill(queue[0][1])
-                st.ready_at[index] = queue[0][0]
+                at, frame = queue[0]
+                staged.fill(frame)
+                self._ready_at[index] = at
             else:
-                st.ready_at[index] = NEVER
+                self._ready_at[index] = NEVER
             return
         since = node.pending_since()
-        st.ready_at[index] = NEVER if since is None else since
+        self._ready_at[index] = NEVER if since is None else since
 
     def request(self, at_ns: int | None = None) -> None:
         self._lib.bus_request(self._address, self.clock.cycles if at_ns is None else at_ns)
@@ -350,34 +364,39 @@ class NativeCanBus(CanBus):
     def _call(self, index: int, op: int, arg: int, frame: Any) -> int:
         try:
             node = self.nodes[index]
-            if op == OP_OFFER:
+            if op in (OP_TRANSMITTED, OP_RECEIVE):
+                # One frame object per delivery, as the reference passes to every node (the
+                # recorder tells the replayed frames by identity).
+                number, delivered = self._delivered
+                frames = self._state.frames
+                if number != frames or delivered is None:
+                    if op == OP_TRANSMITTED and index in self._staged:  # its queue's head
+                        head = node.queue[0][1]  # type: ignore[attr-defined]  # a PythonNode
+                        delivered = head.stamped(_U64.from_address(frame).value, self.name)
+                    else:
+                        delivered = NativeFrame.from_address(frame).frame(self.name)
+                    self._delivered = (frames, delivered)
+                if index in self._controllers:  # the controller's C side declined it
+                    assert isinstance(node, NativeBusNode)
+                    if op == OP_TRANSMITTED:
+                        node.model_transmitted(delivered)
+                    else:
+                        node.model_receive(delivered)
+                elif op == OP_TRANSMITTED:
+                    node.transmitted(delivered)
+                else:
+                    node.receive(delivered)
+            elif op == OP_OFFER:
                 offered = node.offer(arg)
                 if offered is None:
                     return 0
                 NativeFrame.from_address(frame).fill(offered)
                 return 1
-            if op == OP_PENDING_SINCE:
+            elif op == OP_PENDING_SINCE:
                 since = node.pending_since()
                 return NEVER if since is None else since
-            if op == OP_BUS_ERROR:
+            else:  # OP_BUS_ERROR
                 node.bus_error(transmitting=bool(arg))
-                return 0
-            # One frame object per delivery, as the reference passes to every node (the
-            # recorder tells the replayed frames by identity).
-            number, delivered = self._delivered
-            if number != self._state.frames or delivered is None:
-                delivered = NativeFrame.from_address(frame).frame(self.name)
-                self._delivered = (self._state.frames, delivered)
-            if self._state.mcan[index] is not None:  # the controller's C side declined it
-                assert isinstance(node, NativeBusNode)
-                if op == OP_TRANSMITTED:
-                    node.model_transmitted(delivered)
-                else:
-                    node.model_receive(delivered)
-            elif op == OP_TRANSMITTED:
-                node.transmitted(delivered)
-            else:
-                node.receive(delivered)
         except BaseException as err:  # must not unwind through C: raised when C returns
             self._failed(err)
         return 0
