@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 NEVER = 2**64 - 1
+LAST = 2**62  # a sequence number's flag: after the unflagged events of its cycle (bus.c too)
 
 
 class CycleCounter(Protocol):
@@ -56,10 +57,11 @@ class Deadline:
         self.at: int | None = None
         self.due = 0  # when the last firing was due (may be earlier than the clock now)
 
-    def arm_at(self, cycle: int) -> None:
+    def arm_at(self, cycle: int, last: bool = False) -> None:
         self.generation += 1
         self.at = cycle
-        self._clock.schedule_at(cycle, _Firing(self, self.generation))
+        self._clock.schedule_at(cycle, _Firing(self, self.generation), last)
+        self._clock._drop_stale()  # the entry it replaces, if that was the queue's head
 
     def arm_in(self, cycles: int) -> None:
         self.arm_at(self._clock.cycles + cycles)
@@ -67,6 +69,7 @@ class Deadline:
     def disarm(self) -> None:
         self.generation += 1
         self.at = None
+        self._clock._drop_stale()
 
     def _fire(self) -> None:
         self.due, self.at = self.at or 0, None
@@ -144,9 +147,15 @@ class VirtualClock:
         total_ns = s * 1e9 + ms * 1e6 + us * 1e3 + ns
         return round(total_ns * self.hz / 1e9)
 
-    def schedule_at(self, cycle: int, callback: Callable[[], None]) -> None:
+    def schedule_at(self, cycle: int, callback: Callable[[], None], last: bool = False) -> None:
+        """Run `callback` at `cycle`, after the events already queued for it; `last`: after
+        every event at that cycle that is not `last` too, whenever it is queued (a CAN bus
+        arbitrating for a frame requested ahead of time lets every other request made for
+        that moment take part)."""
         counter = self._counter
         counter.seq = seq = counter.seq + 1
+        if last:
+            seq |= LAST
         cycle = max(cycle, counter.cycles)
         heapq.heappush(self._events, (cycle, seq, callback))
         if cycle < counter.deadline:
@@ -155,7 +164,9 @@ class VirtualClock:
             self._native.py_next_cycle, self._native.py_next_seq = cycle, seq
 
     def _drop_stale(self) -> None:
-        """(Not on `restore`: the deadlines are restored after their clock.)"""
+        """Drop stale deadline entries from the queue's head (and tell the native loop),
+        so the next event is one that does something. Not on `restore`: a machine restores
+        its clock and its deadlines one after the other, and between the two they disagree."""
         events = self._events
         dropped = False
         while events and isinstance(head := events[0][2], _Firing) and head.stale:

@@ -181,3 +181,29 @@ def test_a_listener_stops_the_advance_at_its_frame() -> None:
     assert [f.arbitration_id for f in rx.received] == [0x100, 0x101, 0x102]
     net.advance_to(10_000_000)  # the next advance runs to its end
     assert net.now_ns == 10_000_000 and len(rx.received) == 5
+
+
+def test_a_frame_queued_ahead_competes_with_every_request_for_its_moment() -> None:
+    """A Python event queued after the frame (a rest-bus tick, a tester) that sends at the
+    very nanosecond the queued frame is due: both take part in that arbitration, and the
+    lower ID wins, as on a real bus (the arbitration for a time to come runs last)."""
+    b = bus(1_000_000)
+    player, other, rx = PythonNode("player", b), PythonNode("other", b), PythonNode("rx", b)
+    player.send(CanFrame(0x300, b"\x11"), at_ns=200_000)
+    b.clock.schedule_at(200_000, lambda: other.send(CanFrame(0x100, b"\x22")))
+    b.clock.advance_to(1_000_000)
+    assert [f.arbitration_id for f in rx.received] == [0x100, 0x300]
+    assert rx.received[0].timestamp_ns == 200_000 + b.stamp_after_ns(rx.received[0])
+
+
+def test_a_disarmed_deadline_is_no_stop_for_the_network() -> None:
+    net = Network()
+    net.can_bus("can0", 1_000_000)
+    tx, rx = PythonNode("tx", net.bus("can0")), PythonNode("rx", net.bus("can0"))
+    deadline = net.clock.deadline(lambda: None)
+    deadline.arm_at(1_000_000)
+    deadline.disarm()
+    tx.send(CanFrame(0x100), at_ns=2_000_000)
+    assert net.step() and net.now_ns == 2_000_000  # not at the disarmed 1 ms (both paths)
+    net.run_for(ms=1)
+    assert len(rx.received) == 1

@@ -16,6 +16,7 @@ from harness import Machine
 from harness.dbc import Dbc
 from harness.network import CanFrame, Network, PythonNode
 from harness.replay import ReplayOptions, TraceError, TraceRecorder, read_trace, replay
+from harness.replay.player import TracePlayer
 from harness.replay.compare import compare_traces
 from harness.testing import CanTester
 
@@ -535,3 +536,21 @@ def test_asc_lines_whose_data_does_not_match_their_length_are_refused(
     path.write_text(ASC_HEAD + line + "\nEnd TriggerBlock\n")
     with pytest.raises(TraceError, match=r"bad\.asc: line 5: " + reason):
         list(read_trace(path))
+
+
+def test_a_player_driven_by_hand_leaves_the_run_its_length(tmp_path: Path) -> None:
+    """The player ends a replay's run at its last frame only when asked to (`on_done`):
+    a test that runs a network with a player on it for 200 ms gets 200 ms."""
+    trace = tmp_path / "five.log"
+    trace.write_text("".join(f"({1.0 + i * 0.01:.6f}) can0 300#0011\n" for i in range(5)))
+    net = Network()
+    net.can_bus("can0")
+    spy = PythonNode("spy", net.bus("can0"))
+    player = TracePlayer(net, trace, ReplayOptions())
+    net.run_for(ms=200)
+    assert net.now_ns == 200_000_000 and len(spy.received) == 5 and player.done
+    stopped = Network()
+    stopped.can_bus("can0")
+    TracePlayer(stopped, trace, ReplayOptions(), on_done=stopped.stop)
+    stopped.run_for(ms=200)
+    assert stopped.now_ns < 50_000_000  # at the fifth frame's end, ~40 ms in

@@ -31,6 +31,7 @@
 #define AFTER_CRC_BITS (1 + 1 + 7)
 #define EXTENDED_KEY 0x80000000u
 #define DECLINED 1
+#define LAST (1ull << 62) /* clock.py's LAST */
 #define KEEPS_READY_AT 1
 #define DEAF 2
 #define STAGED 4
@@ -143,19 +144,22 @@ void bus_publish(net_clock *c) {
     c->native_next_seq = e ? e->seq : 0;
 }
 
-/* VirtualClock.schedule_at / Deadline.arm_at: queued at max(at, now), next sequence number. */
-static void arm(net_clock *c, bus_event *e, uint64_t at) {
+/* VirtualClock.schedule_at / Deadline.arm_at: queued at max(at, now), next sequence number
+ * (with LAST: after the unflagged events of that moment, however late they are queued). */
+static void arm_as(net_clock *c, bus_event *e, uint64_t at, uint64_t last) {
     e->at = at;
     e->when = at > c->cycles ? at : c->cycles;
-    e->seq = ++c->seq;
+    e->seq = ++c->seq | last;
     if (e->when < c->deadline) c->deadline = e->when;
 }
+
+static void arm(net_clock *c, bus_event *e, uint64_t at) { arm_as(c, e, at, 0); }
 
 void bus_request(can_bus *b, uint64_t at_ns) {
     net_clock *c = b->clock;
     uint64_t at = at_ns > c->cycles ? at_ns : c->cycles;
     if (!b->busy && (b->arbitration.at == NEVER || at < b->arbitration.at)) {
-        arm(c, &b->arbitration, at);
+        arm_as(c, &b->arbitration, at, at > c->cycles ? LAST : 0);
         bus_publish(c);
     }
 }
@@ -213,7 +217,7 @@ static void arbitrate(can_bus *b) {
             if (c->failed) return;
             if (t != NEVER && t > now && t < later) later = t;
         }
-        if (later != NEVER) arm(c, &b->arbitration, later);
+        if (later != NEVER) arm_as(c, &b->arbitration, later, LAST);
         return;
     }
     uint64_t duration = bus_duration_ns(b, &b->frame), bit = 1000000000u / b->bitrate;

@@ -92,10 +92,13 @@ class CanBus:
 
     def request(self, at_ns: int | None = None) -> None:
         """A node asked to send at `at_ns` (default: now): arbitrate then if the bus is idle.
-        A busy bus arbitrates again after its intermission anyway."""
-        at = max(self.clock.cycles, self.clock.cycles if at_ns is None else at_ns)
+        A busy bus arbitrates again after its intermission anyway. An arbitration for a time
+        to come runs after that moment's other events, so that every frame requested for
+        it takes part, however early it was queued."""
+        now = self.clock.cycles
+        at = max(now, now if at_ns is None else at_ns)
         if not self._busy and (self._arbitration.at is None or at < self._arbitration.at):
-            self._arbitration.arm_at(at)
+            self._arbitration.arm_at(at, last=at > now)
 
     def pending_changed(self, node: CanNode) -> None:
         """`node`'s `pending_since()` changed (the native bus keeps a copy; this one asks)."""
@@ -137,7 +140,7 @@ class CanBus:
         if best is None:
             later = [t for n in self.nodes if (t := n.pending_since()) is not None and t > now]
             if later:
-                self._arbitration.arm_at(min(later))
+                self._arbitration.arm_at(min(later), last=True)
             return
         _, _, sender, frame = best
         duration = self.duration_ns(frame)

@@ -15,7 +15,7 @@ a backlog, shows there.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -67,10 +67,10 @@ class ReplayOptions:
 @dataclass
 class PlayerCounts:
     read: int = 0  # frames read from the trace (all passes)
-    injected: int = 0
+    injected: int = 0  # queued into the nodes (up to REFILL_NS ahead of being due)
     filtered: int = 0  # outside the window, the ID filters or the channel map
     trace_channels: set[int | str | None] = field(default_factory=set)  # as python-can reads them
-    per_bus: dict[str, int] = field(default_factory=dict)  # frames injected onto each bus
+    per_bus: dict[str, int] = field(default_factory=dict)  # frames queued onto each bus
 
 
 @dataclass
@@ -88,7 +88,10 @@ class Lateness:
 
 
 class TracePlayer:
-    def __init__(self, network: Network, trace: str | Path, options: ReplayOptions) -> None:
+    def __init__(self, network: Network, trace: str | Path, options: ReplayOptions,
+                 on_done: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """`on_done` is called at the moment the last frame has left its node (`done`): a
+        replay's run calls `Network.stop` there."""
         if not network.buses:
             raise ValueError("the network has no bus to replay onto")
         unknown = set((options.channels or {}).values()) - set(network.buses)
@@ -99,6 +102,7 @@ class TracePlayer:
         self.network = network
         self.trace = Path(trace)
         self.options = options
+        self.on_done = on_done
         self.counts = PlayerCounts()
         self.nodes = {name: PythonNode(f"replay:{name}", bus, keep=False, hears=False)
                       for name, bus in network.buses.items()}  # fmt: skip
@@ -211,8 +215,8 @@ class TracePlayer:
             self.counts.per_bus[bus] = self.counts.per_bus.get(bus, 0) + 1
         if not self._exhausted:
             self._deadline.arm_at(self._read_end - 2 * self._horizon_ns)
-        elif self.done:
-            self.network.stop()
+        elif self.done and self.on_done is not None:
+            self.on_done()
 
     @property
     def time_offset_s(self) -> float:
@@ -224,8 +228,8 @@ class TracePlayer:
     def _started(self, bus: str, frame: CanFrame) -> None:
         ideal, recorded_s = self._scheduled[bus].popleft()
         late = self.network.buses[bus].started_ns(frame) - ideal
-        if self.done:
-            self.network.stop()  # the replay has reached its end: its run stops here
+        if self.on_done is not None and self.done:
+            self.on_done()
         timing = self.lateness
         timing.frames += 1
         timing.total_ns += late

@@ -153,7 +153,7 @@ def replay(
                                "trace alone)") from None  # fmt: skip
     tail_ns = round(tail_ms * 1e6)
     span_ns = _span_ns(trace, options) if progress is not None else 0
-    player = TracePlayer(net, trace, options)  # reads up to the first frame it will send
+    player = TracePlayer(net, trace, options, on_done=net.stop)  # reads its first frames
     recorder = TraceRecorder(net, output, time_offset_s=player.time_offset_s)
     for node in player.nodes.values():
         node.sent_listeners.append(recorder.mark_stimulus)
