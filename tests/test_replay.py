@@ -16,8 +16,8 @@ from harness import Machine
 from harness.dbc import Dbc
 from harness.network import CanFrame, Network, PythonNode
 from harness.replay import ReplayOptions, TraceError, TraceRecorder, read_trace, replay
-from harness.replay.player import TracePlayer
 from harness.replay.compare import compare_traces
+from harness.replay.player import TracePlayer
 from harness.testing import CanTester
 
 DBC = Dbc.load()
