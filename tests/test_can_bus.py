@@ -207,3 +207,21 @@ def test_a_disarmed_deadline_is_no_stop_for_the_network() -> None:
     assert net.step() and net.now_ns == 2_000_000  # not at the disarmed 1 ms (both paths)
     net.run_for(ms=1)
     assert len(rx.received) == 1
+
+
+def test_a_node_class_of_its_own_is_asked_for_its_frames() -> None:
+    class Held(PythonNode):
+        held = True
+
+        def offer(self, now_ns: int) -> CanFrame | None:
+            return None if self.held else super().offer(now_ns)
+
+    b = bus(1_000_000)
+    node, rx = Held("held", b), PythonNode("rx", b)
+    node.send(CanFrame(0x123))
+    b.clock.advance_to(500_000)
+    assert not rx.received  # its own offer() said no
+    node.held = False
+    b.request()
+    b.clock.advance_to(1_000_000)
+    assert [f.arbitration_id for f in rx.received] == [0x123]

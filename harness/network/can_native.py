@@ -308,7 +308,7 @@ class NativeCanBus(CanBus):
         if isinstance(node, NativeBusNode) and not getattr(node, "bus_request", None):
             st.mcan[index] = node.join_native_bus(self._address)
             self._controllers.add(index)
-        elif isinstance(node, PythonNode):
+        elif type(node) is PythonNode:  # (a subclass may offer or hear otherwise: it is asked)
             fifo = node.tx_order == "fifo"
             st.python_flags[index] = (KEEPS_READY_AT | (STAGED if fifo else 0)
                                       | (0 if node.hears else DEAF))  # fmt: skip
@@ -319,7 +319,10 @@ class NativeCanBus(CanBus):
         st.n_nodes += 1
 
     def pending_changed(self, node: CanNode) -> None:
-        index, staged = self._python_nodes[id(node)]
+        mirrored = self._python_nodes.get(id(node))
+        if mirrored is None:  # asked through Python every time
+            return
+        index, staged = mirrored
         if staged is not None:  # a FIFO: its head, or nothing
             queue = node.queue  # type: ignore[attr-defined]  # a PythonNode
             if queue:
