@@ -34,8 +34,7 @@ class NativeFrame(ctypes.Structure):
         Its fields were checked on their way in (`fill`, or a controller's message RAM
         decoded by its C side), so they are not checked again."""
         f = self.flags
-        start = _DATA
-        data = bytes(memoryview(self).cast("B")[start : start + self.length])
+        data = bytes(memoryview(self).cast("B")[_DATA : _DATA + self.length])
         return checked_frame(self.id, data, bool(f & EXT), bool(f & FD), bool(f & BRS),
                              bool(f & ESI), bool(f & REMOTE), self.remote_length,
                              self.timestamp_ns, channel)  # fmt: skip

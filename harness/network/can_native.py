@@ -276,11 +276,10 @@ class NativeCanBus(CanBus):
         st.call, st.drain = self._callbacks
         self._address = ctypes.addressof(st)
         self._delivered: tuple[int, CanFrame | None] = (0, None)
-        # id(PythonNode) -> its index on the bus, and its staged frame in C (a FIFO's)
-        self._python_nodes: dict[int, tuple[int, NativeFrame | None]] = {}
+        self._python_nodes: dict[int, int] = {}  # id(PythonNode) -> its index on the bus
+        self._staged: dict[int, NativeFrame] = {}  # a FIFO PythonNode's index -> its head in C
         self._ready_at = st.ready_at
         self._controllers: set[int] = set()  # indices of the nodes with a C side (M_CANs)
-        self._staged: set[int] = set()  # indices of the FIFO PythonNodes (sending their head)
         net.add(st)
 
     # ---- the reference's interface ----
@@ -312,18 +311,17 @@ class NativeCanBus(CanBus):
             fifo = node.tx_order == "fifo"
             st.python_flags[index] = (KEEPS_READY_AT | (STAGED if fifo else 0)
                                       | (0 if node.hears else DEAF))  # fmt: skip
-            self._python_nodes[id(node)] = (index, st.staged[index] if fifo else None)
+            self._python_nodes[id(node)] = index
             if fifo:
-                self._staged.add(index)
+                self._staged[index] = st.staged[index]
             self.pending_changed(node)
         st.n_nodes += 1
 
     def pending_changed(self, node: CanNode) -> None:
-        mirrored = self._python_nodes.get(id(node))
-        if mirrored is None:  # asked through Python every time
+        index = self._python_nodes.get(id(node))
+        if index is None:  # asked through Python every time
             return
-        index, staged = mirrored
-        if staged is not None:  # a FIFO: its head, or nothing
+        if (staged := self._staged.get(index)) is not None:  # a FIFO: its head, or nothing
             queue = node.queue  # type: ignore[attr-defined]  # a PythonNode
             if queue:
                 at, frame = queue[0]

@@ -121,7 +121,6 @@ class TracePlayer:
         self._frames = self._schedule()
         self._read_end = 0  # the recorded end of the last frame read from the trace
         self._exhausted = False
-        self._last_at = dict.fromkeys(self.nodes, 0)  # per bus: the latest request queued
         self._deadline = network.clock.deadline(self._refill)
         self._refill()
 
@@ -208,8 +207,8 @@ class TracePlayer:
                 break
             end, ideal, bus, frame, recorded_s = item
             self._read_end = max(self._read_end, end)
-            at = self._last_at[bus] = max(ideal, self._last_at[bus])
-            self.nodes[bus].send(frame, at)
+            queue = self.nodes[bus].queue
+            self.nodes[bus].send(frame, max(ideal, queue[-1][0]) if queue else ideal)
             self._scheduled[bus].append((ideal, recorded_s))
             self.counts.injected += 1
             self.counts.per_bus[bus] = self.counts.per_bus.get(bus, 0) + 1
